@@ -1,0 +1,119 @@
+import { RequestError } from '../errors.js';
+import type { Environ, ErrorStream } from '../types.js';
+import { createInput } from './input.js';
+
+/** The largest CONTENT_LENGTH accepted: beyond it, byte counts lose precision in a JS number. */
+export const MAX_CONTENT_LENGTH = Number.MAX_SAFE_INTEGER;
+
+/** Everything a transport knows about one request, before it becomes an Environ. */
+export interface EnvironSource {
+  /** CGI meta-variables as byte strings (one char per byte). Keys with undefined values are skipped. */
+  variables: Record<string, string | undefined>;
+  /** The raw request body bytes; may run past CONTENT_LENGTH (the input stops there). */
+  input?: AsyncIterable<Uint8Array> | null;
+  /** True when the body ends where `input` ends, even without CONTENT_LENGTH. Default false. */
+  inputTerminated?: boolean;
+  /** Where `tsgi.errors` writes. */
+  errors: ErrorStream;
+  /** Fires when the client goes away. Default: a signal that never fires. */
+  signal?: AbortSignal;
+  /** Overrides the scheme derived from HTTPS / REQUEST_SCHEME. */
+  urlScheme?: 'http' | 'https';
+  multithread?: boolean;
+  multiprocess?: boolean;
+  runOnce?: boolean;
+  /** Called before the first read of the body that waits for the client (HTTP `Expect: 100-continue`). */
+  onFirstRead?: () => void;
+}
+
+const CONTENT_LENGTH_RE = /^[0-9]+$/;
+const NEVER = new AbortController().signal;
+
+/**
+ * The one translator from CGI variables to an Environ, used by every transport. It applies the rules every
+ * server must follow so that apps see the same environ wherever they run:
+ * - httpoxy: HTTP_PROXY is never passed (a client's `Proxy:` header would otherwise steer outgoing requests);
+ * - HTTP_CONTENT_TYPE / HTTP_CONTENT_LENGTH never appear (RFC 3875 §4.1.18);
+ * - empty CONTENT_LENGTH / CONTENT_TYPE mean absent (nginx sends them empty);
+ * - CONTENT_LENGTH must be decimal digits, else RequestError 400 ("-1", "+5", "5,5", "0x10", huge);
+ * - QUERY_STRING, SCRIPT_NAME and PATH_INFO always exist; SCRIPT_NAME is never "/", PATH_INFO is "" or
+ *   starts with "/".
+ * Throws RequestError(400) for a request that can't be represented.
+ */
+export function createEnviron(source: EnvironSource): Environ {
+  const vars: Record<string, string> = {};
+  for (const key of Object.keys(source.variables)) {
+    const value = source.variables[key];
+    if (typeof value === 'string') vars[key] = value;
+  }
+  delete vars.HTTP_PROXY;
+  delete vars.HTTP_CONTENT_TYPE;
+  delete vars.HTTP_CONTENT_LENGTH;
+  if (vars.CONTENT_TYPE === '') delete vars.CONTENT_TYPE;
+
+  let contentLength: number | null = null;
+  const rawLength = vars.CONTENT_LENGTH;
+  if (rawLength === '' || rawLength === undefined) {
+    delete vars.CONTENT_LENGTH;
+  } else {
+    const trimmed = rawLength.trim();
+    const parsed = CONTENT_LENGTH_RE.test(trimmed) ? Number(trimmed) : Number.NaN;
+    if (!Number.isSafeInteger(parsed) || parsed > MAX_CONTENT_LENGTH) {
+      throw new RequestError(`environ: bad CONTENT_LENGTH (${JSON.stringify(rawLength).slice(0, 40)})`);
+    }
+    contentLength = parsed;
+    vars.CONTENT_LENGTH = String(parsed);
+  }
+
+  vars.REQUEST_METHOD ??= 'GET';
+  vars.QUERY_STRING ??= '';
+  vars.SERVER_PROTOCOL ??= 'HTTP/1.0';
+  let scriptName = vars.SCRIPT_NAME ?? '';
+  let pathInfo = vars.PATH_INFO ?? '';
+  if (scriptName.endsWith('/')) {
+    // "/" alone, or "/app/", moves its trailing slash to PATH_INFO (PEP 3333: SCRIPT_NAME never ends in "/").
+    scriptName = scriptName.slice(0, -1);
+    pathInfo = `/${pathInfo.startsWith('/') ? pathInfo.slice(1) : pathInfo}`;
+  }
+  if (pathInfo !== '' && !pathInfo.startsWith('/')) pathInfo = `/${pathInfo}`;
+  vars.SCRIPT_NAME = scriptName;
+  vars.PATH_INFO = pathInfo;
+
+  const urlScheme = source.urlScheme ?? schemeOf(vars);
+  if (vars.SERVER_NAME === undefined) vars.SERVER_NAME = hostWithoutPort(vars.HTTP_HOST) ?? 'localhost';
+  vars.SERVER_PORT ??= urlScheme === 'https' ? '443' : '80';
+
+  const signal = source.signal ?? NEVER;
+  const terminated = source.inputTerminated ?? false;
+  const environ = vars as unknown as Environ;
+  environ['tsgi.version'] = [1, 0];
+  environ['tsgi.url_scheme'] = urlScheme;
+  environ['tsgi.input'] = createInput({
+    source: source.input ?? null,
+    contentLength,
+    terminated,
+    signal,
+    ...(source.onFirstRead ? { onFirstRead: source.onFirstRead } : {}),
+  });
+  environ['tsgi.input_terminated'] = terminated;
+  environ['tsgi.errors'] = source.errors;
+  environ['tsgi.signal'] = signal;
+  environ['tsgi.multithread'] = source.multithread ?? false;
+  environ['tsgi.multiprocess'] = source.multiprocess ?? false;
+  environ['tsgi.run_once'] = source.runOnce ?? false;
+  return environ;
+}
+
+/** "https" when HTTPS is on/1/yes (any case) or REQUEST_SCHEME is https (RFC 3875 leaves this to servers). */
+export function schemeOf(vars: Record<string, string | undefined>): 'http' | 'https' {
+  const https = vars.HTTPS?.toLowerCase();
+  if (https === 'on' || https === '1' || https === 'yes') return 'https';
+  if (vars.REQUEST_SCHEME?.toLowerCase() === 'https') return 'https';
+  return 'http';
+}
+
+function hostWithoutPort(host: string | undefined): string | undefined {
+  if (!host) return undefined;
+  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1) || undefined;
+  return host.split(':', 1)[0] || undefined;
+}

@@ -1,0 +1,16 @@
+export type * from './types.js';
+export * from './errors.js';
+export { createEnviron, schemeOf, type EnvironSource } from './environ/create-environ.js';
+export { createInput, type InputSource } from './environ/input.js';
+export {
+  bytesToByteString,
+  byteStringToBytes,
+  decodeLatin1Utf8,
+  encodeUtf8Latin1,
+  percentDecodeToByteString,
+  decodeProcessEnv,
+} from './environ/byte-policy.js';
+export { runApp, sendErrorPage, chunkToBytes, type ResponseSink, type RunResult, type RunOptions } from './response/run-app.js';
+export { formatCgiHead } from './response/cgi-head.js';
+export { runWithCgi, type CgiIo, type CgiOptions } from './servers/cgi.js';
+export { STATUS_TEXT } from './helpers/status-text.js';

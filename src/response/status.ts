@@ -1,0 +1,60 @@
+import { AppError } from '../errors.js';
+import type { Header } from '../types.js';
+
+/** A parsed status line: code and reason phrase. */
+export interface Status {
+  code: number;
+  reason: string;
+}
+
+const STATUS_RE = /^([1-9][0-9]{2})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?$/;
+const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_VALUE_RE = /[\r\n\0]/;
+
+/** Parses "NNN Reason" as passed to startResponse. Throws AppError for anything else. */
+export function parseStatus(status: unknown): Status {
+  if (typeof status !== 'string') throw new AppError(`response: status must be a string (${typeof status})`);
+  const match = STATUS_RE.exec(status);
+  if (!match) throw new AppError(`response: bad status (${JSON.stringify(status).slice(0, 60)})`);
+  return { code: Number(match[1]), reason: match[2] ?? '' };
+}
+
+/**
+ * Checks response headers: an array of [name, value] string pairs, names are tokens and not "Status", values
+ * hold no CR, LF or NUL (response splitting, field-notes T36). Throws AppError naming the bad header.
+ */
+export function checkHeaders(headers: unknown): Header[] {
+  if (!Array.isArray(headers)) throw new AppError('response: headers must be an array of [name, value] pairs');
+  for (const pair of headers as unknown[]) {
+    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') {
+      throw new AppError(`response: header must be a [name, value] pair of strings (${safeJson(pair)})`);
+    }
+    const [name, value] = pair as [string, string];
+    if (!TOKEN_RE.test(name)) throw new AppError(`response: header name is not a token (${safeJson(name)})`);
+    if (name.toLowerCase() === 'status') throw new AppError('response: "Status" is not a header; pass it as status');
+    if (BAD_VALUE_RE.test(value)) {
+      throw new AppError(`response: header value holds CR, LF or NUL (${name}: ${safeJson(value)})`);
+    }
+  }
+  return headers as Header[];
+}
+
+/** Returns the value of the first header named `name` (case-insensitive), or undefined. */
+export function findHeader(headers: readonly Header[], name: string): string | undefined {
+  const lower = name.toLowerCase();
+  for (const [key, value] of headers) if (key.toLowerCase() === lower) return value;
+  return undefined;
+}
+
+/** True for statuses that never carry a body (RFC 9110 §6.4.1): 1xx, 204, 304. */
+export function isBodylessStatus(code: number): boolean {
+  return code < 200 || code === 204 || code === 304;
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return (JSON.stringify(value) ?? String(value)).slice(0, 80);
+  } catch {
+    return String(value).slice(0, 80);
+  }
+}

@@ -1,0 +1,121 @@
+import type { Readable, Writable } from 'node:stream';
+import { AbortError, describeError, statusOfError } from '../errors.js';
+import { decodeProcessEnv } from '../environ/byte-policy.js';
+import { createEnviron } from '../environ/create-environ.js';
+import { formatCgiHead } from '../response/cgi-head.js';
+import { runApp, sendErrorPage, type ResponseSink } from '../response/run-app.js';
+import type { App, ErrorStream } from '../types.js';
+import { writeToStream } from './write-to-stream.js';
+
+/** The process parts a CGI run uses. Each defaults to the real process's. */
+export interface CgiIo {
+  /** The CGI meta-variables, as Node presents a process environment (values decoded as UTF-8). */
+  env: Record<string, string | undefined>;
+  stdin: Readable;
+  stdout: Writable;
+  stderr: Writable;
+}
+
+/** Options for runWithCgi, besides the streams. */
+export interface CgiOptions extends Partial<CgiIo> {
+  /**
+   * Exit the process once stdout has drained, with the run's exit status. Default: true when stdout is the
+   * process's own, so a stdin pipe the web server leaves open can't keep the script alive.
+   */
+  exit?: boolean;
+  /** Emit a full HTTP status line (non-parsed headers, RFC 3875 §5.2). Default: the script name starts "nph-". */
+  nph?: boolean;
+}
+
+/**
+ * Runs `app` once as a CGI/1.1 script (RFC 3875): the environ comes from the environment, the body from stdin
+ * (never more than CONTENT_LENGTH, never waiting for EOF), the response goes to stdout as `Status:` + headers
+ * + body, diagnostics to stderr. HTTP_PROXY is removed from the environment first (httpoxy). Resolves with the
+ * exit status: 0 when a complete response went out (an error page counts), 1 when the response failed after
+ * its head (the web server sees a truncated body). Unless `exit` is false, the process exits with that status
+ * once stdout has drained.
+ */
+export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<number> {
+  const usesProcess = options.stdout === undefined;
+  const env = options.env ?? process.env;
+  const stdin = options.stdin ?? process.stdin;
+  const stdout = options.stdout ?? process.stdout;
+  const stderr = options.stderr ?? process.stderr;
+  const exit = options.exit ?? usesProcess;
+  // httpoxy (CVE-2016-5385): in CGI, HTTP_PROXY is the client's `Proxy:` header, never a real proxy setting.
+  delete env.HTTP_PROXY;
+  if (env !== process.env && usesProcess) delete process.env.HTTP_PROXY;
+
+  const controller = new AbortController();
+  const onGone = (): void => {
+    if (!controller.signal.aborted) controller.abort(new AbortError('cgi: the web server closed stdout'));
+  };
+  const onTerm = (): void => {
+    if (!controller.signal.aborted) controller.abort(new AbortError('cgi: terminated by the web server (SIGTERM)'));
+  };
+  stdout.on('error', onGone);
+  stdout.on('close', onGone);
+  if (usesProcess) process.on('SIGTERM', onTerm);
+
+  const errors: ErrorStream = {
+    write: (text) => {
+      stderr.write(text);
+    },
+  };
+  const variables = decodeProcessEnv(env);
+  const scriptName = variables.SCRIPT_NAME ?? '';
+  const nph = options.nph ?? /(^|\/)nph-[^/]*$/.test(scriptName);
+  const protocol = variables.SERVER_PROTOCOL ?? 'HTTP/1.0';
+
+  const sink: ResponseSink = {
+    sendHead: (code, reason, headers) =>
+      writeToStream(stdout, formatCgiHead(code, reason, headers, nph ? { protocol } : undefined), controller.signal),
+    write: (chunk) => writeToStream(stdout, chunk, controller.signal),
+    end: () => flushStream(stdout),
+    abort: () => undefined,
+  };
+
+  let status: number;
+  try {
+    const hasBody = variables.CONTENT_LENGTH !== undefined && variables.CONTENT_LENGTH !== '';
+    const environ = createEnviron({
+      variables,
+      input: hasBody ? stdin : null,
+      errors,
+      signal: controller.signal,
+      multithread: false,
+      multiprocess: true,
+      runOnce: true,
+    });
+    const result = await runApp(app, environ, sink);
+    status = result.failedAfterHead ? 1 : 0;
+  } catch (error) {
+    // Only createEnviron throws here: the request itself is malformed (A9).
+    errors.write(`tsgi: ${describeError(error)}\n`);
+    try {
+      await sendErrorPage(sink, statusOfError(error), variables.REQUEST_METHOD === 'HEAD');
+      status = 0;
+    } catch {
+      status = 1;
+    }
+  } finally {
+    stdout.off('close', onGone);
+    if (usesProcess) process.off('SIGTERM', onTerm);
+  }
+  if (exit) {
+    stdin.destroy();
+    process.exit(status);
+  }
+  return status;
+}
+
+/** Resolves once everything written to `stream` so far has been handed to the OS. */
+function flushStream(stream: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || stream.writableEnded) {
+      resolve();
+      return;
+    }
+    stream.write(new Uint8Array(0), () => resolve());
+  });
+}
