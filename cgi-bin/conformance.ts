@@ -1,0 +1,4 @@
+import { runWithCgi } from 'tsgi';
+import { conformanceApp } from 'tsgi/testing';
+
+void runWithCgi(conformanceApp);

@@ -1,0 +1,34 @@
+/**
+ * Maps HTTP request headers to CGI meta-variables (RFC 3875 §4.1.18), the rules every transport that parses
+ * HTTP itself (the HTTP server, the test client, the CGI host) shares:
+ * - `X-A` -> HTTP_X_A; repeated headers are joined with ", " (Cookie with "; ");
+ * - names holding "_" or any char outside a token are dropped: `X_A` must not alias `X-A` (field-notes T32);
+ * - Content-Type and Content-Length become CONTENT_TYPE / CONTENT_LENGTH, never HTTP_CONTENT_*;
+ * - `Proxy` never becomes HTTP_PROXY (httpoxy, CVE-2016-5385);
+ * - Authorization / Proxy-Authorization are dropped unless `passAuthorization` (§4.1.18, §9.2).
+ * Values are byte strings under the latin-1 policy.
+ */
+export function headersToVariables(
+  headers: Iterable<readonly [string, string]>,
+  options: { passAuthorization?: boolean } = {},
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [rawName, value] of headers) {
+    if (!HEADER_NAME_RE.test(rawName)) continue;
+    const lower = rawName.toLowerCase();
+    if (lower === 'proxy') continue;
+    if (lower === 'proxy-authorization') continue;
+    if (lower === 'authorization' && !options.passAuthorization) continue;
+    let key: string;
+    if (lower === 'content-type') key = 'CONTENT_TYPE';
+    else if (lower === 'content-length') key = 'CONTENT_LENGTH';
+    else key = `HTTP_${lower.toUpperCase().replace(/-/g, '_')}`;
+    const previous = out[key];
+    if (previous === undefined) out[key] = value;
+    else out[key] = `${previous}${lower === 'cookie' ? '; ' : ', '}${value}`;
+  }
+  return out;
+}
+
+// Letters, digits and "-" only: "_" and "." would alias "-" once mapped to a variable name (B9).
+const HEADER_NAME_RE = /^[0-9A-Za-z-]+$/;

@@ -1,0 +1,2 @@
+export { testClient, type TestClient, type TestClientOptions, type TestRequest, type TestResponse } from './test-client.js';
+export * from './conformance.js';
