@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { headersToVariables } from '../../src/environ/header-variables.js';
+
+describe('headersToVariables (RFC 3875 §4.1.18)', () => {
+  it('maps names, joins repeats with ", " and Cookie with "; "', () => {
+    expect(
+      headersToVariables([
+        ['X-A', '1'],
+        ['x-a', '1'],
+        ['Cookie', 'a=1'],
+        ['cookie', 'b=2'],
+        ['User-Agent', 'ua'],
+      ]),
+    ).toEqual({ HTTP_X_A: '1, 1', HTTP_COOKIE: 'a=1; b=2', HTTP_USER_AGENT: 'ua' });
+  });
+
+  it('Content-Type/Length become CONTENT_*, never HTTP_CONTENT_*', () => {
+    expect(headersToVariables([['Content-Type', 'text/plain'], ['Content-Length', '3']])).toEqual({
+      CONTENT_TYPE: 'text/plain',
+      CONTENT_LENGTH: '3',
+    });
+  });
+
+  it('B8/B9/T32: drops Proxy, and names with "_" or "." that would alias "-"', () => {
+    expect(headersToVariables([['Proxy', 'evil'], ['X_A', 'x'], ['X.A', 'y'], ['X-Forwarded_For', 'z']])).toEqual({});
+  });
+
+  it('B7: Authorization only with passAuthorization; Proxy-Authorization never', () => {
+    const headers: Array<[string, string]> = [['Authorization', 'Basic eA=='], ['Proxy-Authorization', 'Basic eQ==']];
+    expect(headersToVariables(headers)).toEqual({});
+    expect(headersToVariables(headers, { passAuthorization: true })).toEqual({ HTTP_AUTHORIZATION: 'Basic eA==' });
+  });
+});

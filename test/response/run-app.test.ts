@@ -1,0 +1,217 @@
+import { describe, expect, it } from 'vitest';
+import { createEnviron } from '../../src/environ/create-environ.js';
+import { RequestError } from '../../src/errors.js';
+import { runApp, type ResponseSink } from '../../src/response/run-app.js';
+import type { App, Header } from '../../src/types.js';
+
+function record() {
+  const events: string[] = [];
+  let head: { code: number; reason: string; headers: Header[] } | null = null;
+  const body: Buffer[] = [];
+  const sink: ResponseSink = {
+    sendHead: (code, reason, headers) => {
+      head = { code, reason, headers };
+      events.push(`head ${code}`);
+    },
+    write: (chunk) => {
+      body.push(Buffer.from(chunk));
+      events.push(`write ${chunk.length}`);
+    },
+    end: () => void events.push('end'),
+    abort: () => void events.push('abort'),
+  };
+  return { sink, events, body: () => Buffer.concat(body).toString(), head: () => head };
+}
+
+function environ(method = 'GET', signal?: AbortSignal) {
+  let errors = '';
+  const env = createEnviron({
+    variables: { REQUEST_METHOD: method },
+    errors: { write: (t) => void (errors += t) },
+    ...(signal ? { signal } : {}),
+  });
+  return { env, errors: () => errors };
+}
+
+describe('runApp', () => {
+  it('sends the head with the first non-empty chunk, then the body, then end', async () => {
+    const r = record();
+    const app: App = (_e, start) => {
+      start('200 OK', [['Content-Type', 'text/plain']]);
+      return (async function* () {
+        yield '';
+        yield 'a';
+        yield new Uint8Array([0x62]);
+      })();
+    };
+    const result = await runApp(app, environ().env, r.sink);
+    expect(r.events).toEqual(['head 200', 'write 1', 'write 1', 'end']);
+    expect(r.body()).toBe('ab');
+    expect(result).toMatchObject({ ok: true, status: 200, bytes: 2 });
+  });
+
+  it('computes Content-Length for an array body, and 0 for an empty one', async () => {
+    const r = record();
+    await runApp((_e, s) => (s('200 OK', [['Content-Type', 'text/plain']]), ['ab', 'c\u00e9']), environ().env, r.sink);
+    expect(r.head()?.headers).toContainEqual(['Content-Length', '5']);
+    const empty = record();
+    await runApp((_e, s) => (s('200 OK', [['Content-Type', 'text/plain']]), (function* () {})()), environ().env, empty.sink);
+    expect(empty.head()?.headers).toContainEqual(['Content-Length', '0']);
+    const noContent = record();
+    await runApp((_e, s) => (s('204 No Content', []), []), environ().env, noContent.sink);
+    expect(noContent.head()?.headers).toEqual([]);
+  });
+
+  it('HEAD: headers as for GET, no body iterated, close still runs', async () => {
+    const r = record();
+    let iterated = false;
+    let closed = 0;
+    const app: App = (_e, s) => {
+      s('200 OK', [['Content-Type', 'text/plain'], ['Content-Length', '5']]);
+      const body = (function* () {
+        iterated = true;
+        yield 'hello';
+      })();
+      return Object.assign(body, { close: () => void closed++ });
+    };
+    await runApp(app, environ('HEAD').env, r.sink);
+    expect(r.events).toEqual(['head 200', 'end']);
+    expect(iterated).toBe(false);
+    expect(closed).toBe(1);
+  });
+
+  it('an error before the head -> 500 page, details only to tsgi.errors; close runs once', async () => {
+    const r = record();
+    const e = environ();
+    let closed = 0;
+    const app: App = (_env, s) => {
+      s('200 OK', [['Content-Type', 'text/plain']]);
+      const body = (function* () {
+        throw new Error('boom detail');
+      })();
+      return Object.assign(body, { close: () => void closed++ });
+    };
+    const result = await runApp(app, e.env, r.sink);
+    expect(r.head()?.code).toBe(500);
+    expect(r.body()).toBe('500 Internal Server Error\n');
+    expect(e.errors()).toContain('boom detail');
+    expect(closed).toBe(1);
+    expect(result).toMatchObject({ ok: false, status: 500, failedAfterHead: false });
+  });
+
+  it('a RequestError keeps its 4xx status', async () => {
+    const r = record();
+    await runApp(() => Promise.reject(new RequestError('nope', 413)), environ().env, r.sink);
+    expect(r.head()?.code).toBe(413);
+  });
+
+  it('an error after the head -> logged and the sink aborted, never a second head', async () => {
+    const r = record();
+    const e = environ();
+    const result = await runApp(
+      (_env, s) => {
+        s('200 OK', [['Content-Type', 'text/plain']]);
+        return (function* () {
+          yield 'x';
+          throw new Error('late');
+        })();
+      },
+      e.env,
+      r.sink,
+    );
+    expect(r.events).toEqual(['head 200', 'write 1', 'abort']);
+    expect(result.failedAfterHead).toBe(true);
+    expect(e.errors()).toContain('late');
+  });
+
+  it('excInfo replaces unsent headers and re-throws once they are sent', async () => {
+    const r = record();
+    await runApp(
+      (_env, s) => {
+        s('200 OK', [['Content-Type', 'text/plain']]);
+        s('503 Busy', [['Content-Type', 'text/plain']], new Error('x'));
+        return ['later'];
+      },
+      environ().env,
+      r.sink,
+    );
+    expect(r.head()?.code).toBe(503);
+    const sent = record();
+    const e = environ();
+    let rethrown: unknown;
+    await runApp(
+      (_env, s) => {
+        const write = s('200 OK', [['Content-Type', 'text/plain']]);
+        return (async function* () {
+          await write('a');
+          try {
+            s('500 Oops', [], new Error('original'));
+          } catch (error) {
+            rethrown = error;
+          }
+          yield 'b';
+        })();
+      },
+      e.env,
+      sent.sink,
+    );
+    expect((rethrown as Error).message).toBe('original');
+    expect(sent.body()).toBe('ab');
+  });
+
+  it('rejects misuse: second startResponse without excInfo, bad status, CR/LF in a value, string body', async () => {
+    const cases: App[] = [
+      (_e, s) => (s('200 OK', []), s('200 OK', []), ['x']),
+      (_e, s) => (s('OK', []), ['x']),
+      (_e, s) => (s('200 OK', [['X-A', 'a\r\nSet-Cookie: evil=1']]), ['x']),
+      (_e, s) => (s('200 OK', [['Status', '200']]), ['x']),
+      (_e, s) => (s('200 OK', []), 'a string' as never),
+      () => ['no startResponse'],
+    ];
+    for (const app of cases) {
+      const r = record();
+      const e = environ();
+      await runApp(app, e.env, r.sink);
+      expect(r.head()?.code).toBe(500);
+      expect(e.errors()).toMatch(/response: /);
+    }
+  });
+
+  it('G3: extra bytes past Content-Length are dropped; missing bytes fail the response', async () => {
+    const over = record();
+    const e = environ();
+    await runApp((_env, s) => (s('200 OK', [['Content-Length', '3']]), ['abcdef']), e.env, over.sink);
+    expect(over.body()).toBe('abc');
+    expect(e.errors()).toContain('more than its Content-Length');
+    const under = record();
+    const result = await runApp(
+      (_env, s) => (s('200 OK', [['Content-Length', '10']]), (function* () { yield 'abc'; })()),
+      environ().env,
+      under.sink,
+    );
+    expect(under.events).toEqual(['head 200', 'write 3', 'abort']);
+    expect(result.failedAfterHead).toBe(true);
+  });
+
+  it('stops iterating when the client goes away and runs close()', async () => {
+    const controller = new AbortController();
+    const r = record();
+    let produced = 0;
+    let closed = 0;
+    const app: App = (_e, s) => {
+      s('200 OK', [['Content-Type', 'text/plain']]);
+      const body = (function* () {
+        for (;;) {
+          produced++;
+          if (produced === 3) controller.abort();
+          yield 'x';
+        }
+      })();
+      return Object.assign(body, { close: () => void closed++ });
+    };
+    const result = await runApp(app, environ('GET', controller.signal).env, r.sink);
+    expect(result.aborted).toBe(true);
+    expect(produced).toBeLessThan(5);
+    expect(closed).toBe(1);
+  });
+});
