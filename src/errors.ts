@@ -53,7 +53,9 @@ export class AbortError extends TsgiError {
 
 /** Returns the HTTP status an error should produce when it escapes an app before headers were sent. */
 export function statusOfError(error: unknown): number {
-  if (error instanceof TsgiError && error.status >= 400 && error.status <= 599) return error.status;
+  // Duck-typed, not instanceof: an app may load its own copy of tsgi (a bundle, a second node_modules).
+  const status = error instanceof Error ? (error as { status?: unknown }).status : undefined;
+  if (typeof status === 'number' && Number.isInteger(status) && status >= 400 && status <= 599) return status;
   return 500;
 }
 

@@ -63,6 +63,11 @@ export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<nu
     },
   };
   const variables = decodeProcessEnv(env);
+  // Shared hosts pass Authorization through a RewriteRule [E=HTTP_AUTHORIZATION:...]; after an internal
+  // redirect Apache renames it REDIRECT_HTTP_AUTHORIZATION (field-notes item 4).
+  if (variables.HTTP_AUTHORIZATION === undefined && variables.REDIRECT_HTTP_AUTHORIZATION) {
+    variables.HTTP_AUTHORIZATION = variables.REDIRECT_HTTP_AUTHORIZATION;
+  }
   const scriptName = variables.SCRIPT_NAME ?? '';
   const nph = options.nph ?? /(^|\/)nph-[^/]*$/.test(scriptName);
   const protocol = variables.SERVER_PROTOCOL ?? 'HTTP/1.0';

@@ -226,6 +226,15 @@ describe('runWithCgi in memory (conformance A1-A9)', () => {
     expect(run.stdout.toString()).toBe('Status: 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n');
   });
 
+  it('Authorization falls back to REDIRECT_HTTP_AUTHORIZATION (shared-hosting rewrite)', async () => {
+    const app: App = (environ, startResponse) => {
+      startResponse('200 OK', [['Content-Type', 'text/plain']]);
+      return [String(environ.HTTP_AUTHORIZATION)];
+    };
+    const run = await runInMemory(app, { ...BASE_ENV, REDIRECT_HTTP_AUTHORIZATION: 'Basic dTpw' });
+    expect(bodyOf(run.stdout).toString()).toBe('Basic dTpw');
+  });
+
   it('T31: HTTP_PROXY is removed from the environment it was given', async () => {
     const env: Record<string, string> = { ...BASE_ENV, HTTP_PROXY: 'http://evil.test:8080' };
     const stdout = new PassThrough();

@@ -1,0 +1,55 @@
+import { stat } from 'node:fs/promises';
+import { extname, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { App } from '../types.js';
+
+const TYPESCRIPT_EXTENSIONS = new Set(['.ts', '.mts', '.cts', '.tsx']);
+
+/** A MODULE[:EXPORT] reference split into its parts. */
+export interface AppReference {
+  modulePath: string;
+  exportName: string | null;
+}
+
+/** Splits "path/to/app.ts:name" into the module path and the export name (null when none was given). */
+export function parseAppReference(reference: string): AppReference {
+  const match = /^(.*):([A-Za-z_$][\w$]*)$/.exec(reference);
+  if (match && match[1]) return { modulePath: match[1], exportName: match[2] ?? null };
+  return { modulePath: reference, exportName: null };
+}
+
+/**
+ * Loads the app a MODULE[:EXPORT] reference names: the given export, else `default`, else `app`. TypeScript
+ * modules load without a build step (through tsx). Throws an Error with a clear message when the module or
+ * the export is missing, or the export is not a function.
+ */
+export async function loadApp(reference: string, cwd = process.cwd()): Promise<App> {
+  const { modulePath, exportName } = parseAppReference(reference);
+  const absolute = resolve(cwd, modulePath);
+  const info = await stat(absolute).catch(() => null);
+  if (!info?.isFile()) throw new Error(`tsgi: module not found (${modulePath})`);
+  const url = pathToFileURL(absolute).href;
+  let namespace: Record<string, unknown>;
+  if (TYPESCRIPT_EXTENSIONS.has(extname(absolute))) {
+    const { tsImport } = await import('tsx/esm/api');
+    namespace = (await tsImport(url, { parentURL: import.meta.url })) as Record<string, unknown>;
+  } else {
+    namespace = (await import(url)) as Record<string, unknown>;
+  }
+  const names = exportName ? [exportName] : ['default', 'app'];
+  for (const name of names) {
+    let candidate = namespace[name];
+    // A CommonJS module loaded through import() puts module.exports under default.
+    if (candidate && typeof candidate === 'object' && name === 'default' && typeof (candidate as { app?: unknown }).app === 'function') {
+      candidate = (candidate as { app: unknown }).app;
+    }
+    if (candidate === undefined) continue;
+    if (typeof candidate !== 'function') {
+      throw new Error(`tsgi: export "${name}" of ${modulePath} is not an app (a ${typeof candidate}, not a function)`);
+    }
+    return candidate as App;
+  }
+  const available = Object.keys(namespace).join(', ') || 'none';
+  const wanted = exportName ? `export "${exportName}"` : 'a default export or an export named "app"';
+  throw new Error(`tsgi: ${modulePath} has no ${wanted} (exports: ${available})`);
+}
