@@ -13,4 +13,5 @@ export {
 export { runApp, sendErrorPage, chunkToBytes, type ResponseSink, type RunResult, type RunOptions } from './response/run-app.js';
 export { formatCgiHead } from './response/cgi-head.js';
 export { runWithCgi, type CgiIo, type CgiOptions } from './servers/cgi.js';
-export { STATUS_TEXT } from './helpers/status-text.js';
+export * from './middleware/index.js';
+export * from './helpers/index.js';

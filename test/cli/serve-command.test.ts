@@ -1,0 +1,139 @@
+import { createServer } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseListenAddress } from '../../src/cli/listen-address.js';
+import { loadApp, parseAppReference } from '../../src/cli/load-app.js';
+
+const BIN = join(process.cwd(), 'bin', 'tsgi.js');
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/** Waits for the first stdout line of a started server, bounded. */
+async function firstLine(child: ResultPromise, timeoutMs = 20_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => reject(new Error(`no startup line within ${timeoutMs} ms: ${text}`)), timeoutMs);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      if (text.includes('\n')) {
+        clearTimeout(timer);
+        resolve(text);
+      }
+    });
+    child.catch((error: unknown) => {
+      clearTimeout(timer);
+      reject(error instanceof Error ? error : new Error(String(error)));
+    });
+  });
+}
+
+describe('address and module references', () => {
+  it('parses listen addresses', () => {
+    expect(parseListenAddress('0.0.0.0:8080')).toEqual({ host: '0.0.0.0', port: 8080 });
+    expect(parseListenAddress(':9000')).toEqual({ host: '127.0.0.1', port: 9000 });
+    expect(parseListenAddress('9000')).toEqual({ host: '127.0.0.1', port: 9000 });
+    expect(parseListenAddress('[::1]:8000')).toEqual({ host: '::1', port: 8000 });
+    expect(() => parseListenAddress('host:99999')).toThrow(/bad address/);
+    expect(() => parseListenAddress('nope')).toThrow(/bad address/);
+  });
+
+  it('parses MODULE[:EXPORT]', () => {
+    expect(parseAppReference('app.ts')).toEqual({ modulePath: 'app.ts', exportName: null });
+    expect(parseAppReference('dir/app.ts:api')).toEqual({ modulePath: 'dir/app.ts', exportName: 'api' });
+  });
+
+  it('loads TypeScript and JavaScript modules: default export, else app, else the named export', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tsgi-load-'));
+    try {
+      await writeFile(join(dir, 'a.ts'), 'const x: number = 1;\nexport default () => { void x; return []; };\n');
+      await writeFile(join(dir, 'b.mjs'), 'export const app = () => [];\nexport const other = 5;\n');
+      expect(typeof (await loadApp(join(dir, 'a.ts')))).toBe('function');
+      expect(typeof (await loadApp(join(dir, 'b.mjs')))).toBe('function');
+      await expect(loadApp(join(dir, 'b.mjs:other'))).rejects.toThrow(/export "other" .* is not an app/);
+      await expect(loadApp(join(dir, 'b.mjs:missing'))).rejects.toThrow(/has no export "missing" \(exports: app, other\)/);
+      await expect(loadApp(join(dir, 'nope.ts'))).rejects.toThrow(/module not found/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('tsgi serve (the built command)', () => {
+  let child: ResultPromise | undefined;
+  let port = 0;
+  beforeAll(async () => {
+    port = await freePort();
+    child = execa('node', [BIN, 'serve', 'examples/hello.ts', '--http', `127.0.0.1:${port}`], { reject: false });
+    const line = await firstLine(child);
+    expect(line).toContain(`http://127.0.0.1:${port}/`);
+    expect(line).toMatch(/pid \d+/);
+  });
+  afterAll(async () => {
+    child?.kill('SIGTERM');
+    await child;
+  });
+
+  it('answers over HTTP', async () => {
+    const response = await fetch(`http://127.0.0.1:${port}/some/path?q=1`);
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe('Hello from tsgi! You asked for /some/path\n');
+  });
+
+  it('exits cleanly on SIGTERM', async () => {
+    const other = execa('node', [BIN, 'serve', 'examples/hello.ts', '--http', `127.0.0.1:${await freePort()}`], { reject: false });
+    await firstLine(other);
+    other.kill('SIGTERM');
+    const result = await other;
+    expect(result.exitCode).toBe(0);
+    expect(result.stderr).toContain('SIGTERM received');
+  });
+
+  it('a missing module or export is a clear error, exit 1', async () => {
+    const missing = await execa('node', [BIN, 'serve', 'no/such/app.ts'], { reject: false });
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr).toContain('tsgi: module not found (no/such/app.ts)');
+    const noExport = await execa('node', [BIN, 'serve', 'examples/hello.ts:nothing'], { reject: false });
+    expect(noExport.exitCode).toBe(1);
+    expect(noExport.stderr).toContain('has no export "nothing"');
+  });
+
+  it('usage errors exit 2; help exits 0', async () => {
+    expect((await execa('node', [BIN, 'serve'], { reject: false })).exitCode).toBe(2);
+    expect((await execa('node', [BIN, 'bogus'], { reject: false })).exitCode).toBe(2);
+    const help = await execa('node', [BIN, '--help']);
+    expect(help.stdout).toContain('serve MODULE[:EXPORT]');
+  });
+});
+
+describe('tsgi build', () => {
+  it('writes one executable file that runs as a CGI script', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tsgi-build-'));
+    try {
+      const out = join(dir, 'hello.cgi');
+      const build = await execa('node', [BIN, 'build', 'cgi-bin/hello.ts', '-o', out]);
+      expect(build.stdout).toContain('wrote');
+      const run = await execa(out, [], {
+        env: { PATH: process.env.PATH ?? '', GATEWAY_INTERFACE: 'CGI/1.1', REQUEST_METHOD: 'GET' },
+        extendEnv: false,
+      });
+      expect(run.stdout).toMatch(/^Status: 200 OK\r\n/);
+      const bad = await execa('node', [BIN, 'build', 'no-such.ts', '-o', out], { reject: false });
+      expect(bad.exitCode).toBe(1);
+      expect(bad.stderr).toContain('entry not found');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
