@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readVersion } from '../version.js';
 
 const USAGE = `usage: tsgi <command> [options]
 
@@ -10,15 +10,6 @@ Commands:
 Run "tsgi <command> --help" for a command's options.
 `;
 
-/** Reads this package's version from package.json. */
-export function readVersion(): string {
-  try {
-    const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
-    return (JSON.parse(text) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
 
 /** Runs the `tsgi` command line. Resolves with the exit status (serve resolves only on failure). */
 export async function main(argv: string[]): Promise<number> {

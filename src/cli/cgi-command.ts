@@ -1,0 +1,247 @@
+/**
+ * The `tsgi cgi` verb: runs any CGI executable once through the CGI host (src/host/run-cgi.ts) and prints the
+ * response, for testing CGI programs from a shell the way `curl -i` tests a web server.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Readable, Writable } from 'node:stream';
+import { parseArgs } from 'node:util';
+import { spawnCgi, type CgiHostOptions, type CgiHostRequest } from '../host/run-cgi.js';
+
+const USAGE = `usage: tsgi cgi SCRIPT [METHOD] [URL] [options]
+
+Runs the CGI executable SCRIPT once through pipes, as a web server would, and prints the response like
+curl -i: an "HTTP/1.1 NNN reason" line, the headers, a blank line, then the body. An NPH script's output is
+printed as it is. The script's stderr goes to stderr.
+Exit status: 0 for a complete response, 1 otherwise (host error page, timeout, body cut off), 2 for bad arguments.
+
+  METHOD                     request method (default GET, or POST when there is a body)
+  URL                        what follows the script name: /path/info?query (default: none)
+  -H, --header 'Name: value' add a request header (repeatable)
+  -d, --data STRING|@FILE    request body; @FILE is read with CR and LF removed, as curl does; @- reads stdin;
+                             sets Content-Type: application/x-www-form-urlencoded unless -H gives one
+      --data-binary STRING|@FILE  request body, byte for byte
+  -t, --timeout SECONDS      time allowed for the response head (default 30)
+  -i, --include              print the status line and headers (the default; kept for curl habits)
+      --body-only            print only the body
+  -e, --env NAME=VALUE       add a variable to the script's environment (repeatable)
+      --script-name PATH     SCRIPT_NAME (default "/" + the script's file name)
+      --pass-authorization   export the Authorization header as HTTP_AUTHORIZATION
+  -h, --help                 show this help
+`;
+
+/** Where the cgi command reads and writes. Defaults to the process's own streams. */
+export interface CgiCommandIo {
+  stdout: Writable;
+  stderr: Writable;
+  /** Read by `--data @-`. */
+  stdin?: Readable;
+}
+
+/** A usage error: reported with the usage text and exit status 2. */
+class UsageError extends Error {}
+
+/**
+ * The `tsgi cgi` verb: `tsgi cgi SCRIPT [METHOD] [URL] [-H 'Name: value']... [--data STRING|@FILE |
+ * --data-binary STRING|@FILE] [--timeout S] [-i] [--body-only] [-e NAME=VALUE]...`. Runs SCRIPT through spawnCgi
+ * and streams the response to `io.stdout` (head then body, like `curl -i`; see USAGE), the script's stderr and
+ * the host's log lines to `io.stderr`. Resolves with the exit status: 0 for a complete response, 1 otherwise,
+ * 2 for bad arguments (with a usage message). Never rejects.
+ */
+export async function runCgiCommand(
+  args: string[],
+  io: CgiCommandIo = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin },
+): Promise<number> {
+  let command: ParsedCommand | 'help';
+  try {
+    command = await parseCommand(args, io);
+  } catch (error) {
+    io.stderr.write(`tsgi cgi: ${(error as Error).message}\n${error instanceof UsageError ? USAGE : ''}`);
+    return 2;
+  }
+  if (command === 'help') {
+    io.stdout.write(USAGE);
+    return 0;
+  }
+  // The script runs in its own process group, out of reach of the terminal's Ctrl-C: pass it on.
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  // A closed stdout (EPIPE) is reported by write(); without a listener it would crash the process.
+  const onOutputError = () => {};
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  io.stdout.on('error', onOutputError);
+  try {
+    return await runAndPrint(command, io, controller.signal);
+  } catch (error) {
+    io.stderr.write(`tsgi cgi: ${(error as Error).message}\n`);
+    return 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    io.stdout.off('error', onOutputError);
+  }
+}
+
+interface ParsedCommand {
+  script: string;
+  request: CgiHostRequest;
+  options: CgiHostOptions;
+  bodyOnly: boolean;
+}
+
+async function runAndPrint(command: ParsedCommand, io: CgiCommandIo, signal: AbortSignal): Promise<number> {
+  const response = await spawnCgi(command.script, command.request, {
+    ...command.options,
+    signal,
+    onStderr: (text) => io.stderr.write(text),
+  });
+  if (!response.nph && !command.bodyOnly) {
+    let head = `HTTP/1.1 ${response.status} ${response.reason}\r\n`;
+    for (const [name, value] of response.headers) head += `${name}: ${value}\r\n`;
+    // Header values are byte strings (one char per byte): latin-1 gives the script's bytes back.
+    await write(io.stdout, Buffer.from(`${head}\r\n`, 'latin1'));
+  }
+  let complete = response.error === undefined;
+  try {
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      if (!(await write(io.stdout, chunk))) {
+        response.body.destroy();
+        complete = false;
+        break;
+      }
+    }
+  } catch {
+    // The host already logged why the body broke off (onStderr).
+    complete = false;
+  }
+  await response.done;
+  return complete ? 0 : 1;
+}
+
+/** Writes with backpressure; resolves false when the destination closed or failed (e.g. EPIPE from `| head`). */
+function write(stream: Writable, chunk: Buffer): Promise<boolean> {
+  if (stream.destroyed || stream.writableEnded) return Promise.resolve(false);
+  if (stream.write(chunk)) return Promise.resolve(true);
+  if (stream.destroyed) return Promise.resolve(false);
+  return new Promise((resolveWrite) => {
+    const finish = (drained: boolean) => {
+      stream.off('drain', onDrain);
+      stream.off('close', onClose);
+      stream.off('error', onClose);
+      resolveWrite(drained);
+    };
+    const onDrain = () => finish(true);
+    const onClose = () => finish(false);
+    stream.on('drain', onDrain);
+    stream.on('close', onClose);
+    stream.on('error', onClose);
+  });
+}
+
+async function parseCommand(args: string[], io: CgiCommandIo): Promise<ParsedCommand | 'help'> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      tokens: true,
+      options: {
+        header: { type: 'string', short: 'H', multiple: true },
+        data: { type: 'string', short: 'd', multiple: true },
+        'data-binary': { type: 'string', multiple: true },
+        timeout: { type: 'string', short: 't' },
+        include: { type: 'boolean', short: 'i' },
+        'body-only': { type: 'boolean' },
+        env: { type: 'string', short: 'e', multiple: true },
+        'script-name': { type: 'string' },
+        'pass-authorization': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const { values, positionals, tokens } = parsed;
+  if (values.help) return 'help';
+  if (values.include && values['body-only']) throw new UsageError('--include and --body-only exclude each other');
+
+  const [script, ...rest] = positionals;
+  if (script === undefined) throw new UsageError('expected a SCRIPT');
+  let method: string | undefined;
+  let url: string | undefined;
+  for (const item of rest) {
+    if (item.startsWith('/') || item.startsWith('?')) {
+      if (url !== undefined) throw new UsageError(`more than one URL (${item})`);
+      url = item;
+    } else if (/^[A-Za-z][A-Za-z0-9_-]*$/.test(item) && method === undefined && url === undefined) {
+      method = item;
+    } else {
+      throw new UsageError(`expected METHOD then a URL starting with "/" or "?" (${item})`);
+    }
+  }
+
+  const headers: Array<[string, string]> = [];
+  for (const line of values.header ?? []) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) throw new UsageError(`header must read 'Name: value' (${line})`);
+    headers.push([line.slice(0, colon).trim(), line.slice(colon + 1).trim()]);
+  }
+
+  // Body parts in command-line order, joined with "&" as curl does.
+  const parts: Buffer[] = [];
+  let formData = false;
+  for (const token of tokens) {
+    if (token.kind !== 'option' || (token.name !== 'data' && token.name !== 'data-binary')) continue;
+    const value = token.value ?? '';
+    const binary = token.name === 'data-binary';
+    formData ||= !binary;
+    let part = value.startsWith('@') ? await readDataFile(value.slice(1), io) : Buffer.from(value, 'utf8');
+    if (!binary && value.startsWith('@')) part = Buffer.from(part.toString('latin1').replace(/[\r\n]/g, ''), 'latin1');
+    parts.push(part);
+  }
+  let body: Buffer | undefined;
+  if (parts.length > 0) {
+    body = Buffer.concat(parts.flatMap((part, index) => (index === 0 ? [part] : [Buffer.from('&'), part])));
+    if (formData && !headers.some(([name]) => name.toLowerCase() === 'content-type')) {
+      headers.push(['Content-Type', 'application/x-www-form-urlencoded']);
+    }
+  }
+
+  const options: CgiHostOptions = {};
+  if (values.timeout !== undefined) {
+    const seconds = Number(values.timeout);
+    if (!/^[0-9]+(\.[0-9]+)?$/.test(values.timeout) || seconds <= 0) {
+      throw new UsageError(`--timeout must be a positive number of seconds (${values.timeout})`);
+    }
+    options.timeoutMs = Math.round(seconds * 1000);
+  }
+  if (values.env !== undefined) {
+    const extraEnv: Record<string, string> = {};
+    for (const item of values.env) {
+      const equals = item.indexOf('=');
+      if (equals <= 0) throw new UsageError(`--env must read NAME=VALUE (${item})`);
+      extraEnv[item.slice(0, equals)] = item.slice(equals + 1);
+    }
+    options.extraEnv = extraEnv;
+  }
+  if (values['script-name'] !== undefined) options.scriptName = values['script-name'];
+  if (values['pass-authorization']) options.passAuthorization = true;
+
+  const request: CgiHostRequest = { method: method ?? (body === undefined ? 'GET' : 'POST'), headers };
+  if (url !== undefined) request.url = url;
+  if (body !== undefined) request.body = body;
+  return { script, request, options, bodyOnly: values['body-only'] ?? false };
+}
+
+async function readDataFile(path: string, io: CgiCommandIo): Promise<Buffer> {
+  if (path === '-') {
+    const chunks: Buffer[] = [];
+    for await (const chunk of io.stdin ?? process.stdin) chunks.push(Buffer.from(chunk as Uint8Array));
+    return Buffer.concat(chunks);
+  }
+  try {
+    return await readFile(path);
+  } catch (error) {
+    throw new UsageError(`cannot read the --data file (${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
