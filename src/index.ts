@@ -15,3 +15,6 @@ export { formatCgiHead } from './response/cgi-head.js';
 export { runWithCgi, type CgiIo, type CgiOptions } from './servers/cgi.js';
 export * from './middleware/index.js';
 export * from './helpers/index.js';
+export { toNodeListener, buildVariables, HOP_BY_HOP_HEADERS, type NodeListener, type NodeListenerOptions } from './bridges/node-listener.js';
+export { createHttpServer, type HttpServerOptions } from './servers/http.js';
+export { serveHttp, SHUTDOWN_TIMEOUT_MS, type ServeHttpOptions, type HttpServing } from './servers/http-serve.js';

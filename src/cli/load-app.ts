@@ -39,9 +39,10 @@ export async function loadApp(reference: string, cwd = process.cwd()): Promise<A
   const names = exportName ? [exportName] : ['default', 'app'];
   for (const name of names) {
     let candidate = namespace[name];
-    // A CommonJS module loaded through import() puts module.exports under default.
-    if (candidate && typeof candidate === 'object' && name === 'default' && typeof (candidate as { app?: unknown }).app === 'function') {
-      candidate = (candidate as { app: unknown }).app;
+    // A module compiled to CommonJS (no "type": "module" nearby) arrives as { default: module.exports }.
+    if (candidate && typeof candidate === 'object' && name === 'default') {
+      const inner = candidate as { default?: unknown; app?: unknown };
+      candidate = typeof inner.default === 'function' ? inner.default : typeof inner.app === 'function' ? inner.app : candidate;
     }
     if (candidate === undefined) continue;
     if (typeof candidate !== 'function') {

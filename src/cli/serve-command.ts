@@ -1,10 +1,8 @@
-import type { Server } from 'node:http';
 import { parseArgs } from 'node:util';
 import { parseListenAddress } from './listen-address.js';
 import { loadApp } from './load-app.js';
 
-/** How long a SIGTERM/SIGINT waits for in-flight requests before the process exits anyway. */
-export const SHUTDOWN_TIMEOUT_MS = 10_000;
+import { SHUTDOWN_TIMEOUT_MS } from '../servers/http-serve.js';
 
 const USAGE = `usage: tsgi serve MODULE[:EXPORT] [--http HOST:PORT]
 
@@ -51,43 +49,14 @@ export async function runServeCommand(
     io.stderr.write(`${(error as Error).message}\n`);
     return 1;
   }
-  const { createHttpServer } = await import('../servers/http.js');
-  const server = createHttpServer(app);
+  const { serveHttp } = await import('../servers/http-serve.js');
+  let serving;
   try {
-    await listen(server, address.host, address.port);
+    serving = await serveHttp(app, { host: address.host, port: address.port, shutdownTimeoutMs: SHUTDOWN_TIMEOUT_MS });
   } catch (error) {
     io.stderr.write(`tsgi serve: cannot listen on ${address.host}:${address.port} (${(error as Error).message})\n`);
     return 1;
   }
-  const bound = server.address();
-  const port = typeof bound === 'object' && bound ? bound.port : address.port;
-  const shownHost = address.host.includes(':') ? `[${address.host}]` : address.host;
-  io.stdout.write(`tsgi: serving ${reference} over HTTP at http://${shownHost}:${port}/ (pid ${process.pid})\n`);
-  installShutdown(server, io.stderr);
+  io.stdout.write(`tsgi: serving ${reference} over HTTP at ${serving.url} (pid ${process.pid})\n`);
   return new Promise<number>(() => {});
-}
-
-function listen(server: Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
-
-function installShutdown(server: Server, stderr: NodeJS.WritableStream): void {
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    stderr.write(`tsgi: ${signal} received, finishing in-flight requests\n`);
-    const timer = setTimeout(() => process.exit(0), SHUTDOWN_TIMEOUT_MS);
-    timer.unref();
-    server.close(() => process.exit(0));
-    server.closeIdleConnections();
-  };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
 }

@@ -9,7 +9,8 @@ export interface Status {
 
 const STATUS_RE = /^([1-9][0-9]{2})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?$/;
 const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const BAD_VALUE_RE = /[\r\n\0]/;
+// RFC 9110 §5.5: no control characters but HTAB; CR/LF above all (response splitting).
+const BAD_VALUE_RE = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 /** Parses "NNN Reason" as passed to startResponse. Throws AppError for anything else. */
 export function parseStatus(status: unknown): Status {
@@ -21,7 +22,7 @@ export function parseStatus(status: unknown): Status {
 
 /**
  * Checks response headers: an array of [name, value] string pairs, names are tokens and not "Status", values
- * hold no CR, LF or NUL (response splitting, field-notes T36). Throws AppError naming the bad header.
+ * hold no control character but HTAB (CR/LF would split the response, field-notes T36). Throws AppError naming the bad header.
  */
 export function checkHeaders(headers: unknown): Header[] {
   if (!Array.isArray(headers)) throw new AppError('response: headers must be an array of [name, value] pairs');
@@ -33,7 +34,7 @@ export function checkHeaders(headers: unknown): Header[] {
     if (!TOKEN_RE.test(name)) throw new AppError(`response: header name is not a token (${safeJson(name)})`);
     if (name.toLowerCase() === 'status') throw new AppError('response: "Status" is not a header; pass it as status');
     if (BAD_VALUE_RE.test(value)) {
-      throw new AppError(`response: header value holds CR, LF or NUL (${name}: ${safeJson(value)})`);
+      throw new AppError(`response: header value holds a control character (${name}: ${safeJson(value)})`);
     }
   }
   return headers as Header[];

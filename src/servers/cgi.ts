@@ -38,9 +38,11 @@ export interface CgiOptions extends Partial<CgiIo> {
 export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<number> {
   const usesProcess = options.stdout === undefined;
   const env = options.env ?? process.env;
-  const stdin = options.stdin ?? process.stdin;
+  // process.stdin and process.stderr are created on first access, which costs start-up time: touch them
+  // only when there is a body to read or something to log.
   const stdout = options.stdout ?? process.stdout;
-  const stderr = options.stderr ?? process.stderr;
+  const stdinOf = (): Readable => options.stdin ?? process.stdin;
+  const stderrOf = (): Writable => options.stderr ?? process.stderr;
   const exit = options.exit ?? usesProcess;
   // httpoxy (CVE-2016-5385): in CGI, HTTP_PROXY is the client's `Proxy:` header, never a real proxy setting.
   delete env.HTTP_PROXY;
@@ -59,7 +61,7 @@ export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<nu
 
   const errors: ErrorStream = {
     write: (text) => {
-      stderr.write(text);
+      stderrOf().write(text);
     },
   };
   const variables = decodeProcessEnv(env);
@@ -85,7 +87,7 @@ export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<nu
     const hasBody = variables.CONTENT_LENGTH !== undefined && variables.CONTENT_LENGTH !== '';
     const environ = createEnviron({
       variables,
-      input: hasBody ? stdin : null,
+      input: hasBody ? stdinOf() : null,
       errors,
       signal: controller.signal,
       multithread: false,
@@ -108,7 +110,6 @@ export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<nu
     if (usesProcess) process.off('SIGTERM', onTerm);
   }
   if (exit) {
-    stdin.destroy();
     process.exit(status);
   }
   return status;

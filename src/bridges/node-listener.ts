@@ -1,0 +1,447 @@
+/**
+ * The bridge from Node's HTTP server to a tsgi app: one request listener that turns an IncomingMessage into
+ * CGI variables, hands them to the shared translator (createEnviron) and the shared response state machine
+ * (runApp), and sends the result through the ServerResponse.
+ *
+ * Paths. PATH_INFO is the request path percent-decoded into a byte string (one char per byte), as every CGI
+ * server does: "%C3%A9" becomes "\u00c3\u00a9", and "%2F" becomes "/" (it can't be told apart from a real slash
+ * afterwards; REQUEST_URI keeps the raw, still-encoded form for apps that care). Dot segments are passed as they
+ * are: PATH_INFO is not a safe file system path.
+ */
+import { headersToVariables } from '../environ/header-variables.js';
+import { readVersion } from '../version.js';
+import { validateHeaderValue, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { AbortError, AppError, describeError, RequestError, statusOfError, TsgiError } from '../errors.js';
+import { encodeUtf8Latin1, percentDecodeToByteString } from '../environ/byte-policy.js';
+import { createEnviron } from '../environ/create-environ.js';
+import { STATUS_TEXT } from '../helpers/status-text.js';
+import { runApp, sendErrorPage, type ResponseSink } from '../response/run-app.js';
+import { writeToStream } from '../servers/write-to-stream.js';
+import type { App, Environ, ErrorStream } from '../types.js';
+
+/** A Node request listener, as `http.createServer()` and the 'request' event take it. */
+export type NodeListener = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** Options for toNodeListener. */
+export interface NodeListenerOptions {
+  /** Where `tsgi.errors` and the bridge's own diagnostics go. Default: process.stderr. */
+  errors?: ErrorStream;
+  /**
+   * The mount prefix ("/app"): it becomes SCRIPT_NAME and is cut from PATH_INFO. A request whose decoded path
+   * is neither the prefix nor below it ("/app/...") gets a 404 and never reaches the app. Default: "" (root).
+   */
+  scriptName?: string;
+  /** Called with one line per completed request (no trailing newline). Default: no access log. */
+  accessLog?: (line: string) => void;
+  /**
+   * True when requests carrying `Expect: 100-continue` reach this listener through the server's
+   * 'checkContinue' event, so that Node has not sent `100 Continue` yet: the listener then sends it just
+   * before the app's first read of the body, and never when the app answers without reading (conformance G8).
+   * createHttpServer sets it; leave it false for a listener registered only on 'request'.
+   */
+  deferContinue?: boolean;
+}
+
+/** The response headers an app must not set: they describe one connection, which the server owns. */
+export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+]);
+
+/** RFC 9110 §7.2 Host = uri-host [ ":" port ], with uri-host an IP-literal or a reg-name (no userinfo). */
+const HOST_RE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]*)?$/;
+const ABSOLUTE_FORM_RE = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+/** The same test Node's server applies before it emits 'checkContinue'. */
+const EXPECT_CONTINUE_RE = /(?:^|\W)100-continue(?:$|\W)/i;
+const NON_LATIN1_RE = /[^\x00-\xff]/;
+/** How long a cut response may take to flush what it already wrote before the connection is destroyed, in ms. */
+const ABORT_FLUSH_TIMEOUT_MS = 2000;
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Returns a Node request listener that runs `app` for each request (the embedded HTTP server's core; also
+ * usable with any `http.Server` or `https.Server`). Per request it builds the CGI variables (see
+ * buildVariables), creates the environ with createEnviron (multithread, not multiprocess, not run-once) and runs
+ * the app with runApp. A request the bridge refuses (two Host headers, a Host with userinfo, an unsupported
+ * Transfer-Encoding, a path outside the mount) gets a plain error page and never reaches the app.
+ * `tsgi.signal` fires when the connection closes before the response finished. Never throws; failures go to
+ * `options.errors`.
+ */
+export function toNodeListener(app: App, options: NodeListenerOptions = {}): NodeListener {
+  const settings: Settings = {
+    errors: options.errors ?? { write: (text) => void process.stderr.write(text) },
+    scriptName: normalizeScriptName(options.scriptName ?? ''),
+    accessLog: options.accessLog,
+    deferContinue: options.deferContinue ?? false,
+  };
+  return (req, res) => {
+    handleRequest(app, req, res, settings).catch((error: unknown) => {
+      settings.errors.write(`tsgi: http: request handler failed: ${describeError(error)}\n`);
+      res.destroy();
+    });
+  };
+}
+
+interface Settings {
+  errors: ErrorStream;
+  scriptName: string;
+  accessLog: ((line: string) => void) | undefined;
+  deferContinue: boolean;
+}
+
+async function handleRequest(app: App, req: IncomingMessage, res: ServerResponse, settings: Settings): Promise<void> {
+  const started = performance.now();
+  const controller = new AbortController();
+  const onClose = (): void => {
+    if (!res.writableFinished) controller.abort(new AbortError('http: the client closed the connection'));
+  };
+  res.once('close', onClose);
+  const signal = controller.signal;
+  const { errors } = settings;
+  const isHead = req.method === 'HEAD';
+
+  const body = createBodySource(req);
+  let environ: Environ;
+  try {
+    environ = createEnviron({
+      variables: buildVariables(req, settings.scriptName),
+      input: body,
+      inputTerminated: isChunked(req),
+      errors,
+      signal,
+      multithread: true,
+      multiprocess: false,
+      runOnce: false,
+      ...(settings.deferContinue && expectsContinue(req) ? { onFirstRead: () => sendContinue(res) } : {}),
+    });
+  } catch (error) {
+    const code = statusOfError(error);
+    if (code !== 404) errors.write(`tsgi: request refused: ${error instanceof Error ? error.message : String(error)}\n`);
+    // A request refused for its framing or headers may have left body bytes on the wire: close after the page.
+    const sink = createSink(res, signal, code !== 404);
+    try {
+      await sendErrorPage(sink, code, isHead);
+    } catch {
+      res.destroy();
+    }
+    logAccess(settings, req, sink, started);
+    return;
+  }
+
+  const sink = createSink(res, signal, false);
+  await runApp(app, environ, sink);
+  // Body bytes the app left unread would stall the next request on this connection.
+  if (!signal.aborted) body.discardRest();
+  logAccess(settings, req, sink, started);
+}
+
+/** The request body as tsgi.input's source, plus a way to throw away whatever the app did not read. */
+interface BodySource extends AsyncIterable<Uint8Array> {
+  /** Reads and drops the rest of the body (as Node does for a body never touched), so keep-alive goes on. */
+  discardRest(): void;
+}
+
+/**
+ * Reads the request body one chunk per pull, pausing the request in between (backpressure reaches the client
+ * through TCP). It attaches to the request only on the first pull: a body the app never touches is left to
+ * Node, which discards it itself. Node's own async iterator can't be used here: once an app stops reading
+ * part-way, nothing could drain the rest and the next pipelined request would never be parsed.
+ */
+function createBodySource(req: IncomingMessage): BodySource {
+  const queue: Buffer[] = [];
+  let attached = false;
+  let ended = false;
+  let failure: unknown = null;
+  let wake: (() => void) | null = null;
+  const notify = (): void => {
+    const resolve = wake;
+    wake = null;
+    resolve?.();
+  };
+  const onData = (chunk: Buffer): void => {
+    queue.push(chunk);
+    req.pause();
+    notify();
+  };
+  const onEnd = (): void => {
+    ended = true;
+    notify();
+  };
+  const onError = (error: Error): void => {
+    failure ??= new AbortError(`http: request body failed (${error.message})`, error);
+    notify();
+  };
+  const onClose = (): void => {
+    if (!req.complete) failure ??= new AbortError('http: the client closed the connection during the body');
+    notify();
+  };
+  return {
+    async *[Symbol.asyncIterator]() {
+      if (!attached) {
+        attached = true;
+        req.on('data', onData);
+        req.on('end', onEnd);
+        req.on('error', onError);
+        req.on('close', onClose);
+      }
+      for (;;) {
+        const chunk = queue.shift();
+        if (chunk !== undefined) {
+          yield chunk;
+          continue;
+        }
+        if (failure !== null) throw failure;
+        if (ended) return;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          req.resume();
+        });
+      }
+    },
+    discardRest() {
+      if (!attached || req.complete || req.destroyed) return;
+      req.off('data', onData);
+      queue.length = 0;
+      req.resume();
+    },
+  };
+}
+
+/**
+ * Builds the CGI variables (RFC 3875 §4.1) of a Node request, as byte strings. Node decodes the request line
+ * and header values as latin-1, so they are byte strings already.
+ * - SCRIPT_NAME is the mount prefix; PATH_INFO the percent-decoded rest of the path; QUERY_STRING and
+ *   REQUEST_URI are raw. An absolute-form target ("GET http://host/path") must name the Host it was sent with.
+ * - SERVER_NAME comes from Host (else the local address), SERVER_PORT is the local port, REMOTE_ADDR has no
+ *   port and no "::ffff:" prefix for IPv4 clients, HTTPS is "on" over TLS.
+ * - One HTTP_* per request header name; repeated headers are joined with ", " (Cookie with "; ", RFC 6265
+ *   §5.4). Names holding anything but letters, digits and "-" are dropped, so `X-Forwarded_For` can't pose as
+ *   `X-Forwarded-For` (field-notes T32). Content-Type and Content-Length become CONTENT_TYPE and CONTENT_LENGTH
+ *   only; `Proxy:` is never passed (httpoxy).
+ * Throws RequestError: 400 for zero (HTTP/1.1) or several Host headers, a Host that isn't `host[:port]`
+ * (T33: "a.com@evil.com"), an absolute-form target naming another host, a Transfer-Encoding whose last coding
+ * isn't chunked; 501 for any coding besides chunked; 404 for a path outside the mount.
+ */
+export function buildVariables(req: IncomingMessage, scriptName = ''): Record<string, string | undefined> {
+  const raw = req.rawHeaders;
+  const pairs: Array<[string, string]> = [];
+  let hosts = 0;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') hosts++;
+    pairs.push([name, raw[i + 1] as string]);
+  }
+  const variables: Record<string, string | undefined> = headersToVariables(pairs, { passAuthorization: true });
+  // RFC 9112 §3.2: a request with no Host (HTTP/1.1) or several Host fields gets a 400.
+  if (hosts > 1) throw new RequestError(`http: more than one Host header (${hosts})`);
+  if (hosts === 0 && req.httpVersion === '1.1') throw new RequestError('http: HTTP/1.1 request without Host (0)');
+  let host = variables.HTTP_HOST;
+  if (host !== undefined && host !== '' && !HOST_RE.test(host)) {
+    throw new RequestError(`http: bad Host header (${JSON.stringify(host).slice(0, 80)})`);
+  }
+
+  let target = req.url ?? '/';
+  if (ABSOLUTE_FORM_RE.test(target)) {
+    const afterScheme = target.indexOf('//') + 2;
+    let end = target.slice(afterScheme).search(/[/?#]/);
+    end = end < 0 ? target.length : afterScheme + end;
+    const authority = target.slice(afterScheme, end);
+    // RFC 9112 §3.2.2 lets the target's authority override Host; refusing a mismatch keeps one answer (T33).
+    if (!HOST_RE.test(authority) || (host !== undefined && authority.toLowerCase() !== host.toLowerCase())) {
+      throw new RequestError(`http: request target names another host than Host (${JSON.stringify(target).slice(0, 80)})`);
+    }
+    if (host === undefined) variables.HTTP_HOST = host = authority;
+    target = target.slice(end);
+    if (!target.startsWith('/')) target = `/${target}`;
+  }
+
+  const question = target.indexOf('?');
+  const rawPath = question < 0 ? target : target.slice(0, question);
+  // OPTIONS * names the server, not a resource: it has no path.
+  const path = rawPath === '*' ? '' : percentDecodeToByteString(rawPath);
+  let pathInfo = path;
+  if (scriptName !== '') {
+    if (path !== scriptName && !path.startsWith(`${scriptName}/`)) {
+      throw new RequestError(`http: path is outside the mount ${scriptName} (${JSON.stringify(path).slice(0, 80)})`, 404);
+    }
+    pathInfo = path.slice(scriptName.length);
+  }
+
+  const transferEncoding = req.headers['transfer-encoding'];
+  if (transferEncoding !== undefined) {
+    const codings = transferEncoding.toLowerCase().split(',').map((coding) => coding.trim()).filter((c) => c !== '');
+    // RFC 9112 §6.3: without chunked last the body length is unknowable (400); other codings are not ours (501).
+    if (codings.at(-1) !== 'chunked') {
+      throw new RequestError(`http: Transfer-Encoding must end with chunked (${JSON.stringify(transferEncoding)})`);
+    }
+    if (codings.length > 1) {
+      throw new RequestError(`http: unsupported Transfer-Encoding (${JSON.stringify(transferEncoding)})`, 501);
+    }
+  }
+
+  const socket = req.socket;
+  const localAddress = unmapIpv4(socket.localAddress);
+  variables.REQUEST_METHOD = req.method ?? 'GET';
+  variables.SCRIPT_NAME = scriptName;
+  variables.PATH_INFO = pathInfo;
+  variables.QUERY_STRING = question < 0 ? '' : target.slice(question + 1);
+  variables.REQUEST_URI = target;
+  variables.SERVER_NAME =
+    hostWithoutPort(host) ?? (localAddress?.includes(':') ? `[${localAddress}]` : localAddress) ?? 'localhost';
+  variables.SERVER_PORT = socket.localPort === undefined ? undefined : String(socket.localPort);
+  variables.SERVER_PROTOCOL = `HTTP/${req.httpVersion}`;
+  variables.SERVER_SOFTWARE = `tsgi/${readVersion()}`;
+  variables.GATEWAY_INTERFACE = 'CGI/1.1';
+  variables.REMOTE_ADDR = unmapIpv4(socket.remoteAddress);
+  variables.REMOTE_PORT = socket.remotePort === undefined ? undefined : String(socket.remotePort);
+  variables.HTTPS = (socket as Partial<TLSSocket>).encrypted === true ? 'on' : undefined;
+  return variables;
+}
+
+/**
+ * Creates the ResponseSink over a ServerResponse. Hop-by-hop headers from the app are dropped (Node frames the
+ * message itself), so is Content-Length on 1xx/204 (RFC 9110 §8.6); headers go out as a flat list so repeated
+ * ones (Set-Cookie) stay separate lines. `closeConnection` adds `Connection: close`.
+ */
+function createSink(res: ServerResponse, signal: AbortSignal, closeConnection: boolean): Sink {
+  let replaced = false;
+  const sink: Sink = {
+    status: 0,
+    bytes: 0,
+    sendHead(code, reason, headers) {
+      const flat: string[] = [];
+      for (const [name, value] of headers) {
+        const lower = name.toLowerCase();
+        if (HOP_BY_HOP_HEADERS.has(lower) || lower.startsWith('proxy-')) continue;
+        if (lower === 'content-length' && (code < 200 || code === 204)) continue;
+        flat.push(name, toByteString(value));
+      }
+      if (closeConnection) flat.push('Connection', 'close');
+      const invalid = findInvalidHeader(flat);
+      if (invalid !== undefined) {
+        // runApp accepts control characters that Node refuses to send; nothing is on the wire yet, so the
+        // client can still get a clean 500 instead of a cut connection.
+        replaced = true;
+        sink.status = 500;
+        const page = `500 ${STATUS_TEXT[500]}\n`;
+        res.writeHead(500, STATUS_TEXT[500], ['Content-Type', 'text/plain; charset=utf-8', 'Content-Length', String(page.length)]);
+        res.end(page);
+        throw new AppError(`response: header value holds a control character (${invalid})`);
+      }
+      sink.status = code;
+      res.writeHead(code, toByteString(reason), flat);
+    },
+    write(chunk) {
+      sink.bytes += chunk.length;
+      return writeToStream(res, chunk, signal);
+    },
+    end() {
+      return new Promise<void>((resolve) => {
+        if (res.writableFinished || res.destroyed) {
+          resolve();
+          return;
+        }
+        const done = (): void => {
+          res.off('finish', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.on('finish', done);
+        res.on('close', done);
+        res.end();
+      });
+    },
+    abort() {
+      // The head promised a body that won't come (G3; runApp has logged why): closing the connection is the
+      // only way left to say so. A replaced response is complete already.
+      if (replaced) return;
+      const socket = res.socket;
+      if (signal.aborted || !socket || socket.destroyed) {
+        res.destroy();
+        return;
+      }
+      // Let the bytes already written reach the client first, or it might see nothing at all.
+      const timer = setTimeout(() => socket.destroy(), ABORT_FLUSH_TIMEOUT_MS);
+      timer.unref();
+      socket.write(EMPTY, () => {
+        clearTimeout(timer);
+        socket.destroy();
+      });
+    },
+  };
+  return sink;
+}
+
+interface Sink extends ResponseSink {
+  /** The status sent, 0 before the head. */
+  status: number;
+  /** Body bytes handed to the socket. */
+  bytes: number;
+}
+
+function findInvalidHeader(flat: readonly string[]): string | undefined {
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    try {
+      validateHeaderValue(flat[i] as string, flat[i + 1] as string);
+    } catch {
+      return flat[i];
+    }
+  }
+  return undefined;
+}
+
+/** Header values and reasons are byte strings; a char above U+00FF can't be one, so it goes out as UTF-8. */
+function toByteString(value: string): string {
+  return NON_LATIN1_RE.test(value) ? encodeUtf8Latin1(value) : value;
+}
+
+function sendContinue(res: ServerResponse): void {
+  if (!res.headersSent && !res.writableEnded && !res.destroyed) res.writeContinue();
+}
+
+function expectsContinue(req: IncomingMessage): boolean {
+  const expect = req.headers.expect;
+  return req.httpVersion === '1.1' && expect !== undefined && EXPECT_CONTINUE_RE.test(expect);
+}
+
+function isChunked(req: IncomingMessage): boolean {
+  const transferEncoding = req.headers['transfer-encoding'];
+  return transferEncoding !== undefined && /(?:^|,)\s*chunked\s*$/i.test(transferEncoding);
+}
+
+function hostWithoutPort(host: string | undefined): string | undefined {
+  if (!host) return undefined;
+  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1) || undefined;
+  return host.split(':', 1)[0] || undefined;
+}
+
+/** "::ffff:127.0.0.1" (an IPv4 client on a dual-stack socket) -> "127.0.0.1". */
+function unmapIpv4(address: string | undefined): string | undefined {
+  return address?.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+}
+
+function normalizeScriptName(scriptName: string): string {
+  if (scriptName === '' || scriptName === '/') return '';
+  if (!scriptName.startsWith('/') || /[?#]/.test(scriptName)) {
+    throw new TsgiError(`http: scriptName must be "" or a path starting with "/" (${JSON.stringify(scriptName)})`);
+  }
+  return scriptName.replace(/\/+$/, '');
+}
+
+function logAccess(settings: Settings, req: IncomingMessage, sink: Sink, started: number): void {
+  if (!settings.accessLog) return;
+  const remote = unmapIpv4(req.socket.remoteAddress) ?? '-';
+  const ms = (performance.now() - started).toFixed(1);
+  const status = sink.status === 0 ? '-' : String(sink.status);
+  const line = `${remote} - - [${new Date().toISOString()}] "${req.method} ${req.url} HTTP/${req.httpVersion}" ${status} ${sink.bytes} ${ms}ms`;
+  try {
+    settings.accessLog(line);
+  } catch (error) {
+    settings.errors.write(`tsgi: http: access log failed: ${describeError(error)}\n`);
+  }
+}
