@@ -5,6 +5,7 @@ import { createEnviron } from '../environ/create-environ.js';
 import { formatCgiHead } from '../response/cgi-head.js';
 import { runApp, sendErrorPage, type ResponseSink } from '../response/run-app.js';
 import type { App, ErrorStream } from '../types.js';
+import { createStdinReader, type StdinReader } from './cgi-stdin.js';
 import { writeToStream } from './write-to-stream.js';
 
 /** The process parts a CGI run uses. Each defaults to the real process's. */
@@ -25,6 +26,12 @@ export interface CgiOptions extends Partial<CgiIo> {
   exit?: boolean;
   /** Emit a full HTTP status line (non-parsed headers, RFC 3875 §5.2). Default: the script name starts "nph-". */
   nph?: boolean;
+  /**
+   * How many request body bytes may be read ahead of the app (default READ_AHEAD_BYTES, 16 MiB). Apache
+   * writes the whole body before reading the response; reading ahead lets an app stream its answer while it
+   * reads without deadlocking on full pipes.
+   */
+  readAheadBytes?: number;
 }
 
 /**
@@ -83,11 +90,14 @@ export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<nu
   };
 
   let status: number;
+  let reader: StdinReader | null = null;
   try {
-    const hasBody = variables.CONTENT_LENGTH !== undefined && variables.CONTENT_LENGTH !== '';
+    const length = /^[0-9]+$/.test(variables.CONTENT_LENGTH?.trim() ?? '') ? Number(variables.CONTENT_LENGTH) : Number.NaN;
+    // An invalid CONTENT_LENGTH gets no reader: createEnviron refuses it with a 400.
+    reader = Number.isSafeInteger(length) && length > 0 ? createStdinReader(stdinOf(), length, options.readAheadBytes) : null;
     const environ = createEnviron({
       variables,
-      input: hasBody ? stdinOf() : null,
+      input: reader?.source ?? null,
       errors,
       signal: controller.signal,
       multithread: false,
@@ -106,6 +116,7 @@ export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<nu
       status = 1;
     }
   } finally {
+    await reader?.drain();
     stdout.off('close', onGone);
     if (usesProcess) process.off('SIGTERM', onTerm);
   }

@@ -25,12 +25,6 @@ import {
 /** How a server is known to differ; each flag is asserted, not just tolerated. */
 export interface CgiQuirks {
   /**
-   * The server writes the whole request body to the script before reading any of its output (Apache mod_cgi
-   * and mod_cgid), so a script that streams its answer while reading deadlocks once the pipes fill. Echo
-   * tests then use echo.cgi's `?spool=1` (read everything, then answer).
-   */
-  bodyBeforeOutput: boolean;
-  /**
    * The server normalizes the query string (lighttpd: %41 -> "A", raw UTF-8 bytes -> %XX) instead of
    * passing it raw.
    */
@@ -43,8 +37,6 @@ export interface CgiQuirks {
    * normally even when the script died mid-body: the client can't tell.
    */
   keepsContentLength: boolean;
-  /** Conformance cases that can't pass behind this server, by name, with the reason. */
-  conformanceSkips?: Record<string, string>;
 }
 
 /** What defineCgiSuite needs. */
@@ -156,7 +148,7 @@ export function defineCgiSuite(options: CgiSuiteOptions): void {
 
     it('echo: a 10 MiB random binary POST comes back byte-exact', async () => {
       const body = randomBytes(10 * MIB);
-      const path = quirks.bodyBeforeOutput ? '/cgi-bin/echo.cgi?spool=1' : '/cgi-bin/echo.cgi';
+      const path = '/cgi-bin/echo.cgi';
       const response = await fetch(url(path), {
         method: 'POST',
         body,
@@ -346,28 +338,10 @@ export function defineCgiSuite(options: CgiSuiteOptions): void {
         return { status: response.status, headers, body: new Uint8Array(await response.arrayBuffer()) };
       }
       for (const testCase of conformanceCases) {
-        const skip = quirks.conformanceSkips?.[testCase.name];
-        it.skipIf(skip !== undefined)(skip === undefined ? testCase.name : `${testCase.name} [skipped: ${skip}]`, async () => {
+        it(testCase.name, async () => {
           testCase.check(await send(testCase.request), { scriptName, transport: options.title });
         });
       }
     });
   });
 }
-
-/** Apache writes the request body before reading output: a streaming echo of 1 MiB waits out its Timeout. */
-export const APACHE_CONFORMANCE_SKIPS: Record<string, string> = {
-  'POST body is echoed byte-exact (1 MiB binary)':
-    'Apache writes the whole body before reading output; a script answering while reading deadlocks (see echo.cgi ?spool=1)',
-};
-
-/**
- * mod_cgid: stdin and stdout are one unix socket; a script that exits without reading its body closes it with
- * unread data, the kernel answers with a reset, and Apache loses the end of the response (AH00574
- * "ap_content_length_filter: apr_bucket_read() failed", the client sees the connection cut).
- */
-export const CGID_CONFORMANCE_SKIPS: Record<string, string> = {
-  ...APACHE_CONFORMANCE_SKIPS,
-  'POST: CONTENT_TYPE and CONTENT_LENGTH are set':
-    'mod_cgid resets the response when a script exits without reading its body; runWithCgi does not drain stdin yet',
-};

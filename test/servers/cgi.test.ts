@@ -2,6 +2,7 @@ import { PassThrough, Writable } from 'node:stream';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCgi } from '../../src/cli/build-command.js';
@@ -309,6 +310,24 @@ describe('runWithCgi as a real process through pipes', () => {
     expect(result.exitCode).toBe(0);
     const headLength = 'Status: 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 3000000\r\n\r\n'.length;
     expect(total).toBe(headLength + 3_000_000);
+  });
+
+  it('an echo works when the web server writes the whole body before reading (Apache): no pipe deadlock', async () => {
+    const size = 4 * 1024 * 1024;
+    const child = spawn(conformanceScript, [], {
+      env: childEnv({ REQUEST_METHOD: 'POST', CONTENT_LENGTH: String(size), PATH_INFO: '/echo' }),
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const block = Buffer.alloc(64 * 1024, 0x5a);
+    // Like Apache: the whole body first, the response only after.
+    for (let sent = 0; sent < size; sent += block.length) {
+      if (!child.stdin.write(block)) await new Promise((resolve) => child.stdin.once('drain', resolve));
+    }
+    let total = 0;
+    for await (const chunk of child.stdout as AsyncIterable<Buffer>) total += chunk.length;
+    expect(await exited).toBe(0);
+    expect(total).toBe('Status: 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n'.length + size);
   });
 
   it('T21: an uncaught exception before headers -> a proper Status: 500', async () => {
