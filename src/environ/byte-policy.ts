@@ -48,6 +48,7 @@ function isHex(code: number): boolean {
 }
 
 const REPLACEMENT = '\ufffd';
+const ASCII_RE = /^[\x00-\x7f]*$/;
 
 /**
  * Converts a process environment (which Node decodes as UTF-8) to CGI variables under the byte policy.
@@ -58,7 +59,8 @@ export function decodeProcessEnv(env: Record<string, string | undefined>): Recor
   const out: Record<string, string> = {};
   for (const key of Object.keys(env)) {
     const value = env[key];
-    if (typeof value === 'string') out[key] = encodeUtf8Latin1(value);
+    // Most values are ASCII, the same in both forms: skip the round trip through a Buffer (CGI start-up).
+    if (typeof value === 'string') out[key] = ASCII_RE.test(value) ? value : encodeUtf8Latin1(value);
   }
   const pathInfo = env.PATH_INFO;
   const requestUri = out.REQUEST_URI;

@@ -27,7 +27,6 @@ export interface EnvironSource {
 }
 
 const CONTENT_LENGTH_RE = /^[0-9]+$/;
-const NEVER = new AbortController().signal;
 
 /**
  * The one translator from CGI variables to an Environ, used by every transport. It applies the rules every
@@ -83,7 +82,7 @@ export function createEnviron(source: EnvironSource): Environ {
   if (vars.SERVER_NAME === undefined) vars.SERVER_NAME = hostWithoutPort(vars.HTTP_HOST) ?? 'localhost';
   vars.SERVER_PORT ??= urlScheme === 'https' ? '443' : '80';
 
-  const signal = source.signal ?? NEVER;
+  const signal = source.signal ?? new AbortController().signal;
   const terminated = source.inputTerminated ?? false;
   const environ = vars as unknown as Environ;
   environ['tsgi.version'] = [1, 0];

@@ -5,7 +5,8 @@ import { createEnviron } from '../environ/create-environ.js';
 import { formatCgiHead } from '../response/cgi-head.js';
 import { runApp, sendErrorPage, type ResponseSink } from '../response/run-app.js';
 import type { App, ErrorStream } from '../types.js';
-import { createStdinReader, type StdinReader } from './cgi-stdin.js';
+import { createStdinReader } from './cgi-stdin.js';
+import { createFdWriter } from './fd-writer.js';
 import { writeToStream } from './write-to-stream.js';
 
 /** The process parts a CGI run uses. Each defaults to the real process's. */
@@ -45,9 +46,8 @@ export interface CgiOptions extends Partial<CgiIo> {
 export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<number> {
   const usesProcess = options.stdout === undefined;
   const env = options.env ?? process.env;
-  // process.stdin and process.stderr are created on first access, which costs start-up time: touch them
-  // only when there is a body to read or something to log.
-  const stdout = options.stdout ?? process.stdout;
+  // process.stdin, process.stdout and process.stderr are created on first access, which costs start-up time:
+  // touch them only when needed.
   const stdinOf = (): Readable => options.stdin ?? process.stdin;
   const stderrOf = (): Writable => options.stderr ?? process.stderr;
   const exit = options.exit ?? usesProcess;
@@ -62,8 +62,6 @@ export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<nu
   const onTerm = (): void => {
     if (!controller.signal.aborted) controller.abort(new AbortError('cgi: terminated by the web server (SIGTERM)'));
   };
-  stdout.on('error', onGone);
-  stdout.on('close', onGone);
   if (usesProcess) process.on('SIGTERM', onTerm);
 
   const errors: ErrorStream = {
@@ -81,20 +79,34 @@ export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<nu
   const nph = options.nph ?? /(^|\/)nph-[^/]*$/.test(scriptName);
   const protocol = variables.SERVER_PROTOCOL ?? 'HTTP/1.0';
 
+  const length = /^[0-9]+$/.test(variables.CONTENT_LENGTH?.trim() ?? '') ? Number(variables.CONTENT_LENGTH) : Number.NaN;
+  // An invalid CONTENT_LENGTH gets no reader: createEnviron refuses it with a 400.
+  const reader = Number.isSafeInteger(length) && length > 0 ? createStdinReader(stdinOf(), length, options.readAheadBytes) : null;
+
+  let write: (chunk: Uint8Array) => Promise<void> | void;
+  let flush: () => Promise<void>;
+  let release = (): void => {};
+  if (usesProcess && reader === null) {
+    // Nothing to read while writing: write(2) to fd 1 directly, blocking on a full pipe (see createFdWriter).
+    write = createFdWriter(1, onGone);
+    flush = () => Promise.resolve();
+  } else {
+    const stdout = options.stdout ?? process.stdout;
+    stdout.on('error', onGone);
+    stdout.on('close', onGone);
+    release = () => stdout.off('close', onGone);
+    write = (chunk) => writeToStream(stdout, chunk, controller.signal);
+    flush = () => flushStream(stdout);
+  }
   const sink: ResponseSink = {
-    sendHead: (code, reason, headers) =>
-      writeToStream(stdout, formatCgiHead(code, reason, headers, nph ? { protocol } : undefined), controller.signal),
-    write: (chunk) => writeToStream(stdout, chunk, controller.signal),
-    end: () => flushStream(stdout),
+    sendHead: (code, reason, headers) => write(formatCgiHead(code, reason, headers, nph ? { protocol } : undefined)),
+    write,
+    end: flush,
     abort: () => undefined,
   };
 
   let status: number;
-  let reader: StdinReader | null = null;
   try {
-    const length = /^[0-9]+$/.test(variables.CONTENT_LENGTH?.trim() ?? '') ? Number(variables.CONTENT_LENGTH) : Number.NaN;
-    // An invalid CONTENT_LENGTH gets no reader: createEnviron refuses it with a 400.
-    reader = Number.isSafeInteger(length) && length > 0 ? createStdinReader(stdinOf(), length, options.readAheadBytes) : null;
     const environ = createEnviron({
       variables,
       input: reader?.source ?? null,
@@ -117,7 +129,7 @@ export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<nu
     }
   } finally {
     await reader?.drain();
-    stdout.off('close', onGone);
+    release();
     if (usesProcess) process.off('SIGTERM', onTerm);
   }
   if (exit) {
