@@ -57,8 +57,10 @@ const ASCII_RE = /^[\x00-\x7f]*$/;
  */
 export function decodeProcessEnv(env: Record<string, string | undefined>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const key of Object.keys(env)) {
-    const value = env[key];
+  // One copy first: reading process.env key by key goes through a native interceptor each time.
+  const copy = { ...env };
+  for (const key of Object.keys(copy)) {
+    const value = copy[key];
     // Most values are ASCII, the same in both forms: skip the round trip through a Buffer (CGI start-up).
     if (typeof value === 'string') out[key] = ASCII_RE.test(value) ? value : encodeUtf8Latin1(value);
   }
