@@ -182,6 +182,16 @@ export function defineCgiSuite(options: CgiSuiteOptions): void {
       expect(result.parts[0]?.sha256).toBe(sha256(Buffer.from('holiday')));
     });
 
+    it('upload: a malformed multipart body gets 400, a GET gets 405', async () => {
+      const bad = await fetch(url('/cgi-bin/upload.cgi'), {
+        method: 'POST',
+        headers: { 'Content-Type': 'multipart/form-data; boundary=xyz' },
+        body: '--xyz\r\nContent-Disposition: form-data; name="a"\r\n\r\nunterminated',
+      });
+      expect(bad.status).toBe(400);
+      expect((await fetch(url('/cgi-bin/upload.cgi'))).status).toBe(405);
+    });
+
     it('HEAD: headers, no body', async () => {
       const raw = await rawRequest(server.port, 'HEAD /cgi-bin/hello.cgi HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
       const response = parseRawResponse(raw);
