@@ -4,7 +4,6 @@ export {
   DEFAULT_MAX_FIELDS,
   DEFAULT_MAX_FILES,
   DEFAULT_MAX_MULTIPART_BYTES,
-  parseCookies,
   Request,
   RequestHeaders,
   type RequestOptions,
@@ -12,10 +11,10 @@ export {
 export {
   Response,
   ResponseHeaders,
-  serializeCookie,
-  type CookieOptions,
   type ResponseBody,
   type ResponseHeadersInit,
   type ResponseInit,
 } from './response.js';
 export { formatStatus, getStatusText, STATUS_TEXT } from './status-text.js';
+export { parseCookies, serializeCookie, type CookieOptions } from './cookies.js';
+export { parseMultipart, type MultipartLimits } from './multipart.js';

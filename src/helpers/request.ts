@@ -1,6 +1,8 @@
-import { Busboy } from '@fastify/busboy';
 import { RequestError } from '../errors.js';
 import type { Environ, InputStream } from '../types.js';
+import { decodeLatin1Utf8 } from '../environ/byte-policy.js';
+import { parseCookies } from './cookies.js';
+import { parseMultipart } from './multipart.js';
 
 /** Default cap for bytes(), text(), json() and url-encoded formData(): 1 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -156,17 +158,17 @@ export class Request {
 
   /** SCRIPT_NAME decoded as UTF-8: where the app is mounted. */
   get scriptName(): string {
-    return decodeByteString(this.environ.SCRIPT_NAME ?? '');
+    return decodeLatin1Utf8(this.environ.SCRIPT_NAME ?? '');
   }
 
   /** PATH_INFO decoded as UTF-8: the path below the mount point. */
   get pathInfo(): string {
-    return decodeByteString(this.environ.PATH_INFO ?? '');
+    return decodeLatin1Utf8(this.environ.PATH_INFO ?? '');
   }
 
   /** SCRIPT_NAME + PATH_INFO decoded as UTF-8 ("/" when both are empty). */
   get path(): string {
-    return decodeByteString((this.environ.SCRIPT_NAME ?? '') + (this.environ.PATH_INFO ?? '')) || '/';
+    return decodeLatin1Utf8((this.environ.SCRIPT_NAME ?? '') + (this.environ.PATH_INFO ?? '')) || '/';
   }
 
   /** The raw query string (QUERY_STRING, without "?"). */
@@ -176,14 +178,14 @@ export class Request {
 
   /** The query parameters, percent-decoded as UTF-8. A fresh object on each access. */
   get query(): URLSearchParams {
-    return new URLSearchParams(decodeByteString(this.queryString));
+    return new URLSearchParams(decodeLatin1Utf8(this.queryString));
   }
 
   /** The full request URL, rebuilt from scheme, host, path (re-encoded) and query. */
   get url(): URL {
     if (this.#url === undefined) {
       const path = encodePath((this.environ.SCRIPT_NAME ?? '') + (this.environ.PATH_INFO ?? '')) || '/';
-      const query = this.queryString === '' ? '' : `?${decodeByteString(this.queryString)}`;
+      const query = this.queryString === '' ? '' : `?${decodeLatin1Utf8(this.queryString)}`;
       try {
         this.#url = new URL(`${this.scheme}://${this.host}${path}${query}`);
       } catch {
@@ -308,34 +310,6 @@ export class Request {
   }
 }
 
-/**
- * Parses a Cookie header (RFC 6265 §5.4: "a=1; b=2") into a null-prototype record. The first occurrence of a
- * name wins (browsers send the most specific cookie first). Surrounding double quotes are removed; the value
- * is decoded as UTF-8 from the byte policy, then percent-decoded when that is well-formed (kept as is otherwise).
- * Pairs without "=" or with an empty name are skipped.
- */
-export function parseCookies(header: string): Record<string, string> {
-  const cookies = Object.create(null) as Record<string, string>;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq === -1) continue;
-    const name = part.slice(0, eq).trim();
-    if (name === '' || name in cookies) continue;
-    let value = part.slice(eq + 1).trim();
-    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
-    value = decodeByteString(value);
-    if (value.includes('%')) {
-      try {
-        value = decodeURIComponent(value);
-      } catch {
-        // Not percent-encoding after all: keep the value as the client sent it.
-      }
-    }
-    cookies[name] = value;
-  }
-  return cookies;
-}
-
 async function readBody(input: InputStream, declared: number | null, limit: number, limitName: string): Promise<Uint8Array> {
   if (declared !== null && declared > limit) throw new RequestError(`request: body exceeds ${limitName} (${declared})`, 413);
   const chunks: Uint8Array[] = [];
@@ -346,85 +320,6 @@ async function readBody(input: InputStream, declared: number | null, limit: numb
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, total);
-}
-
-function parseMultipart(source: AsyncIterable<Uint8Array>, contentType: string, options: Required<RequestOptions>): Promise<FormData> {
-  return new Promise<FormData>((resolve, reject) => {
-    // Slots are reserved when a part starts so the form keeps the parts' order even though files end later.
-    const entries: Array<[string, string | File] | undefined> = [];
-    const pendingFiles: Array<Promise<void>> = [];
-    let failed = false;
-    const fail = (error: unknown): void => {
-      if (failed) return;
-      failed = true;
-      reject(error);
-    };
-    const tooLarge = (what: string, value: number): void => fail(new RequestError(`request: form exceeds ${what} (${value})`, 413));
-
-    let parser: ReturnType<typeof Busboy>;
-    try {
-      parser = Busboy({
-        headers: { 'content-type': contentType },
-        limits: {
-          fileSize: options.maxFileBytes,
-          files: options.maxFiles,
-          fields: options.maxFields,
-          fieldSize: options.maxFieldBytes,
-        },
-      });
-    } catch (error) {
-      fail(new RequestError(`request: bad multipart Content-Type (${(error as Error).message})`, 400, error));
-      return;
-    }
-
-    parser.on('field', (name, value, nameTruncated, valueTruncated) => {
-      if (nameTruncated || valueTruncated) tooLarge('maxFieldBytes', options.maxFieldBytes);
-      else entries.push([name, value]);
-    });
-    parser.on('file', (name, stream, filename, _encoding, mimeType) => {
-      const slot = entries.push(undefined) - 1;
-      const chunks: Uint8Array<ArrayBuffer>[] = [];
-      pendingFiles.push(
-        new Promise<void>((done) => {
-          stream.on('data', (chunk: Buffer) => chunks.push(new Uint8Array(chunk)));
-          stream.on('limit', () => tooLarge('maxFileBytes', options.maxFileBytes));
-          stream.on('error', (error: unknown) => fail(new RequestError('request: malformed multipart body (file part)', 400, error)));
-          stream.on('end', () => {
-            entries[slot] = [name, new File(chunks, filename || 'blob', { type: mimeType })];
-            done();
-          });
-        }),
-      );
-    });
-    parser.on('filesLimit', () => tooLarge('maxFiles', options.maxFiles));
-    parser.on('fieldsLimit', () => tooLarge('maxFields', options.maxFields));
-    parser.on('error', (error: unknown) => {
-      fail(new RequestError(`request: malformed multipart body (${error instanceof Error ? error.message : String(error)})`, 400, error));
-    });
-    parser.on('finish', () => {
-      void Promise.all(pendingFiles).then(() => {
-        if (failed) return;
-        const form = new FormData();
-        for (const entry of entries) if (entry) form.append(entry[0], entry[1]);
-        resolve(form);
-      });
-    });
-
-    void (async () => {
-      let total = 0;
-      for await (const chunk of source) {
-        if (failed) return;
-        total += chunk.length;
-        if (total > options.maxMultipartBytes) {
-          tooLarge('maxMultipartBytes', total);
-          return;
-        }
-        // Everything ends up in memory anyway (File objects), and the byte cap bounds it: no need to wait for drain.
-        parser.write(chunk);
-      }
-      parser.end();
-    })().catch(fail);
-  });
 }
 
 async function* toAsyncIterable(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
@@ -443,9 +338,6 @@ function createDecoder(contentType: string | null): TextDecoder {
   return new TextDecoder();
 }
 
-function decodeByteString(value: string): string {
-  return /^[\0-\x7f]*$/.test(value) ? value : Buffer.from(value, 'latin1').toString('utf8');
-}
 
 function defaultPort(scheme: 'http' | 'https'): number {
   return scheme === 'https' ? 443 : 80;

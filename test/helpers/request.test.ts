@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RequestError } from '../../src/errors.js';
-import { parseCookies, Request } from '../../src/helpers/request.js';
+import { parseCookies } from '../../src/helpers/cookies.js';
+import { Request } from '../../src/helpers/request.js';
 import { buildEnviron } from '../middleware/helpers.js';
 
 const BOUNDARY = '----tsgi-boundary-7MA4YWxkTrZu0gW';

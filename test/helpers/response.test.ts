@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.js';
-import { Response, ResponseHeaders, serializeCookie } from '../../src/helpers/response.js';
+import { serializeCookie } from '../../src/helpers/cookies.js';
+import { Response, ResponseHeaders } from '../../src/helpers/response.js';
 import { formatStatus, getStatusText } from '../../src/helpers/status-text.js';
 import { compose } from '../../src/middleware/compose.js';
 import type { App, Chunk } from '../../src/types.js';
