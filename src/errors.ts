@@ -85,7 +85,8 @@ export class LintError extends TsgiError {
   }
 }
 
-function formatLintValue(value: unknown): string {
+/** Shows a bad value in a lint message: JSON for strings, cut at 200 chars. */
+export function formatLintValue(value: unknown): string {
   try {
     const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
     return text.length > 200 ? `${text.slice(0, 200)}...` : text;

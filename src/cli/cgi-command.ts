@@ -2,6 +2,7 @@
  * The `tsgi cgi` verb: runs any CGI executable once through the CGI host (src/host/run-cgi.ts) and prints the
  * response, for testing CGI programs from a shell the way `curl -i` tests a web server.
  */
+import { waitForDrain } from '../servers/write-to-stream.js';
 import { readFile } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
@@ -122,20 +123,7 @@ async function runAndPrint(command: ParsedCommand, io: CgiCommandIo, signal: Abo
 function write(stream: Writable, chunk: Buffer): Promise<boolean> {
   if (stream.destroyed || stream.writableEnded) return Promise.resolve(false);
   if (stream.write(chunk)) return Promise.resolve(true);
-  if (stream.destroyed) return Promise.resolve(false);
-  return new Promise((resolveWrite) => {
-    const finish = (drained: boolean) => {
-      stream.off('drain', onDrain);
-      stream.off('close', onClose);
-      stream.off('error', onClose);
-      resolveWrite(drained);
-    };
-    const onDrain = () => finish(true);
-    const onClose = () => finish(false);
-    stream.on('drain', onDrain);
-    stream.on('close', onClose);
-    stream.on('error', onClose);
-  });
+  return waitForDrain(stream);
 }
 
 async function parseCommand(args: string[], io: CgiCommandIo): Promise<ParsedCommand | 'help'> {

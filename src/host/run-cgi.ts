@@ -14,6 +14,7 @@
  *   the request, 500 for a malformed head, 504 for a timeout), never an exception; only the caller's own abort
  *   rejects, with an AbortError.
  */
+import { waitForDrain } from '../servers/write-to-stream.js';
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
@@ -467,23 +468,6 @@ async function pumpStdin(stdin: Writable, body: PreparedBody, log: StderrLog): P
   }
 }
 
-/** Resolves true on 'drain', false when the stream closed or failed first (the script stopped reading). */
-function waitForDrain(stream: Writable): Promise<boolean> {
-  if (stream.destroyed || stream.writableEnded) return Promise.resolve(false);
-  return new Promise((resolveDrain) => {
-    const finish = (drained: boolean) => {
-      stream.off('drain', onDrain);
-      stream.off('close', onClose);
-      stream.off('error', onClose);
-      resolveDrain(drained);
-    };
-    const onDrain = () => finish(true);
-    const onClose = () => finish(false);
-    stream.on('drain', onDrain);
-    stream.on('close', onClose);
-    stream.on('error', onClose);
-  });
-}
 
 type HeadOutcome =
   | { kind: 'head'; result: CgiHeadResult }

@@ -1,3 +1,5 @@
+import { formatLintValue } from '../../errors.js';
+
 /** A soft-rule finding: the interface allows it, but it is almost always a mistake. */
 export interface LintWarning {
   /** The rule's id in docs/conformance.md section F ("F12"). */
@@ -12,17 +14,8 @@ export type WarningHandler = (warning: LintWarning) => void;
 
 /** Formats a warning for an error stream: `tsgi.lint: warning F12 status has no reason phrase ("200")`. */
 export function formatWarning(warning: LintWarning): string {
-  const value = warning.value === undefined ? '' : ` (${formatValue(warning.value)})`;
+  const value = warning.value === undefined ? '' : ` (${formatLintValue(warning.value)})`;
   return `tsgi.lint: warning ${warning.rule} ${warning.message}${value}\n`;
-}
-
-function formatValue(value: unknown): string {
-  try {
-    const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
-    return text.length > 200 ? `${text.slice(0, 200)}...` : text;
-  } catch {
-    return Object.prototype.toString.call(value);
-  }
 }
 
 /** Describes a value's type for a message: "null", "array", "Uint8Array", "string"... */
