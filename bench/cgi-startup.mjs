@@ -29,7 +29,7 @@ import { parseArgs } from 'node:util';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const GNU_TIME = '/usr/bin/time';
 const GOAL_RATIO = 1.1;
-const EXPECTED_BODY = 'Hello from tsgi\n';
+const EXPECTED_BODY = 'Hello from tsgi! You asked for /cgi-bin/hello.cgi\n';
 
 const { values } = parseArgs({
   options: {

@@ -1,8 +1,5 @@
-import { runWithCgi, type App } from 'tsgi';
-
-const app: App = (_environ, startResponse) => {
-  startResponse('200 OK', [['Content-Type', 'text/plain; charset=utf-8']]);
-  return ['Hello from tsgi\n'];
-};
+// The same app `npm start` serves over HTTP (examples/hello.ts), run as a CGI script.
+import { runWithCgi } from 'tsgi';
+import app from '../examples/hello.js';
 
 void runWithCgi(app);

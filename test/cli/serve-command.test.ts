@@ -129,6 +129,10 @@ describe('tsgi build', () => {
         extendEnv: false,
       });
       expect(run.stdout).toMatch(/^Status: 200 OK\r\n/);
+      // The same app, pipe-tested through `tsgi cgi` as a web server would run it.
+      const piped = await execa('node', [BIN, 'cgi', out, 'GET', '/some/path?x=1', '--script-name', '/cgi-bin/hello.cgi']);
+      expect(piped.stdout).toMatch(/^HTTP\/1\.1 200 OK\r?\n/);
+      expect(piped.stdout).toMatch(/\r?\n\r?\nHello from tsgi! You asked for \/cgi-bin\/hello.cgi\/some\/path$/);
       const bad = await execa('node', [BIN, 'build', 'no-such.ts', '-o', out], { reject: false });
       expect(bad.exitCode).toBe(1);
       expect(bad.stderr).toContain('entry not found');

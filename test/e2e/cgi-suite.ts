@@ -95,11 +95,11 @@ export function defineCgiSuite(options: CgiSuiteOptions): void {
       return JSON.parse(text) as Record<string, unknown>;
     }
 
-    it('hello: a plain GET', async () => {
-      const response = await fetch(url('/cgi-bin/hello.cgi'));
+    it('hello: the example app tsgi serve runs over HTTP answers a plain GET as a CGI script', async () => {
+      const response = await fetch(url('/cgi-bin/hello.cgi/some/path'));
       expect(response.status).toBe(200);
       expect(response.headers.get('content-type')).toBe('text/plain; charset=utf-8');
-      expect(await response.text()).toBe('Hello from tsgi\n');
+      expect(await response.text()).toBe('Hello from tsgi! You asked for /cgi-bin/hello.cgi/some/path\n');
     });
 
     it('env: CGI variables, a decoded UTF-8 PATH_INFO, the raw query, PATH from the conf', async () => {
