@@ -9,6 +9,9 @@ import { createStdinReader } from './cgi-stdin.js';
 import { createFdWriter } from './fd-writer.js';
 import { writeToStream } from './write-to-stream.js';
 
+/** How long a CGI script may take to stop after SIGTERM (the web server giving up on it) before it exits. */
+export const TERM_GRACE_MS = 2_000;
+
 /** The process parts a CGI run uses. Each defaults to the real process's. */
 export interface CgiIo {
   /** The CGI meta-variables, as Node presents a process environment (values decoded as UTF-8). */
@@ -61,6 +64,8 @@ export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<nu
   };
   const onTerm = (): void => {
     if (!controller.signal.aborted) controller.abort(new AbortError('cgi: terminated by the web server (SIGTERM)'));
+    // Handling SIGTERM replaced Node's default exit: give the app TERM_GRACE_MS to stop, then exit anyway.
+    setTimeout(() => process.exit(143), TERM_GRACE_MS).unref();
   };
   if (usesProcess) process.on('SIGTERM', onTerm);
 

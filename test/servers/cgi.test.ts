@@ -358,6 +358,18 @@ describe('runWithCgi as a real process through pipes', () => {
     expect(seen).toEqual({ seenAtLoad: null, seenAtRun: null, inEnviron: null });
   });
 
+  it('SIGTERM from the web server ends even an app that ignores tsgi.signal, within TERM_GRACE_MS', async () => {
+    const stuck = join(dir, 'stuck.cgi');
+    await buildCgi('test/fixtures/stuck-app.ts', stuck);
+    const child = execa(stuck, [], { env: childEnv({ SCRIPT_NAME: '/cgi-bin/stuck.cgi' }), extendEnv: false, reject: false });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const started = Date.now();
+    child.kill('SIGTERM');
+    const result = await child;
+    expect(result.exitCode).toBe(143);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
   it('the conformance app runs from the built file', async () => {
     const result = await execa(conformanceScript, [], { env: childEnv({ PATH_INFO: '/hello' }), extendEnv: false });
     expect(result.stdout).toBe('Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 11\r\n\r\nHello, tsgi');
