@@ -9,7 +9,7 @@ import { rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { conformanceCases, type ConformanceRequest, type ConformanceResponse } from 'tsgi/testing';
+import { conformanceCases, createFetchClient, type ConformanceClient } from 'tsgi/testing';
 import { bodyTruncation, parseRawResponse, rawBody, rawHeader, rawRequest } from './http-client.js';
 import {
   buildScripts,
@@ -336,17 +336,8 @@ export function defineCgiSuite(options: CgiSuiteOptions): void {
 
     describe('shared conformance suite (cgi-bin/conformance.cgi)', () => {
       const scriptName = '/cgi-bin/conformance.cgi';
-      async function send(request: ConformanceRequest): Promise<ConformanceResponse> {
-        const init: RequestInit = { method: request.method, redirect: 'manual', headers: request.headers ?? [] };
-        if (request.body) init.body = Buffer.from(request.body);
-        const response = await fetch(url(`${scriptName}${request.path}`), init);
-        const headers: Array<[string, string]> = [];
-        response.headers.forEach((value, name) => {
-          if (name !== 'set-cookie') headers.push([name, value]);
-        });
-        for (const cookie of response.headers.getSetCookie()) headers.push(['set-cookie', cookie]);
-        return { status: response.status, headers, body: new Uint8Array(await response.arrayBuffer()) };
-      }
+      // The server starts in beforeAll, after collection: resolve its URL per request.
+      const send: ConformanceClient = (request) => createFetchClient(url(scriptName))(request);
       for (const testCase of conformanceCases) {
         it(testCase.name, async () => {
           testCase.check(await send(testCase.request), { scriptName, transport: options.title });

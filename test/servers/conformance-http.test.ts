@@ -3,7 +3,8 @@ import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validator } from '../../src/middleware/validator.js';
 import { createHttpServer } from '../../src/servers/http.js';
-import { conformanceApp, conformanceCases, type ConformanceRequest } from '../../src/testing/conformance.js';
+import { conformanceApp, conformanceCases } from '../../src/testing/conformance.js';
+import { createFetchClient } from '../../src/testing/fetch-client.js';
 
 describe('conformance suite over the embedded HTTP server, under validator() (checks the server too)', () => {
   let server: Server;
@@ -19,22 +20,10 @@ describe('conformance suite over the embedded HTTP server, under validator() (ch
     await new Promise((resolve) => server.close(resolve));
   });
 
-  async function send(request: ConformanceRequest) {
-    const init: RequestInit = { method: request.method, headers: request.headers ?? [], redirect: 'manual' };
-    if (request.body) init.body = request.body as unknown as BodyInit;
-    const response = await fetch(`${base}${request.path}`, init);
-    const headers: Array<[string, string]> = [];
-    response.headers.forEach((value, name) => {
-      if (name !== 'set-cookie') headers.push([name, value]);
-    });
-    for (const cookie of response.headers.getSetCookie()) headers.push(['set-cookie', cookie]);
-    return { status: response.status, headers, body: new Uint8Array(await response.arrayBuffer()) };
-  }
-
   for (const testCase of conformanceCases) {
     it(testCase.name, async () => {
       errors = '';
-      testCase.check(await send(testCase.request), { scriptName: '', transport: 'http' });
+      testCase.check(await createFetchClient(base)(testCase.request), { scriptName: '', transport: 'http' });
       expect(errors).not.toMatch(/tsgi\.lint/);
     });
   }
