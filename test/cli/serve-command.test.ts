@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseListenAddress } from '../../src/cli/listen-address.js';
+import { parseListenTarget } from '../../src/servers/listen.js';
 import { loadApp, parseAppReference } from '../../src/cli/load-app.js';
 
 const BIN = join(process.cwd(), 'bin', 'tsgi.js');
@@ -41,12 +41,16 @@ async function firstLine(child: ResultPromise, timeoutMs = 20_000): Promise<stri
 
 describe('address and module references', () => {
   it('parses listen addresses', () => {
-    expect(parseListenAddress('0.0.0.0:8080')).toEqual({ host: '0.0.0.0', port: 8080 });
-    expect(parseListenAddress(':9000')).toEqual({ host: '127.0.0.1', port: 9000 });
-    expect(parseListenAddress('9000')).toEqual({ host: '127.0.0.1', port: 9000 });
-    expect(parseListenAddress('[::1]:8000')).toEqual({ host: '::1', port: 8000 });
-    expect(() => parseListenAddress('host:99999')).toThrow(/bad address/);
-    expect(() => parseListenAddress('nope')).toThrow(/bad address/);
+    expect(parseListenTarget('0.0.0.0:8080')).toEqual({ kind: 'tcp', host: '0.0.0.0', port: 8080 });
+    expect(parseListenTarget(':9000')).toEqual({ kind: 'tcp', host: '127.0.0.1', port: 9000 });
+    expect(parseListenTarget('9000')).toEqual({ kind: 'tcp', host: '127.0.0.1', port: 9000 });
+    expect(parseListenTarget('[::1]:8000')).toEqual({ kind: 'tcp', host: '::1', port: 8000 });
+    expect(parseListenTarget('unix:/run/app.sock')).toEqual({ kind: 'unix', path: '/run/app.sock' });
+    expect(parseListenTarget('fd:0')).toEqual({ kind: 'fd', fd: 0 });
+    expect(() => parseListenTarget('host:99999')).toThrow(/bad address/);
+    expect(() => parseListenTarget('nope')).toThrow(/bad address/);
+    expect(() => parseListenTarget('unix:')).toThrow(/socket path/);
+    expect(() => parseListenTarget('fd:x')).toThrow(/descriptor/);
   });
 
   it('parses MODULE[:EXPORT]', () => {

@@ -1,0 +1,13 @@
+export * from './constants.js';
+export { RecordDecoder, type FastCgiRecord } from './record-decoder.js';
+export { NameValueCollector, decodeNameValuePairs, encodeNameValuePairs, type NameValuePair } from './name-value.js';
+export {
+  encodeBeginRequest,
+  encodeEndRequest,
+  encodeGetValuesResult,
+  encodeRecord,
+  encodeStreamRecords,
+  encodeUnknownType,
+  writeEndRequest,
+  writeRecordHeader,
+} from './record-encoder.js';

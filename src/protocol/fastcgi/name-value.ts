@@ -1,0 +1,110 @@
+import { ProtocolError } from '../../errors.js';
+
+/** A name-value pair as byte strings (one char per byte, the tsgi byte policy). */
+export type NameValuePair = [name: string, value: string];
+
+/** Largest length a name or value may declare (31 bits, §3.4). */
+const MAX_PAIR_LENGTH = 0x7fffffff;
+
+/** Bytes the length prefix of `length` takes: 1 up to 127, else 4 (§3.4). */
+function lengthSize(length: number): number {
+  return length <= 127 ? 1 : 4;
+}
+
+function writeLength(target: Uint8Array, at: number, length: number): number {
+  if (length <= 127) {
+    target[at] = length;
+    return at + 1;
+  }
+  target[at] = ((length >>> 24) & 0x7f) | 0x80;
+  target[at + 1] = (length >>> 16) & 0xff;
+  target[at + 2] = (length >>> 8) & 0xff;
+  target[at + 3] = length & 0xff;
+  return at + 4;
+}
+
+/**
+ * Encodes name-value pairs (§3.4): each length in 1 byte when <= 127, else 4 bytes with bit 31 set, then the
+ * name and value bytes. Names and values are byte strings; a char above U+00FF is a bug (throws).
+ */
+export function encodeNameValuePairs(pairs: Iterable<readonly [string, string]>): Buffer {
+  const list = [...pairs];
+  let size = 0;
+  for (const [name, value] of list) {
+    if (/[^\x00-\xff]/.test(name + value)) throw new ProtocolError(`fastcgi: name-value pair is not a byte string (${name})`, 500);
+    size += lengthSize(name.length) + lengthSize(value.length) + name.length + value.length;
+  }
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const [name, value] of list) {
+    at = writeLength(out, at, name.length);
+    at = writeLength(out, at, value.length);
+    at += out.write(name, at, 'latin1');
+    at += out.write(value, at, 'latin1');
+  }
+  return out;
+}
+
+/**
+ * Decodes a complete name-value block (§3.4) into byte-string pairs. Lengths are checked against what is left
+ * before anything is sliced, so a hostile length (0x7fffffff) costs nothing: it throws a ProtocolError.
+ */
+export function decodeNameValuePairs(bytes: Uint8Array): NameValuePair[] {
+  const pairs: NameValuePair[] = [];
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = 0;
+  const readLength = (): number => {
+    if (at >= buffer.length) throw new ProtocolError('fastcgi: name-value block ends inside a length');
+    const first = buffer[at] as number;
+    if ((first & 0x80) === 0) {
+      at += 1;
+      return first;
+    }
+    if (at + 4 > buffer.length) throw new ProtocolError('fastcgi: name-value block ends inside a 4-byte length');
+    const length = buffer.readUInt32BE(at) & MAX_PAIR_LENGTH;
+    at += 4;
+    return length;
+  };
+  while (at < buffer.length) {
+    const nameLength = readLength();
+    const valueLength = readLength();
+    if (nameLength + valueLength > buffer.length - at) {
+      throw new ProtocolError(`fastcgi: name-value lengths run past the block (${nameLength} + ${valueLength})`);
+    }
+    const name = buffer.toString('latin1', at, at + nameLength);
+    at += nameLength;
+    const value = buffer.toString('latin1', at, at + valueLength);
+    at += valueLength;
+    pairs.push([name, value]);
+  }
+  return pairs;
+}
+
+/**
+ * Gathers the content of a stream of PARAMS (or GET_VALUES) records, which may split a pair, or even a length
+ * prefix, anywhere (§3.4, conformance C5), up to `maxBytes` in all. `push` throws a ProtocolError past the cap.
+ */
+export class NameValueCollector {
+  readonly #maxBytes: number;
+  readonly #parts: Uint8Array[] = [];
+  #size = 0;
+
+  constructor(maxBytes: number) {
+    this.#maxBytes = maxBytes;
+  }
+
+  push(content: Uint8Array): void {
+    this.#size += content.length;
+    if (this.#size > this.#maxBytes) {
+      throw new ProtocolError(`fastcgi: params exceed maxParamsBytes (${this.#size} > ${this.#maxBytes})`, 431);
+    }
+    // Keep a copy: the decoder hands over views of socket buffers.
+    this.#parts.push(Uint8Array.prototype.slice.call(content) as Uint8Array);
+  }
+
+  /** Decodes everything pushed so far as one block. */
+  finish(): NameValuePair[] {
+    const whole = this.#parts.length === 1 ? (this.#parts[0] as Uint8Array) : Buffer.concat(this.#parts, this.#size);
+    return decodeNameValuePairs(whole);
+  }
+}

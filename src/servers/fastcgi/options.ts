@@ -1,0 +1,82 @@
+import type { App, ErrorStream } from '../../types.js';
+
+/** Default cap on the PARAMS of one request: far above what web servers send (a few KiB). */
+export const DEFAULT_MAX_PARAMS_BYTES = 1024 * 1024;
+/** Default cap on requests in progress in one server; more get END_REQUEST{OVERLOADED}. */
+export const DEFAULT_MAX_REQUESTS = 1024;
+/** Default cap on connections, reported to GET_VALUES as FCGI_MAX_CONNS. */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+/** STDIN bytes buffered for one request before the connection stops reading from the socket. */
+export const DEFAULT_INPUT_HIGH_WATER_BYTES = 1024 * 1024;
+
+/** Options for createFastCgiServer. */
+export interface FastCgiServerOptions {
+  /**
+   * Mount prefix: the app sees SCRIPT_NAME = this prefix and PATH_INFO = the rest of the request path, rebuilt
+   * from REQUEST_URI, whatever split the web server made ("/" for an app at the root). Unset: the web server's
+   * SCRIPT_NAME/PATH_INFO are kept. See applyMount.
+   */
+  mount?: string;
+  /** Accept several requests at once on one connection (FCGI_MPXS_CONNS). Default true. */
+  multiplex?: boolean;
+  /** Most connections at once; more are closed at once. Default DEFAULT_MAX_CONNECTIONS. */
+  maxConnections?: number;
+  /** Most requests in progress at once; more get END_REQUEST{OVERLOADED}. Default DEFAULT_MAX_REQUESTS. */
+  maxRequests?: number;
+  /** Most PARAMS bytes per request; more close the connection. Default DEFAULT_MAX_PARAMS_BYTES. */
+  maxParamsBytes?: number;
+  /** Most request body bytes; past it, reading the input fails with a 413. Default: no limit. */
+  maxBodyBytes?: number;
+  /** STDIN bytes buffered per request before the socket is paused. Default DEFAULT_INPUT_HIGH_WATER_BYTES. */
+  inputHighWaterBytes?: number;
+  /** The server's own log (protocol errors, refused peers). Default: process.stderr. */
+  errors?: ErrorStream;
+  /**
+   * Peers allowed to connect over TCP. Default: FCGI_WEB_SERVER_ADDRS from the environment (comma-separated),
+   * or anyone when it is unset. IPv4-mapped IPv6 peers ("::ffff:127.0.0.1") count as their IPv4 address.
+   */
+  webServerAddrs?: readonly string[] | null;
+  /** The app for the Authorizer role (default: the main app, which can tell the role from FCGI_ROLE). */
+  authorizer?: App;
+  /** The app for the Filter role (default: the main app). Its DATA stream is `environ['tsgi.fastcgi.data']`. */
+  filter?: App;
+}
+
+/** The options with their defaults applied. */
+export interface ResolvedFastCgiOptions {
+  mount: string | null;
+  multiplex: boolean;
+  maxConnections: number;
+  maxRequests: number;
+  maxParamsBytes: number;
+  maxBodyBytes: number;
+  inputHighWaterBytes: number;
+  errors: ErrorStream;
+  webServerAddrs: ReadonlySet<string> | null;
+  authorizer: App | null;
+  filter: App | null;
+}
+
+/** Applies defaults; reads FCGI_WEB_SERVER_ADDRS when `webServerAddrs` is not given. */
+export function resolveFastCgiOptions(options: FastCgiServerOptions, env: NodeJS.ProcessEnv = process.env): ResolvedFastCgiOptions {
+  const fromEnv = env.FCGI_WEB_SERVER_ADDRS;
+  const addrs = options.webServerAddrs !== undefined ? options.webServerAddrs : fromEnv ? fromEnv.split(',') : null;
+  return {
+    mount: options.mount ?? null,
+    multiplex: options.multiplex ?? true,
+    maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    maxRequests: options.maxRequests ?? DEFAULT_MAX_REQUESTS,
+    maxParamsBytes: options.maxParamsBytes ?? DEFAULT_MAX_PARAMS_BYTES,
+    maxBodyBytes: options.maxBodyBytes ?? Number.POSITIVE_INFINITY,
+    inputHighWaterBytes: options.inputHighWaterBytes ?? DEFAULT_INPUT_HIGH_WATER_BYTES,
+    errors: options.errors ?? { write: (text) => void process.stderr.write(text) },
+    webServerAddrs: addrs ? new Set(addrs.map((addr) => normalizeAddress(addr.trim())).filter((addr) => addr !== '')) : null,
+    authorizer: options.authorizer ?? null,
+    filter: options.filter ?? null,
+  };
+}
+
+/** "::ffff:127.0.0.1" -> "127.0.0.1"; other addresses unchanged (conformance C16). */
+export function normalizeAddress(address: string): string {
+  return address.toLowerCase().startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}

@@ -1,0 +1,133 @@
+import type { Socket } from 'node:net';
+import { FCGI_HEADER_LENGTH, FCGI_MAX_CONTENT_LENGTH } from '../../protocol/fastcgi/constants.js';
+import { writeEndRequest, writeRecordHeader } from '../../protocol/fastcgi/record-encoder.js';
+
+/** Size of the buffers record headers and small contents are packed into. */
+export const POOL_BYTES = 64 * 1024;
+/** Contents up to this size are copied next to their header; larger ones are written as views (no copy). */
+export const COPY_LIMIT_BYTES = 4 * 1024;
+/** Past this many buffered bytes, output is flushed at once instead of at the end of the tick. */
+export const FLUSH_THRESHOLD_BYTES = 64 * 1024;
+
+/**
+ * Batches the records of one connection into few socket writes. Headers and small contents are packed into a
+ * shared pool buffer (one allocation per POOL_BYTES of output, never one per record); large contents go out as
+ * views of the app's own bytes. Everything queued in one tick leaves in one corked write (writev): a whole
+ * small response — STDOUT, the empty STDOUT, END_REQUEST — is a single syscall.
+ */
+export class RecordWriter {
+  readonly #socket: Socket;
+  #pieces: Uint8Array[] = [];
+  #pool: Buffer = Buffer.allocUnsafe(POOL_BYTES);
+  #used = 0;
+  #openStart = 0;
+  #queued = 0;
+  #scheduled = false;
+
+  constructor(socket: Socket) {
+    this.#socket = socket;
+  }
+
+  /** Bytes queued and not yet handed to the socket. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  /** Queues `data` as records of `type` (never an empty record; see `empty`). */
+  stream(type: number, requestId: number, data: Uint8Array): void {
+    for (let offset = 0; offset < data.length; offset += FCGI_MAX_CONTENT_LENGTH) {
+      const length = Math.min(FCGI_MAX_CONTENT_LENGTH, data.length - offset);
+      if (length <= COPY_LIMIT_BYTES) {
+        const at = this.#reserve(FCGI_HEADER_LENGTH + length);
+        writeRecordHeader(this.#pool, at, type, requestId, length);
+        this.#pool.set(data.subarray(offset, offset + length), at + FCGI_HEADER_LENGTH);
+      } else {
+        const at = this.#reserve(FCGI_HEADER_LENGTH);
+        writeRecordHeader(this.#pool, at, type, requestId, length);
+        this.#closePiece();
+        this.#pieces.push(data.subarray(offset, offset + length));
+        this.#queued += length;
+      }
+    }
+  }
+
+  /** Queues `head` and `body` as one STDOUT-like stream, packing both into the same records when small. */
+  streamPair(type: number, requestId: number, head: Uint8Array, body: Uint8Array): void {
+    const total = head.length + body.length;
+    if (total <= COPY_LIMIT_BYTES) {
+      const at = this.#reserve(FCGI_HEADER_LENGTH + total);
+      writeRecordHeader(this.#pool, at, type, requestId, total);
+      this.#pool.set(head, at + FCGI_HEADER_LENGTH);
+      this.#pool.set(body, at + FCGI_HEADER_LENGTH + head.length);
+      return;
+    }
+    this.stream(type, requestId, head);
+    this.stream(type, requestId, body);
+  }
+
+  /** Queues a record with `content` (<= 65535 bytes), which may be empty (the end of a stream). */
+  record(type: number, requestId: number, content?: Uint8Array): void {
+    const length = content?.length ?? 0;
+    const at = this.#reserve(FCGI_HEADER_LENGTH + length);
+    writeRecordHeader(this.#pool, at, type, requestId, length);
+    if (content) this.#pool.set(content, at + FCGI_HEADER_LENGTH);
+  }
+
+  /** Queues an END_REQUEST record. */
+  endRequest(requestId: number, appStatus: number, protocolStatus: number): void {
+    const at = this.#reserve(FCGI_HEADER_LENGTH + 8);
+    writeEndRequest(this.#pool, at, requestId, appStatus, protocolStatus);
+  }
+
+  /** Flushes at the end of this tick (after the current chain of promise callbacks), or now when a lot is queued. */
+  schedule(): void {
+    if (this.#queued >= FLUSH_THRESHOLD_BYTES) {
+      this.flush();
+      return;
+    }
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    process.nextTick(() => {
+      this.#scheduled = false;
+      this.flush();
+    });
+  }
+
+  /** Hands everything queued to the socket in one corked write. Returns false when the socket wants a drain. */
+  flush(): boolean {
+    this.#closePiece();
+    const pieces = this.#pieces;
+    if (pieces.length === 0) return !this.#socket.writableNeedDrain;
+    this.#pieces = [];
+    this.#queued = 0;
+    const socket = this.#socket;
+    if (socket.destroyed) return false;
+    if (pieces.length === 1) return socket.write(pieces[0] as Uint8Array);
+    socket.cork();
+    for (const piece of pieces) socket.write(piece);
+    socket.uncork();
+    return !socket.writableNeedDrain;
+  }
+
+  /** Returns the offset of `size` fresh bytes in the pool, contiguous with the open piece when possible. */
+  #reserve(size: number): number {
+    if (this.#used + size > this.#pool.length) {
+      this.#closePiece();
+      // Bytes already handed to the socket may still be waiting in its queue: never reuse them, take a new pool.
+      this.#pool = Buffer.allocUnsafe(Math.max(POOL_BYTES, size));
+      this.#used = 0;
+      this.#openStart = 0;
+    }
+    const at = this.#used;
+    this.#used += size;
+    this.#queued += size;
+    return at;
+  }
+
+  #closePiece(): void {
+    if (this.#used > this.#openStart) {
+      this.#pieces.push(this.#pool.subarray(this.#openStart, this.#used));
+      this.#openStart = this.#used;
+    }
+  }
+}

@@ -1,0 +1,254 @@
+import { AbortError, InputError, describeError, statusOfError } from '../../errors.js';
+import { createEnviron } from '../../environ/create-environ.js';
+import { createInput } from '../../environ/input.js';
+import { applyMount } from '../../environ/mount.js';
+import { ProtocolStatus, RecordType, Role } from '../../protocol/fastcgi/constants.js';
+import { NameValueCollector } from '../../protocol/fastcgi/name-value.js';
+import { formatCgiHead } from '../../response/cgi-head.js';
+import { runApp, sendErrorPage, type ResponseSink, type RunResult } from '../../response/run-app.js';
+import type { App, ErrorStream } from '../../types.js';
+import { waitForDrain } from '../write-to-stream.js';
+import { ByteQueue } from './byte-queue.js';
+import type { ResolvedFastCgiOptions } from './options.js';
+import type { RecordWriter } from './record-writer.js';
+
+/** What a request needs from its connection. */
+export interface RequestHost {
+  readonly writer: RecordWriter;
+  readonly socket: import('node:net').Socket;
+  readonly options: ResolvedFastCgiOptions;
+  /** The app for a role. */
+  appFor(role: number): App;
+  /** Called once when the request sent its END_REQUEST (or was dropped): the id is free again. */
+  release(request: FastCgiRequest): void;
+  /** Called when a request's buffered input fell below its low-water mark. */
+  inputDrained(): void;
+  /** Cuts the connection: a response failed after its head, the peer can only learn it this way. */
+  fail(reason: string): void;
+}
+
+const ROLE_NAMES: Record<number, string> = { [Role.RESPONDER]: 'RESPONDER', [Role.AUTHORIZER]: 'AUTHORIZER', [Role.FILTER]: 'FILTER' };
+const EMPTY = new Uint8Array(0);
+
+/**
+ * One FastCGI request on a connection (§5-6): gathers PARAMS, then runs the app while STDIN (and DATA for the
+ * Filter role) stream in, and writes the response as STDOUT records, tsgi.errors as STDERR records, then the
+ * stream terminators and END_REQUEST. ABORT_REQUEST or the loss of the connection fires `tsgi.signal`; the
+ * END_REQUEST then goes out at once and nothing later carries this id (conformance C13).
+ */
+export class FastCgiRequest {
+  readonly id: number;
+  readonly role: number;
+  readonly keepConn: boolean;
+  readonly #host: RequestHost;
+  readonly #params: NameValueCollector;
+  readonly #controller = new AbortController();
+  readonly stdin: ByteQueue;
+  readonly data: ByteQueue;
+  #started = false;
+  #done = false;
+  #stdinBytes = 0;
+  #stderrUsed = false;
+  #pendingHead: Uint8Array | null = null;
+
+  constructor(host: RequestHost, id: number, role: number, keepConn: boolean) {
+    this.#host = host;
+    this.id = id;
+    this.role = role;
+    this.keepConn = keepConn;
+    this.#params = new NameValueCollector(host.options.maxParamsBytes);
+    const lowWater = host.options.inputHighWaterBytes / 2;
+    this.stdin = new ByteQueue(() => host.inputDrained(), lowWater);
+    this.data = new ByteQueue(() => host.inputDrained(), lowWater);
+  }
+
+  /** True once the app was started (PARAMS ended). */
+  get started(): boolean {
+    return this.#started;
+  }
+
+  /** True once END_REQUEST went out. */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /** Bytes of input waiting for the app. */
+  get buffered(): number {
+    return this.stdin.queued + this.data.queued;
+  }
+
+  /** A PARAMS record: content to gather, or the empty record that completes them and starts the app. */
+  onParams(content: Uint8Array): void {
+    if (this.#started) return; // A duplicated empty PARAMS record: nothing left to complete.
+    if (content.length > 0) {
+      this.#params.push(content);
+      return;
+    }
+    this.#started = true;
+    this.#start();
+  }
+
+  /** A STDIN record; the empty one ends the body. Copies the content (it is a view of a socket buffer). */
+  onStdin(content: Uint8Array): void {
+    if (content.length === 0) {
+      this.stdin.end();
+      return;
+    }
+    if (this.stdin.ended) return;
+    this.#stdinBytes += content.length;
+    if (this.#stdinBytes > this.#host.options.maxBodyBytes) {
+      this.stdin.fail(new InputError(`fastcgi: request body exceeds maxBodyBytes (${this.#host.options.maxBodyBytes})`, 413));
+      return;
+    }
+    this.stdin.push(Uint8Array.prototype.slice.call(content) as Uint8Array);
+  }
+
+  /** A DATA record (Filter role, §6.4); the empty one ends the data stream. */
+  onData(content: Uint8Array): void {
+    if (content.length === 0) this.data.end();
+    else this.data.push(Uint8Array.prototype.slice.call(content) as Uint8Array);
+  }
+
+  /** ABORT_REQUEST (§5.4): the web server gave up on this request. */
+  onAbortRequest(): void {
+    this.abort(new AbortError('fastcgi: request aborted by the web server (ABORT_REQUEST)'));
+    if (!this.#done) this.#finish(1, ProtocolStatus.REQUEST_COMPLETE, true);
+  }
+
+  /** The client or the connection is gone: fire the signal, stop the input. */
+  abort(reason: Error): void {
+    if (!this.#controller.signal.aborted) this.#controller.abort(reason);
+    this.stdin.fail(reason);
+    this.data.fail(reason);
+  }
+
+  #start(): void {
+    let variables: Record<string, string>;
+    try {
+      variables = Object.fromEntries(this.#params.finish());
+    } catch (error) {
+      this.#host.options.errors.write(`tsgi: ${describeError(error)}\n`);
+      this.#host.fail('malformed PARAMS');
+      return;
+    }
+    variables.FCGI_ROLE = ROLE_NAMES[this.role] ?? String(this.role);
+    if (this.#host.options.mount !== null && this.role !== Role.AUTHORIZER) applyMount(variables, this.#host.options.mount);
+    const sink = this.#createSink();
+    const errors = this.#createErrorStream();
+    let run: Promise<RunResult>;
+    try {
+      const environ = createEnviron({
+        variables,
+        input: this.stdin,
+        // STDIN always ends with its empty record, so a body without CONTENT_LENGTH (a chunked upload the web
+        // server streams) can be read to its end (conformance C14).
+        inputTerminated: true,
+        errors,
+        signal: this.#controller.signal,
+        multithread: true,
+        multiprocess: false,
+        runOnce: false,
+      });
+      if (this.role === Role.FILTER) {
+        const length = Number(variables.FCGI_DATA_LENGTH ?? '0');
+        environ['tsgi.fastcgi.data'] = createInput({
+          source: this.data,
+          contentLength: Number.isSafeInteger(length) && length >= 0 ? length : 0,
+          terminated: true,
+          signal: this.#controller.signal,
+        });
+      }
+      run = runApp(this.#host.appFor(this.role), environ, sink);
+    } catch (error) {
+      // createEnviron refused the request (a bad CONTENT_LENGTH): answer it without running the app.
+      errors.write(`tsgi: ${describeError(error)}\n`);
+      run = sendErrorPage(sink, statusOfError(error), variables.REQUEST_METHOD === 'HEAD').then(() => ({
+        status: statusOfError(error),
+        bytes: 0,
+        ok: false,
+        failedAfterHead: false,
+        aborted: false,
+        error,
+      }));
+    }
+    run.then(
+      (result) => {
+        if (!this.#done) this.#finish(result.ok ? 0 : 1, ProtocolStatus.REQUEST_COMPLETE, false);
+      },
+      (error: unknown) => {
+        this.#host.options.errors.write(`tsgi: fastcgi request failed: ${describeError(error)}\n`);
+        if (!this.#done) this.#finish(1, ProtocolStatus.REQUEST_COMPLETE, false);
+      },
+    );
+  }
+
+  #createSink(): ResponseSink {
+    const writer = this.#host.writer;
+    const socket = this.#host.socket;
+    const signal = this.#controller.signal;
+    const gone = (): Error => (signal.reason instanceof Error ? signal.reason : new AbortError());
+    return {
+      sendHead: (code, reason, headers) => {
+        if (this.#done) throw gone();
+        // Held back so a small response leaves as one STDOUT record with its first body bytes.
+        this.#pendingHead = formatCgiHead(code, reason, headers);
+      },
+      write: (chunk) => {
+        if (this.#done) throw gone();
+        const head = this.#pendingHead;
+        this.#pendingHead = null;
+        if (head) writer.streamPair(RecordType.STDOUT, this.id, head, chunk);
+        else writer.stream(RecordType.STDOUT, this.id, chunk);
+        writer.schedule();
+        if (!socket.writableNeedDrain) return;
+        return waitForDrain(socket, signal).then((drained) => {
+          if (!drained) throw gone();
+        });
+      },
+      end: () => {
+        if (this.#done) return;
+        this.#finish(0, ProtocolStatus.REQUEST_COMPLETE, false);
+      },
+      abort: () => {
+        if (this.#done) return;
+        // After the head, the only way to tell the web server the body is incomplete is to cut the connection.
+        this.#done = true;
+        this.#host.fail(`request ${this.id} failed after its response head`);
+        this.#host.release(this);
+      },
+    };
+  }
+
+  #createErrorStream(): ErrorStream {
+    return {
+      write: (text) => {
+        if (this.#done || text.length === 0) {
+          this.#host.options.errors.write(text);
+          return;
+        }
+        this.#stderrUsed = true;
+        this.#host.writer.stream(RecordType.STDERR, this.id, Buffer.from(text, 'utf8'));
+        this.#host.writer.schedule();
+      },
+    };
+  }
+
+  /** Sends what is pending, the terminators and END_REQUEST (§5.5), then releases the id. */
+  #finish(appStatus: number, protocolStatus: number, aborted: boolean): void {
+    this.#done = true;
+    const writer = this.#host.writer;
+    if (!aborted) {
+      const head = this.#pendingHead;
+      this.#pendingHead = null;
+      if (head) writer.stream(RecordType.STDOUT, this.id, head);
+      // STDERR ends before STDOUT: nginx without keep_conn stops reading at the end of STDOUT (conformance C4).
+      if (this.#stderrUsed) writer.record(RecordType.STDERR, this.id, EMPTY);
+      writer.record(RecordType.STDOUT, this.id, EMPTY);
+    }
+    writer.endRequest(this.id, appStatus, protocolStatus);
+    writer.flush();
+    this.stdin.fail(new AbortError('fastcgi: the request has ended'));
+    this.data.fail(new AbortError('fastcgi: the request has ended'));
+    this.#host.release(this);
+  }
+}
