@@ -205,10 +205,8 @@ export class FastCgiRequest {
           if (!drained) throw gone();
         });
       },
-      end: () => {
-        if (this.#done) return;
-        this.#finish(0, ProtocolStatus.REQUEST_COMPLETE, false);
-      },
+      // The terminators and END_REQUEST go out when runApp settles, with an appStatus that says how it ended.
+      end: () => undefined,
       abort: () => {
         if (this.#done) return;
         // After the head, the only way to tell the web server the body is incomplete is to cut the connection.
