@@ -327,8 +327,11 @@ describe('FastCGI connections (C7-C13, C16, T4, T8-T12)', () => {
     let resolveClosed: () => void = () => {};
     const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
     let aborted = false;
-    const { port } = await start((environ, s) => {
-      environ['tsgi.signal'].addEventListener('abort', () => void (aborted = true));
+    const { port, log } = await start((environ, s) => {
+      environ['tsgi.signal'].addEventListener('abort', () => {
+        aborted = true;
+        environ['tsgi.errors'].write('app saw the abort\n');
+      });
       s('200 OK', [['Content-Type', 'text/plain']]);
       const body = (async function* () {
         for (;;) {
@@ -344,6 +347,8 @@ describe('FastCGI connections (C7-C13, C16, T4, T8-T12)', () => {
     c.close();
     await closed;
     expect(aborted).toBe(true);
+    // STDERR can't reach the web server any more: the line lands in the server's own log, not lost.
+    expect(log.join('')).toContain('app saw the abort');
   });
 
   it('T4: params beyond maxParamsBytes close the connection, logged', async () => {

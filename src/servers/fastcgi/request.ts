@@ -220,10 +220,13 @@ export class FastCgiRequest {
   #createErrorStream(): ErrorStream {
     return {
       write: (text) => {
-        if (this.#done || text.length === 0) {
-          this.#host.options.errors.write(text);
+        // Once the request ended or its connection is gone, STDERR can't carry the text: keep it in the
+        // server's own log rather than lose it (an app logging its own abort, say).
+        if (this.#done || this.#controller.signal.aborted || this.#host.socket.destroyed) {
+          if (text.length > 0) this.#host.options.errors.write(text);
           return;
         }
+        if (text.length === 0) return;
         this.#stderrUsed = true;
         this.#host.writer.stream(RecordType.STDERR, this.id, Buffer.from(text, 'utf8'));
         this.#host.writer.schedule();
