@@ -15,8 +15,17 @@ export interface EnvironSource {
   inputTerminated?: boolean;
   /** Where `tsgi.errors` writes. */
   errors: ErrorStream;
-  /** Fires when the client goes away. Default: a signal that never fires. */
-  signal?: AbortSignal;
+  /**
+   * Fires when the client goes away. Default: a signal that never fires. A function makes `tsgi.signal` lazy:
+   * it is called the first time the app reads the key (creating an AbortController costs time on every
+   * request). The transport's `input` must then reject pending reads by itself when the client goes away.
+   */
+  signal?: AbortSignal | (() => AbortSignal);
+  /**
+   * The transport built `variables` for this environ alone: use the object itself instead of a copy (saves a
+   * copy per request on the hot path).
+   */
+  ownsVariables?: boolean;
   /** Overrides the scheme derived from HTTPS / REQUEST_SCHEME. */
   urlScheme?: 'http' | 'https';
   multithread?: boolean;
@@ -40,21 +49,27 @@ const CONTENT_LENGTH_RE = /^[0-9]+$/;
  * Throws RequestError(400) for a request that can't be represented.
  */
 export function createEnviron(source: EnvironSource): Environ {
-  const vars: Record<string, string> = {};
-  for (const key of Object.keys(source.variables)) {
-    const value = source.variables[key];
-    if (typeof value === 'string') vars[key] = value;
+  let vars: Record<string, string>;
+  if (source.ownsVariables) {
+    vars = source.variables as Record<string, string>;
+  } else {
+    vars = {};
+    for (const key of Object.keys(source.variables)) {
+      const value = source.variables[key];
+      if (typeof value === 'string') vars[key] = value;
+    }
   }
-  delete vars.HTTP_PROXY;
-  delete vars.HTTP_CONTENT_TYPE;
-  delete vars.HTTP_CONTENT_LENGTH;
+  // Deleting only what is there keeps the object's shape (and V8's fast property access) on the hot path.
+  if (vars.HTTP_PROXY !== undefined) delete vars.HTTP_PROXY;
+  if (vars.HTTP_CONTENT_TYPE !== undefined) delete vars.HTTP_CONTENT_TYPE;
+  if (vars.HTTP_CONTENT_LENGTH !== undefined) delete vars.HTTP_CONTENT_LENGTH;
   if (vars.CONTENT_TYPE === '') delete vars.CONTENT_TYPE;
 
   let contentLength: number | null = null;
   const rawLength = vars.CONTENT_LENGTH;
-  if (rawLength === '' || rawLength === undefined) {
+  if (rawLength === '') {
     delete vars.CONTENT_LENGTH;
-  } else {
+  } else if (rawLength !== undefined) {
     const trimmed = rawLength.trim();
     const parsed = CONTENT_LENGTH_RE.test(trimmed) ? Number(trimmed) : Number.NaN;
     if (!Number.isSafeInteger(parsed) || parsed > MAX_CONTENT_LENGTH) {
@@ -82,7 +97,8 @@ export function createEnviron(source: EnvironSource): Environ {
   if (vars.SERVER_NAME === undefined) vars.SERVER_NAME = hostWithoutPort(vars.HTTP_HOST) ?? 'localhost';
   vars.SERVER_PORT ??= urlScheme === 'https' ? '443' : '80';
 
-  const signal = source.signal ?? new AbortController().signal;
+  const lazySignal = typeof source.signal === 'function' ? source.signal : null;
+  const signal = lazySignal ? undefined : ((source.signal as AbortSignal | undefined) ?? new AbortController().signal);
   const terminated = source.inputTerminated ?? false;
   const environ = vars as unknown as Environ;
   environ['tsgi.version'] = [1, 0];
@@ -91,12 +107,27 @@ export function createEnviron(source: EnvironSource): Environ {
     source: source.input ?? null,
     contentLength,
     terminated,
-    signal,
+    ...(signal ? { signal } : {}),
     ...(source.onFirstRead ? { onFirstRead: source.onFirstRead } : {}),
   });
   environ['tsgi.input_terminated'] = terminated;
   environ['tsgi.errors'] = source.errors;
-  environ['tsgi.signal'] = signal;
+  if (lazySignal) {
+    Object.defineProperty(environ, 'tsgi.signal', {
+      configurable: true,
+      enumerable: true,
+      get: () => {
+        const created = lazySignal();
+        Object.defineProperty(environ, 'tsgi.signal', { value: created, writable: true, configurable: true, enumerable: true });
+        return created;
+      },
+      set: (value: AbortSignal) => {
+        Object.defineProperty(environ, 'tsgi.signal', { value, writable: true, configurable: true, enumerable: true });
+      },
+    });
+  } else {
+    environ['tsgi.signal'] = signal as AbortSignal;
+  }
   environ['tsgi.multithread'] = source.multithread ?? false;
   environ['tsgi.multiprocess'] = source.multiprocess ?? false;
   environ['tsgi.run_once'] = source.runOnce ?? false;

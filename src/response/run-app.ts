@@ -38,6 +38,11 @@ export interface RunResult {
 export interface RunOptions {
   /** Skip the body (HEAD). Default: REQUEST_METHOD === "HEAD". */
   head?: boolean;
+  /**
+   * Tells whether the client went away, and why. Default: `environ['tsgi.signal']`. A transport that creates
+   * the signal only when the app asks for it passes its own flag here, so runApp never forces it into being.
+   */
+  abortReason?: () => Error | null;
 }
 
 const encoder = new TextEncoder();
@@ -63,7 +68,13 @@ export function chunkToBytes(chunk: unknown): Uint8Array {
 export async function runApp(app: App, environ: Environ, sink: ResponseSink, options: RunOptions = {}): Promise<RunResult> {
   const isHead = options.head ?? environ.REQUEST_METHOD === 'HEAD';
   const errors = environ['tsgi.errors'];
-  const signal = environ['tsgi.signal'];
+  const abortReason =
+    options.abortReason ??
+    ((): Error | null => {
+      const signal = environ['tsgi.signal'];
+      if (!signal.aborted) return null;
+      return signal.reason instanceof Error ? signal.reason : new AbortError();
+    });
   let pending: { code: number; reason: string; headers: Header[] } | null = null;
   let headSent = false;
   let declaredLength: number | null = null;
@@ -83,7 +94,8 @@ export async function runApp(app: App, environ: Environ, sink: ResponseSink, opt
     if (chunk.length === 0) return;
     await sendHead();
     if (isHead || (pending && isBodylessStatus(pending.code))) return;
-    if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new AbortError();
+    const gone = abortReason();
+    if (gone) throw gone;
     let part = chunk;
     if (declaredLength !== null && bytes + part.length > declaredLength) {
       part = part.subarray(0, declaredLength - bytes);
@@ -137,7 +149,8 @@ export async function runApp(app: App, environ: Environ, sink: ResponseSink, opt
     if (Array.isArray(body) && pending !== null) addLengthOfArray(pending, body);
     if (!isHead) {
       for await (const chunk of body as AsyncIterable<Chunk>) {
-        if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new AbortError();
+        const gone = abortReason();
+        if (gone) throw gone;
         const bytesOfChunk = chunkToBytes(chunk);
         if (bytesOfChunk.length > 0 && !pending) {
           throw new AppError('response: body produced before startResponse was called');
@@ -160,7 +173,7 @@ export async function runApp(app: App, environ: Environ, sink: ResponseSink, opt
   }
 
   async function fail(error: unknown): Promise<RunResult> {
-    const aborted = signal.aborted;
+    const aborted = abortReason() !== null;
     if (aborted) {
       const result = { status: headSent && pending ? pending.code : 0, bytes, ok: false, aborted: true, error };
       try {

@@ -51,6 +51,22 @@ export function encodeNameValuePairs(pairs: Iterable<readonly [string, string]>)
  */
 export function decodeNameValuePairs(bytes: Uint8Array): NameValuePair[] {
   const pairs: NameValuePair[] = [];
+  forEachNameValuePair(bytes, (name, value) => void pairs.push([name, value]));
+  return pairs;
+}
+
+/**
+ * Decodes a name-value block into `target` (a later pair with the same name wins): the hot path of every
+ * FastCGI request, without an intermediate array. Throws a ProtocolError like decodeNameValuePairs.
+ */
+export function decodeNameValuePairsInto(bytes: Uint8Array, target: Record<string, string>): Record<string, string> {
+  forEachNameValuePair(bytes, (name, value) => {
+    target[name] = value;
+  });
+  return target;
+}
+
+function forEachNameValuePair(bytes: Uint8Array, each: (name: string, value: string) => void): void {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let at = 0;
   const readLength = (): number => {
@@ -75,9 +91,8 @@ export function decodeNameValuePairs(bytes: Uint8Array): NameValuePair[] {
     at += nameLength;
     const value = buffer.toString('latin1', at, at + valueLength);
     at += valueLength;
-    pairs.push([name, value]);
+    each(name, value);
   }
-  return pairs;
 }
 
 /**
@@ -98,13 +113,15 @@ export class NameValueCollector {
     if (this.#size > this.#maxBytes) {
       throw new ProtocolError(`fastcgi: params exceed maxParamsBytes (${this.#size} > ${this.#maxBytes})`, 431);
     }
-    // Keep a copy: the decoder hands over views of socket buffers.
-    this.#parts.push(Uint8Array.prototype.slice.call(content) as Uint8Array);
+    // A view is safe to keep: Node never reuses a socket read's buffer, and the decoder's own buffer for a
+    // split record is fresh for each record.
+    this.#parts.push(content);
   }
 
-  /** Decodes everything pushed so far as one block. */
-  finish(): NameValuePair[] {
+  /** Decodes everything pushed so far as one block, into a new object (later names win). */
+  finish(): Record<string, string> {
     const whole = this.#parts.length === 1 ? (this.#parts[0] as Uint8Array) : Buffer.concat(this.#parts, this.#size);
-    return decodeNameValuePairs(whole);
+    this.#parts.length = 0;
+    return decodeNameValuePairsInto(whole, {});
   }
 }

@@ -55,7 +55,7 @@ describe('name-value pairs (FastCGI §3.4)', () => {
     collector.push(block.subarray(5, 24));
     collector.push(block.subarray(24, 26));
     collector.push(block.subarray(26));
-    expect(collector.finish()).toEqual([['REQUEST_METHOD', 'POST'], ['LONG', 'x'.repeat(200)]]);
+    expect(collector.finish()).toEqual({ REQUEST_METHOD: 'POST', LONG: 'x'.repeat(200) });
   });
 
   it('T4: the collector refuses params beyond its cap', () => {
