@@ -24,102 +24,43 @@ export interface InputSource {
  * ends early. Without CONTENT_LENGTH the body is empty unless `terminated` says the source ends by itself.
  */
 export function createInput(options: InputSource): InputStream {
-  const { source, contentLength, terminated, signal, onFirstRead } = options;
-  let remaining = contentLength ?? (terminated ? Number.POSITIVE_INFINITY : 0);
-  const declared = contentLength;
-  let received = 0;
-  let iterator: AsyncIterator<Uint8Array> | null = null;
-  let pending: Uint8Array | null = null;
-  let started = false;
-  let failure: unknown = null;
-  let busy = false;
+  return new BodyInput(options);
+}
 
-  function abortReason(): unknown {
-    const reason: unknown = signal?.reason;
-    return reason instanceof Error ? reason : new AbortError();
+/** The InputStream behind createInput; a class, so a request costs one object rather than a dozen closures. */
+class BodyInput implements InputStream {
+  readonly #source: AsyncIterable<Uint8Array> | null;
+  readonly #declared: number | null;
+  readonly #signal: AbortSignal | undefined;
+  readonly #onFirstRead: (() => void) | undefined;
+  #remaining: number;
+  #received = 0;
+  #iterator: AsyncIterator<Uint8Array> | null = null;
+  #pending: Uint8Array | null = null;
+  #started = false;
+  #failure: unknown = null;
+  #busy = false;
+
+  constructor(options: InputSource) {
+    this.#source = options.source ?? null;
+    this.#declared = options.contentLength;
+    this.#signal = options.signal;
+    this.#onFirstRead = options.onFirstRead;
+    this.#remaining = options.contentLength ?? (options.terminated ? Number.POSITIVE_INFINITY : 0);
   }
 
-  function waitForAbort(): { promise: Promise<never>; dispose: () => void } {
-    if (!signal) return { promise: new Promise<never>(() => {}), dispose: () => {} };
-    let listener: () => void = () => {};
-    const promise = new Promise<never>((_, reject) => {
-      listener = () => reject(abortReason());
-      signal.addEventListener('abort', listener, { once: true });
-    });
-    promise.catch(() => {});
-    return { promise, dispose: () => signal.removeEventListener('abort', listener) };
-  }
-
-  /** Returns the next chunk of at most `limit` bytes, or null at the end of the body. */
-  async function nextChunk(limit: number): Promise<Uint8Array | null> {
-    if (failure !== null) throw failure;
-    if (remaining <= 0) return null;
-    if (signal?.aborted) throw abortReason();
-    let chunk = pending;
-    pending = null;
-    while (chunk === null || chunk.length === 0) {
-      if (!source) {
-        chunk = null;
-        break;
-      }
-      if (!started) {
-        started = true;
-        onFirstRead?.();
-      }
-      iterator ??= source[Symbol.asyncIterator]();
-      const abort = waitForAbort();
-      let step: IteratorResult<Uint8Array>;
-      try {
-        step = await Promise.race([iterator.next(), abort.promise]);
-      } finally {
-        abort.dispose();
-      }
-      if (step.done) {
-        chunk = null;
-        break;
-      }
-      chunk = step.value;
-    }
-    if (chunk === null) {
-      remaining = 0;
-      if (declared !== null && received < declared) {
-        failure = new InputError(`input: body ended after ${received} of ${declared} bytes (CONTENT_LENGTH)`);
-        throw failure;
-      }
-      return null;
-    }
-    const take = Math.min(limit, remaining, chunk.length);
-    if (take < chunk.length) {
-      // Bytes past CONTENT_LENGTH are dropped; bytes past `limit` wait for the next read.
-      if (remaining > take) pending = chunk.subarray(take);
-      chunk = chunk.subarray(0, take);
-    }
-    remaining -= take;
-    received += take;
-    return chunk;
-  }
-
-  async function exclusive<T>(task: () => Promise<T>): Promise<T> {
-    if (busy) throw new InputError('input: concurrent reads of tsgi.input', 500);
-    busy = true;
-    try {
-      return await task();
-    } finally {
-      busy = false;
-    }
-  }
-
-  async function read(n?: number): Promise<Uint8Array> {
+  async read(n?: number): Promise<Uint8Array> {
     if (n !== undefined && (!Number.isInteger(n) || n < 0)) {
       throw new InputError(`input: read() size must be a non-negative integer (${n})`, 500);
     }
-    return exclusive(async () => {
-      const want = n ?? Number.POSITIVE_INFINITY;
-      if (want === 0) return EMPTY;
+    const want = n ?? Number.POSITIVE_INFINITY;
+    if (want === 0) return EMPTY;
+    this.#enter();
+    try {
       const parts: Uint8Array[] = [];
       let total = 0;
       while (total < want) {
-        const chunk = await nextChunk(want - total);
+        const chunk = await this.#nextChunk(want - total);
         if (chunk === null) break;
         parts.push(chunk);
         total += chunk.length;
@@ -127,17 +68,88 @@ export function createInput(options: InputSource): InputStream {
       if (parts.length === 0) return EMPTY;
       if (parts.length === 1) return parts[0] as Uint8Array;
       return Buffer.concat(parts, total);
-    });
+    } finally {
+      this.#busy = false;
+    }
   }
 
-  return {
-    read,
-    async *[Symbol.asyncIterator]() {
-      for (;;) {
-        const chunk = await exclusive(() => nextChunk(Number.POSITIVE_INFINITY));
-        if (chunk === null) return;
-        yield chunk;
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    for (;;) {
+      this.#enter();
+      let chunk: Uint8Array | null;
+      try {
+        chunk = await this.#nextChunk(Number.POSITIVE_INFINITY);
+      } finally {
+        this.#busy = false;
       }
-    },
-  };
+      if (chunk === null) return;
+      yield chunk;
+    }
+  }
+
+  #enter(): void {
+    if (this.#busy) throw new InputError('input: concurrent reads of tsgi.input', 500);
+    this.#busy = true;
+  }
+
+  #abortReason(): unknown {
+    const reason: unknown = this.#signal?.reason;
+    return reason instanceof Error ? reason : new AbortError();
+  }
+
+  /** The source's next step, rejected with the abort reason if the client goes away first. */
+  #pull(iterator: AsyncIterator<Uint8Array>): Promise<IteratorResult<Uint8Array>> {
+    const signal = this.#signal;
+    if (!signal) return iterator.next();
+    let listener: () => void = () => {};
+    const aborted = new Promise<never>((_, reject) => {
+      listener = () => reject(this.#abortReason());
+      signal.addEventListener('abort', listener, { once: true });
+    });
+    aborted.catch(() => {});
+    return Promise.race([iterator.next(), aborted]).finally(() => signal.removeEventListener('abort', listener));
+  }
+
+  /** Returns the next chunk of at most `limit` bytes, or null at the end of the body. */
+  async #nextChunk(limit: number): Promise<Uint8Array | null> {
+    if (this.#failure !== null) throw this.#failure;
+    if (this.#remaining <= 0) return null;
+    if (this.#signal?.aborted) throw this.#abortReason();
+    let chunk = this.#pending;
+    this.#pending = null;
+    while (chunk === null || chunk.length === 0) {
+      if (!this.#source) {
+        chunk = null;
+        break;
+      }
+      if (!this.#started) {
+        this.#started = true;
+        this.#onFirstRead?.();
+      }
+      this.#iterator ??= this.#source[Symbol.asyncIterator]();
+      const step = await this.#pull(this.#iterator);
+      if (step.done) {
+        chunk = null;
+        break;
+      }
+      chunk = step.value;
+    }
+    if (chunk === null) {
+      this.#remaining = 0;
+      if (this.#declared !== null && this.#received < this.#declared) {
+        this.#failure = new InputError(`input: body ended after ${this.#received} of ${this.#declared} bytes (CONTENT_LENGTH)`);
+        throw this.#failure;
+      }
+      return null;
+    }
+    const take = Math.min(limit, this.#remaining, chunk.length);
+    if (take < chunk.length) {
+      // Bytes past CONTENT_LENGTH are dropped; bytes past `limit` wait for the next read.
+      if (this.#remaining > take) this.#pending = chunk.subarray(take);
+      chunk = chunk.subarray(0, take);
+    }
+    this.#remaining -= take;
+    this.#received += take;
+    return chunk;
+  }
 }

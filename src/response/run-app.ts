@@ -65,124 +65,172 @@ export function chunkToBytes(chunk: unknown): Uint8Array {
  * - HEAD: the body is not iterated (headers are computed the same way).
  * Never throws; the result says how the run ended.
  */
-export async function runApp(app: App, environ: Environ, sink: ResponseSink, options: RunOptions = {}): Promise<RunResult> {
-  const isHead = options.head ?? environ.REQUEST_METHOD === 'HEAD';
-  const errors = environ['tsgi.errors'];
-  const abortReason =
-    options.abortReason ??
-    ((): Error | null => {
-      const signal = environ['tsgi.signal'];
-      if (!signal.aborted) return null;
-      return signal.reason instanceof Error ? signal.reason : new AbortError();
-    });
-  let pending: { code: number; reason: string; headers: Header[] } | null = null;
-  let headSent = false;
-  let declaredLength: number | null = null;
-  let bytes = 0;
-  let overflowLogged = false;
+export function runApp(app: App, environ: Environ, sink: ResponseSink, options: RunOptions = {}): Promise<RunResult> {
+  return new ResponseRun(environ, sink, options).run(app);
+}
 
-  async function sendHead(): Promise<void> {
-    if (headSent) return;
-    if (!pending) throw new AppError('response: body produced before startResponse was called');
-    headSent = true;
-    const length = findHeader(pending.headers, 'content-length');
-    declaredLength = length !== undefined && /^[0-9]+$/.test(length) ? Number(length) : null;
-    await sink.sendHead(pending.code, pending.reason, pending.headers);
+interface PendingHead {
+  code: number;
+  reason: string;
+  headers: Header[];
+}
+
+/**
+ * The state of one runApp call. A class with a synchronous fast path: when the sink takes bytes without asking
+ * to wait (returns nothing), no promise is made per chunk — the hot path of every small response.
+ */
+class ResponseRun {
+  readonly #environ: Environ;
+  readonly #sink: ResponseSink;
+  readonly #isHead: boolean;
+  readonly #abortReason: () => Error | null;
+  #pending: PendingHead | null = null;
+  #headSent = false;
+  #declaredLength: number | null = null;
+  #bytes = 0;
+  #overflowLogged = false;
+  #body: Body | undefined = undefined;
+  #closed = false;
+
+  constructor(environ: Environ, sink: ResponseSink, options: RunOptions) {
+    this.#environ = environ;
+    this.#sink = sink;
+    this.#isHead = options.head ?? environ.REQUEST_METHOD === 'HEAD';
+    this.#abortReason = options.abortReason ?? (() => signalReason(environ['tsgi.signal']));
   }
 
-  async function sendBytes(chunk: Uint8Array): Promise<void> {
-    if (chunk.length === 0) return;
-    await sendHead();
-    if (isHead || (pending && isBodylessStatus(pending.code))) return;
-    const gone = abortReason();
-    if (gone) throw gone;
-    let part = chunk;
-    if (declaredLength !== null && bytes + part.length > declaredLength) {
-      part = part.subarray(0, declaredLength - bytes);
-      if (!overflowLogged) {
-        overflowLogged = true;
-        errors.write(`tsgi: app sent more than its Content-Length (${declaredLength}); the rest was dropped\n`);
-      }
-      if (part.length === 0) return;
-    }
-    bytes += part.length;
-    await sink.write(part);
-  }
-
-  const write: Write = async (chunk: Chunk) => {
-    if (!pending) throw new AppError('response: write() called before startResponse');
-    await sendBytes(chunkToBytes(chunk));
+  readonly write: Write = async (chunk: Chunk) => {
+    if (!this.#pending) throw new AppError('response: write() called before startResponse');
+    await this.#sendBytes(chunkToBytes(chunk));
   };
 
-  const startResponse: StartResponse = (status, headers, excInfo) => {
+  readonly startResponse: StartResponse = (status, headers, excInfo) => {
     if (excInfo !== undefined && excInfo !== null) {
-      if (headSent) throw excInfo;
-    } else if (pending) {
+      if (this.#headSent) throw excInfo;
+    } else if (this.#pending) {
       throw new AppError('response: startResponse called twice without excInfo');
     }
     const { code, reason } = parseStatus(status);
-    pending = { code, reason: reason || (STATUS_TEXT[code] ?? ''), headers: [...checkHeaders(headers)] };
-    return write;
+    this.#pending = { code, reason: reason || (STATUS_TEXT[code] ?? ''), headers: [...checkHeaders(headers)] };
+    return this.write;
   };
 
-  let body: Body | undefined;
-  let closed = false;
-  async function closeBody(): Promise<void> {
-    if (closed || !body || typeof body.close !== 'function') return;
-    closed = true;
+  async run(app: App): Promise<RunResult> {
+    try {
+      const body = await app(this.#environ, this.startResponse);
+      this.#body = body;
+      if (body === null || body === undefined || typeof body === 'string' || body instanceof Uint8Array) {
+        throw new AppError('response: an app must return an iterable of chunks, not a string, bytes or nothing');
+      }
+      const iterable = body as { [Symbol.iterator]?: unknown; [Symbol.asyncIterator]?: unknown };
+      const isAsync = typeof iterable[Symbol.asyncIterator] === 'function';
+      if (!isAsync && typeof iterable[Symbol.iterator] !== 'function') {
+        throw new AppError('response: an app must return a sync or async iterable');
+      }
+      if (Array.isArray(body) && this.#pending !== null) addLengthOfArray(this.#pending, body);
+      if (!this.#isHead) {
+        if (isAsync) {
+          for await (const chunk of body as AsyncIterable<Chunk>) {
+            const waiting = this.#sendChunk(chunk);
+            if (waiting) await waiting;
+          }
+        } else {
+          for (const chunk of body as Iterable<Chunk>) {
+            const waiting = this.#sendChunk(chunk);
+            if (waiting) await waiting;
+          }
+        }
+      }
+      const pending = this.#pending as PendingHead | null;
+      if (!pending) throw new AppError('response: the app returned without calling startResponse');
+      if (!this.#headSent && !this.#isHead) addEmptyLength(pending);
+      const head = this.#sendHead();
+      if (head) await head;
+      const declared = this.#declaredLength;
+      if (!this.#isHead && declared !== null && this.#bytes < declared && !isBodylessStatus(pending.code)) {
+        throw new AppError(`response: app sent ${this.#bytes} of its Content-Length (${declared}) bytes`);
+      }
+      await this.#closeBody();
+      const ended = this.#sink.end();
+      if (ended) await ended;
+      return { status: pending.code, bytes: this.#bytes, ok: true, failedAfterHead: false, aborted: false };
+    } catch (error) {
+      await this.#closeBody();
+      return this.#fail(error);
+    }
+  }
+
+  /** One chunk from the body: checks it, then sends it. Returns a promise only when the sink asks to wait. */
+  #sendChunk(chunk: Chunk): Promise<void> | void {
+    const gone = this.#abortReason();
+    if (gone) throw gone;
+    const bytes = chunkToBytes(chunk);
+    if (bytes.length > 0 && !this.#pending) throw new AppError('response: body produced before startResponse was called');
+    return this.#sendBytes(bytes);
+  }
+
+  #sendHead(): Promise<void> | void {
+    if (this.#headSent) return;
+    const pending = this.#pending;
+    if (!pending) throw new AppError('response: body produced before startResponse was called');
+    this.#headSent = true;
+    const length = findHeader(pending.headers, 'content-length');
+    this.#declaredLength = length !== undefined && /^[0-9]+$/.test(length) ? Number(length) : null;
+    return this.#sink.sendHead(pending.code, pending.reason, pending.headers);
+  }
+
+  #sendBytes(chunk: Uint8Array): Promise<void> | void {
+    if (chunk.length === 0) return;
+    if (!this.#headSent) {
+      const head = this.#sendHead();
+      if (head) return head.then(() => this.#sendBody(chunk));
+    }
+    return this.#sendBody(chunk);
+  }
+
+  #sendBody(chunk: Uint8Array): Promise<void> | void {
+    if (this.#isHead || (this.#pending && isBodylessStatus(this.#pending.code))) return;
+    const gone = this.#abortReason();
+    if (gone) throw gone;
+    let part = chunk;
+    const declared = this.#declaredLength;
+    if (declared !== null && this.#bytes + part.length > declared) {
+      part = part.subarray(0, declared - this.#bytes);
+      if (!this.#overflowLogged) {
+        this.#overflowLogged = true;
+        this.#environ['tsgi.errors'].write(`tsgi: app sent more than its Content-Length (${declared}); the rest was dropped\n`);
+      }
+      if (part.length === 0) return;
+    }
+    this.#bytes += part.length;
+    return this.#sink.write(part);
+  }
+
+  async #closeBody(): Promise<void> {
+    const body = this.#body;
+    if (this.#closed || !body || typeof body.close !== 'function') return;
+    this.#closed = true;
     try {
       await body.close();
     } catch (error) {
-      errors.write(`tsgi: body.close() failed: ${describeError(error)}\n`);
+      this.#environ['tsgi.errors'].write(`tsgi: body.close() failed: ${describeError(error)}\n`);
     }
   }
 
-  try {
-    body = await app(environ, startResponse);
-    if (body === null || body === undefined || typeof body === 'string' || body instanceof Uint8Array) {
-      throw new AppError('response: an app must return an iterable of chunks, not a string, bytes or nothing');
-    }
-    const iterable = body as { [Symbol.iterator]?: unknown; [Symbol.asyncIterator]?: unknown };
-    if (typeof iterable[Symbol.asyncIterator] !== 'function' && typeof iterable[Symbol.iterator] !== 'function') {
-      throw new AppError('response: an app must return a sync or async iterable');
-    }
-    if (Array.isArray(body) && pending !== null) addLengthOfArray(pending, body);
-    if (!isHead) {
-      for await (const chunk of body as AsyncIterable<Chunk>) {
-        const gone = abortReason();
-        if (gone) throw gone;
-        const bytesOfChunk = chunkToBytes(chunk);
-        if (bytesOfChunk.length > 0 && !pending) {
-          throw new AppError('response: body produced before startResponse was called');
-        }
-        await sendBytes(bytesOfChunk);
-      }
-    }
-    if (!pending) throw new AppError('response: the app returned without calling startResponse');
-    if (!headSent && !isHead) addEmptyLength(pending);
-    await sendHead();
-    if (!isHead && declaredLength !== null && bytes < declaredLength && !isBodylessStatus((pending as { code: number }).code)) {
-      throw new AppError(`response: app sent ${bytes} of its Content-Length (${declaredLength}) bytes`);
-    }
-    await closeBody();
-    await sink.end();
-    return { status: (pending as { code: number }).code, bytes, ok: true, failedAfterHead: false, aborted: false };
-  } catch (error) {
-    await closeBody();
-    return fail(error);
-  }
-
-  async function fail(error: unknown): Promise<RunResult> {
-    const aborted = abortReason() !== null;
-    if (aborted) {
-      const result = { status: headSent && pending ? pending.code : 0, bytes, ok: false, aborted: true, error };
+  async #fail(error: unknown): Promise<RunResult> {
+    const sink = this.#sink;
+    const headSent = this.#headSent;
+    const bytes = this.#bytes;
+    if (this.#abortReason() !== null) {
       try {
         await sink.abort(error);
       } catch {
         // The client is gone; nothing left to tell it.
       }
-      return { ...result, failedAfterHead: headSent };
+      const status = headSent && this.#pending ? this.#pending.code : 0;
+      return { status, bytes, ok: false, aborted: true, failedAfterHead: headSent, error };
     }
+    const errors = this.#environ['tsgi.errors'];
     errors.write(`tsgi: ${headSent ? 'app failed after the response head was sent' : 'app failed'}: ${describeError(error)}\n`);
     if (headSent) {
       try {
@@ -190,17 +238,22 @@ export async function runApp(app: App, environ: Environ, sink: ResponseSink, opt
       } catch {
         // Aborting is the last resort already.
       }
-      return { status: pending?.code ?? 0, bytes, ok: false, failedAfterHead: true, aborted: false, error };
+      return { status: this.#pending?.code ?? 0, bytes, ok: false, failedAfterHead: true, aborted: false, error };
     }
     const code = statusOfError(error);
     try {
-      await sendErrorPage(sink, code, isHead);
+      await sendErrorPage(sink, code, this.#isHead);
     } catch (sinkError) {
       errors.write(`tsgi: could not send the error page: ${describeError(sinkError)}\n`);
       return { status: 0, bytes: 0, ok: false, failedAfterHead: false, aborted: false, error };
     }
     return { status: code, bytes: 0, ok: false, failedAfterHead: false, aborted: false, error };
   }
+}
+
+function signalReason(signal: AbortSignal): Error | null {
+  if (!signal.aborted) return null;
+  return signal.reason instanceof Error ? signal.reason : new AbortError();
 }
 
 /** Sends a minimal plain-text page for `code` ("500 Internal Server Error\n") and ends the response. */
