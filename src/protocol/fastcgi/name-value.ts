@@ -59,14 +59,55 @@ export function decodeNameValuePairs(bytes: Uint8Array): NameValuePair[] {
  * Decodes a name-value block into `target` (a later pair with the same name wins): the hot path of every
  * FastCGI request, without an intermediate array. Throws a ProtocolError like decodeNameValuePairs.
  */
-export function decodeNameValuePairsInto(bytes: Uint8Array, target: Record<string, string>): Record<string, string> {
-  forEachNameValuePair(bytes, (name, value) => {
-    target[name] = value;
-  });
+export function decodeNameValuePairsInto(
+  bytes: Uint8Array,
+  target: Record<string, string>,
+  cache?: NameValueCache,
+): Record<string, string> {
+  forEachNameValuePair(
+    bytes,
+    (name, value) => {
+      target[name] = value;
+    },
+    cache,
+  );
   return target;
 }
 
-function forEachNameValuePair(bytes: Uint8Array, each: (name: string, value: string) => void): void {
+/** Strings longer than this are never cached (they are rarely repeated: cookies, long URIs). */
+const CACHE_MAX_LENGTH = 64;
+
+/**
+ * Remembers the strings of the previous block, position by position. A web server sends the same names in
+ * the same order on every request, and many of the same values; reusing the previous strings when the bytes
+ * match saves creating (and, for names, internalising as property keys) a few dozen strings per request.
+ * One cache per connection.
+ */
+export class NameValueCache {
+  readonly bytes: Uint8Array[] = [];
+  readonly strings: string[] = [];
+}
+
+function cachedString(buffer: Buffer, at: number, length: number, cache: NameValueCache | undefined, slot: number): string {
+  if (cache === undefined || length > CACHE_MAX_LENGTH) return buffer.toString('latin1', at, at + length);
+  const known = cache.bytes[slot];
+  if (known !== undefined && known.length === length) {
+    let same = true;
+    for (let i = 0; i < length; i++) {
+      if (known[i] !== buffer[at + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return cache.strings[slot] as string;
+  }
+  const text = buffer.toString('latin1', at, at + length);
+  cache.bytes[slot] = Uint8Array.prototype.slice.call(buffer, at, at + length) as Uint8Array;
+  cache.strings[slot] = text;
+  return text;
+}
+
+function forEachNameValuePair(bytes: Uint8Array, each: (name: string, value: string) => void, cache?: NameValueCache): void {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let at = 0;
   const readLength = (): number => {
@@ -81,15 +122,16 @@ function forEachNameValuePair(bytes: Uint8Array, each: (name: string, value: str
     at += 4;
     return length;
   };
+  let slot = 0;
   while (at < buffer.length) {
     const nameLength = readLength();
     const valueLength = readLength();
     if (nameLength + valueLength > buffer.length - at) {
       throw new ProtocolError(`fastcgi: name-value lengths run past the block (${nameLength} + ${valueLength})`);
     }
-    const name = buffer.toString('latin1', at, at + nameLength);
+    const name = cachedString(buffer, at, nameLength, cache, slot++);
     at += nameLength;
-    const value = buffer.toString('latin1', at, at + valueLength);
+    const value = cachedString(buffer, at, valueLength, cache, slot++);
     at += valueLength;
     each(name, value);
   }
@@ -104,8 +146,11 @@ export class NameValueCollector {
   readonly #parts: Uint8Array[] = [];
   #size = 0;
 
-  constructor(maxBytes: number) {
+  readonly #cache: NameValueCache | undefined;
+
+  constructor(maxBytes: number, cache?: NameValueCache) {
     this.#maxBytes = maxBytes;
+    this.#cache = cache;
   }
 
   push(content: Uint8Array): void {
@@ -122,6 +167,6 @@ export class NameValueCollector {
   finish(): Record<string, string> {
     const whole = this.#parts.length === 1 ? (this.#parts[0] as Uint8Array) : Buffer.concat(this.#parts, this.#size);
     this.#parts.length = 0;
-    return decodeNameValuePairsInto(whole, {});
+    return decodeNameValuePairsInto(whole, {}, this.#cache);
   }
 }

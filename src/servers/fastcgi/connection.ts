@@ -10,7 +10,7 @@ import {
   RecordType,
   Role,
 } from '../../protocol/fastcgi/constants.js';
-import { decodeNameValuePairs, encodeNameValuePairs } from '../../protocol/fastcgi/name-value.js';
+import { NameValueCache, decodeNameValuePairs, encodeNameValuePairs } from '../../protocol/fastcgi/name-value.js';
 import { RecordDecoder, type FastCgiRecord } from '../../protocol/fastcgi/record-decoder.js';
 import type { App } from '../../types.js';
 import type { ResolvedFastCgiOptions } from './options.js';
@@ -38,6 +38,7 @@ export class FastCgiConnection implements RequestHost {
   readonly socket: Socket;
   readonly writer: RecordWriter;
   readonly options: ResolvedFastCgiOptions;
+  readonly nameCache = new NameValueCache();
   readonly #server: ConnectionServer;
   readonly #decoder: RecordDecoder;
   readonly #requests = new Map<number, FastCgiRequest>();

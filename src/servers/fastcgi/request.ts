@@ -3,7 +3,7 @@ import { createEnviron } from '../../environ/create-environ.js';
 import { createInput } from '../../environ/input.js';
 import { applyMount } from '../../environ/mount.js';
 import { ProtocolStatus, RecordType, Role } from '../../protocol/fastcgi/constants.js';
-import { NameValueCollector } from '../../protocol/fastcgi/name-value.js';
+import { NameValueCollector, type NameValueCache } from '../../protocol/fastcgi/name-value.js';
 import { formatCgiHead } from '../../response/cgi-head.js';
 import { runApp, sendErrorPage, type ResponseSink, type RunResult } from '../../response/run-app.js';
 import type { App, ErrorStream } from '../../types.js';
@@ -17,6 +17,8 @@ export interface RequestHost {
   readonly writer: RecordWriter;
   readonly socket: import('node:net').Socket;
   readonly options: ResolvedFastCgiOptions;
+  /** Strings of the previous request's params on this connection, to reuse. */
+  readonly nameCache: NameValueCache;
   /** The app for a role. */
   appFor(role: number): App;
   /** Called once when the request sent its END_REQUEST (or was dropped): the id is free again. */
@@ -60,7 +62,7 @@ export class FastCgiRequest {
     this.id = id;
     this.role = role;
     this.keepConn = keepConn;
-    this.#params = new NameValueCollector(host.options.maxParamsBytes);
+    this.#params = new NameValueCollector(host.options.maxParamsBytes, host.nameCache);
     const lowWater = host.options.inputHighWaterBytes / 2;
     this.stdin = new ByteQueue(() => host.inputDrained(), lowWater);
     this.data = new ByteQueue(() => host.inputDrained(), lowWater);

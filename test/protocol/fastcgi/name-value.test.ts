@@ -64,3 +64,16 @@ describe('name-value pairs (FastCGI §3.4)', () => {
     expect(() => collector.push(new Uint8Array(1))).toThrow(/params exceed maxParamsBytes \(11 > 10\)/);
   });
 });
+
+describe('NameValueCache', () => {
+  it('reuses the previous strings where the bytes match and decodes the rest', async () => {
+    const { NameValueCache, decodeNameValuePairsInto } = await import('../../../src/protocol/fastcgi/name-value.js');
+    const cache = new NameValueCache();
+    const first = decodeNameValuePairsInto(encodeNameValuePairs([['REQUEST_METHOD', 'GET'], ['REMOTE_PORT', '5001']]), {}, cache);
+    const second = decodeNameValuePairsInto(encodeNameValuePairs([['REQUEST_METHOD', 'GET'], ['REMOTE_PORT', '5002']]), {}, cache);
+    const third = decodeNameValuePairsInto(encodeNameValuePairs([['REMOTE_PORT', '5003'], ['REQUEST_METHOD', 'PUT'], ['X', 'y'.repeat(100)]]), {}, cache);
+    expect(first).toEqual({ REQUEST_METHOD: 'GET', REMOTE_PORT: '5001' });
+    expect(second).toEqual({ REQUEST_METHOD: 'GET', REMOTE_PORT: '5002' });
+    expect(third).toEqual({ REMOTE_PORT: '5003', REQUEST_METHOD: 'PUT', X: 'y'.repeat(100) });
+  });
+});
