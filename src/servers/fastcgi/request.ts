@@ -50,7 +50,8 @@ export class FastCgiRequest {
   #controller: AbortController | null = null;
   #abortReason: Error | null = null;
   readonly stdin: ByteQueue;
-  readonly data: ByteQueue;
+  // Only the Filter role has a DATA stream: created on demand.
+  #data: ByteQueue | null = null;
   #started = false;
   #done = false;
   #stdinBytes = 0;
@@ -63,9 +64,7 @@ export class FastCgiRequest {
     this.role = role;
     this.keepConn = keepConn;
     this.#params = new NameValueCollector(host.options.maxParamsBytes, host.nameCache);
-    const lowWater = host.options.inputHighWaterBytes / 2;
-    this.stdin = new ByteQueue(() => host.inputDrained(), lowWater);
-    this.data = new ByteQueue(() => host.inputDrained(), lowWater);
+    this.stdin = new ByteQueue(() => host.inputDrained(), host.options.inputHighWaterBytes / 2);
   }
 
   /** True once the app was started (PARAMS ended). */
@@ -80,7 +79,7 @@ export class FastCgiRequest {
 
   /** Bytes of input waiting for the app. */
   get buffered(): number {
-    return this.stdin.queued + this.data.queued;
+    return this.stdin.queued + (this.#data?.queued ?? 0);
   }
 
   /** A PARAMS record: content to gather, or the empty record that completes them and starts the app. */
@@ -115,6 +114,12 @@ export class FastCgiRequest {
     else this.data.push(Uint8Array.prototype.slice.call(content) as Uint8Array);
   }
 
+  /** The DATA stream (Filter role). */
+  get data(): ByteQueue {
+    this.#data ??= new ByteQueue(() => this.#host.inputDrained(), this.#host.options.inputHighWaterBytes / 2);
+    return this.#data;
+  }
+
   /** ABORT_REQUEST (§5.4): the web server gave up on this request. */
   onAbortRequest(): void {
     this.abort(new AbortError('fastcgi: request aborted by the web server (ABORT_REQUEST)'));
@@ -127,7 +132,7 @@ export class FastCgiRequest {
     this.#abortReason = reason;
     this.#controller?.abort(reason);
     this.stdin.fail(reason);
-    this.data.fail(reason);
+    this.#data?.fail(reason);
   }
 
   #signal(): AbortSignal {
@@ -264,7 +269,7 @@ export class FastCgiRequest {
     writer.endRequest(this.id, appStatus, protocolStatus);
     writer.flush();
     this.stdin.fail(REQUEST_ENDED);
-    this.data.fail(REQUEST_ENDED);
+    this.#data?.fail(REQUEST_ENDED);
     this.#host.release(this);
   }
 }
