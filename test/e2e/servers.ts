@@ -355,3 +355,225 @@ export async function findProcesses(needle: string): Promise<number[]> {
   }
   return pids;
 }
+
+// --- FastCGI: nginx, tsgi backends, libfcgi's cgi-fcgi (used by test/e2e/fastcgi-*.test.ts) ---
+
+/** The nginx binary (Debian's path unless TSGI_NGINX says otherwise). */
+export const NGINX_BIN = process.env.TSGI_NGINX ?? '/usr/sbin/nginx';
+/** libfcgi's cgi-fcgi (Debian package libfcgi-bin), used as an independent FastCGI client. */
+export const CGI_FCGI_BIN = process.env.TSGI_CGI_FCGI ?? '/usr/bin/cgi-fcgi';
+/** Apache's mod_fcgid (Debian package libapache2-mod-fcgid). */
+export const FCGID_MODULE = '/usr/lib/apache2/modules/mod_fcgid.so';
+/** Apache's mod_proxy_fcgi (part of apache2 itself on Debian). */
+export const PROXY_FCGI_MODULE = '/usr/lib/apache2/modules/mod_proxy_fcgi.so';
+/** The CLI the backends run (it loads dist/: run `npm run build` first). */
+export const TSGI_BIN = join(PROJECT_ROOT, 'bin', 'tsgi.js');
+/** How long a tsgi backend gets to print its startup line (tsx compiles the app on first load). */
+export const BACKEND_START_TIMEOUT_MS = 20_000;
+
+/**
+ * Checks that every file in `files` exists (executable when `executable`), naming the Debian package to
+ * install when one is missing.
+ */
+export function checkFiles(files: Array<{ path: string; package: string; executable?: boolean }>): Availability {
+  for (const file of files) {
+    try {
+      accessSync(file.path, file.executable === false ? constants.R_OK : constants.X_OK);
+    } catch {
+      return { available: false, reason: `${file.path} not found (apt-get install ${file.package})` };
+    }
+  }
+  return { available: true, reason: `${files.map((file) => file.path).join(', ')} found` };
+}
+
+/** Whether `dist/` (what bin/tsgi.js runs) has the FastCGI transport: it needs `npm run build`. */
+export function checkFastCgiBuild(): Availability {
+  try {
+    accessSync(join(PROJECT_ROOT, 'dist', 'servers', 'fastcgi.js'), constants.R_OK);
+    return { available: true, reason: 'dist/servers/fastcgi.js found' };
+  } catch {
+    return { available: false, reason: 'dist/servers/fastcgi.js not found (npm run build)' };
+  }
+}
+
+/** The first unavailable of `list`, else an available one. */
+export function allAvailable(...list: Availability[]): Availability {
+  return list.find((item) => !item.available) ?? { available: true, reason: list.map((item) => item.reason).join('; ') };
+}
+
+/**
+ * Starts nginx (`nginx -p ROOT -e LOG -c CONF -g 'daemon off;'`) from a conf/ template such as
+ * "nginx-fastcgi.conf". `-e` points nginx's startup log at the scratch directory too, so it never touches
+ * /var/log/nginx.
+ */
+export async function startNginx(confName: string, options: StartOptions): Promise<ServerHandle> {
+  return launch({
+    label: options.label ?? 'nginx',
+    confName,
+    confTemplate: await readFile(join(PROJECT_ROOT, 'conf', confName), 'utf8'),
+    binary: NGINX_BIN,
+    args: (confFile) => {
+      const root = dirname(confFile);
+      return ['-p', `${root}/`, '-e', join(root, 'logs', 'error.log'), '-c', confFile, '-g', 'daemon off;'];
+    },
+    vars: { ...options.vars },
+  });
+}
+
+/** Where a tsgi FastCGI backend listens: TCP on 127.0.0.1 (a free port) or a unix socket in a scratch dir. */
+export type BackendTransport = 'tcp' | 'unix';
+
+/** A `tsgi serve --fastcgi` process started by this harness. */
+export interface BackendHandle {
+  /** The address as passed to --fastcgi: "127.0.0.1:PORT" or "unix:/path". */
+  address: string;
+  /** The same address in nginx's `server` syntax: "127.0.0.1:PORT" or "unix:/path". */
+  nginxAddress: string;
+  /** TCP port (0 for a unix socket). */
+  port: number;
+  /** The unix socket path ("" for TCP). */
+  socketPath: string;
+  /** The pid the startup line announced. */
+  pid: number;
+  /** The startup line, e.g. "tsgi: serving app.ts over FastCGI at 127.0.0.1:9001 (pid 123)". */
+  startupLine: string;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  /** SIGTERM to its process group, SIGKILL after STOP_TIMEOUT_MS; removes the scratch directory. */
+  stop(): Promise<void>;
+}
+
+/** Options for startBackend. */
+export interface BackendOptions {
+  /** --mount PREFIX. */
+  mount?: string;
+  /** Extra CLI arguments. */
+  args?: string[];
+  /** Extra environment variables for the backend. */
+  env?: Record<string, string>;
+}
+
+/**
+ * Spawns `node bin/tsgi.js serve MODULE --fastcgi ADDR [--mount M]` detached (its own process group, so a
+ * stop takes any children with it), waits for its startup line `tsgi: serving ... over FastCGI at ADDR (pid
+ * N)`, and returns the pid it announced. A unix socket gets `--socket-mode 666`, so that a web server worker
+ * running as another user can connect.
+ */
+export async function startBackend(module: string, transport: BackendTransport, options: BackendOptions = {}): Promise<BackendHandle> {
+  const dir = await makeScratchDir('backend');
+  const port = transport === 'tcp' ? await findFreePort() : 0;
+  const socketPath = transport === 'unix' ? join(dir, 'tsgi.sock') : '';
+  const address = transport === 'tcp' ? `127.0.0.1:${port}` : `unix:${socketPath}`;
+  const args = [TSGI_BIN, 'serve', module, '--fastcgi', address];
+  if (options.mount !== undefined) args.push('--mount', options.mount);
+  // The web server's worker runs as another account (www-data): it needs write permission to connect.
+  if (socketPath) args.push('--socket-mode', '666');
+  args.push(...(options.args ?? []));
+  const child = spawn(process.execPath, args, {
+    cwd: PROJECT_ROOT,
+    detached: true,
+    env: { PATH: `${NODE_DIR}:/usr/local/bin:/usr/bin:/bin`, LANG: 'C', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (data: Buffer) => (output += data.toString()));
+  child.stderr?.on('data', (data: Buffer) => (output += data.toString()));
+  const exited = new Promise<number | string>((resolveExit) => {
+    child.once('exit', (code, signal) => resolveExit(code ?? signal ?? 'unknown'));
+    child.once('error', (error) => resolveExit(error.message));
+  });
+  let exitStatus: number | string | null = null;
+  void exited.then((status) => (exitStatus = status));
+
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, 'SIGTERM');
+      } catch {
+        child.kill('SIGTERM');
+      }
+      const timedOut = await Promise.race([exited.then(() => false), sleep(STOP_TIMEOUT_MS).then(() => true)]);
+      if (timedOut) {
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          child.kill('SIGKILL');
+        }
+        await exited;
+      }
+    }
+    if (process.env.TSGI_E2E_KEEP !== '1') await rm(dir, { recursive: true, force: true });
+  };
+
+  const deadline = Date.now() + BACKEND_START_TIMEOUT_MS;
+  let match: RegExpExecArray | null = null;
+  while (!(match = /^tsgi: serving .* over FastCGI at .* \(pid (\d+)\)$/m.exec(output))) {
+    if (exitStatus !== null || Date.now() > deadline) {
+      await stop();
+      const why = exitStatus !== null ? `exited (${exitStatus})` : `printed no startup line within ${BACKEND_START_TIMEOUT_MS} ms`;
+      throw new Error(`e2e: tsgi backend ${args.slice(1).join(' ')} ${why}\n--- output ---\n${output}`);
+    }
+    await sleep(25);
+  }
+  let stopped: Promise<void> | null = null;
+  return {
+    address,
+    nginxAddress: transport === 'tcp' ? address : `unix:${socketPath}`,
+    port,
+    socketPath,
+    pid: Number(match[1]),
+    startupLine: match[0],
+    output: () => output,
+    stop: () => (stopped ??= stop()),
+  };
+}
+
+/** The number of open file descriptors of process `pid` (entries of /proc/PID/fd; Linux only). */
+export async function countFds(pid: number): Promise<number> {
+  return (await readdir(`/proc/${pid}/fd`)).length;
+}
+
+/** The parent pid of `pid` (from /proc/PID/stat), or null when it is gone. */
+async function parentOf(pid: number): Promise<number | null> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  // The command name (field 2) is in parentheses and may hold spaces: read after the last ")".
+  const fields = stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields?.[1] !== undefined ? Number(fields[1]) : null;
+}
+
+/**
+ * Pids of the descendants of `ancestor` whose command line contains `needle`: the processes a web server
+ * spawned (mod_fcgid, lighttpd bin-path), told apart from those of other servers running the same command.
+ */
+export async function findDescendants(ancestor: number, needle: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const pid of await findProcesses(needle)) {
+    let current: number | null = pid;
+    for (let depth = 0; current !== null && current > 1 && depth < 16; depth++) {
+      current = await parentOf(current);
+      if (current === ancestor) {
+        found.push(pid);
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+/**
+ * How many TCP connections to or from 127.0.0.1:`port` are in TIME_WAIT (from /proc/net/tcp; Linux only).
+ * Each connection closed in the last minute leaves one: a count that grows with the requests shows a
+ * connection per request.
+ */
+export async function countTimeWait(port: number): Promise<number> {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  let count = 0;
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const lines = (await readFile(file, 'utf8').catch(() => '')).split('\n').slice(1);
+    for (const line of lines) {
+      const [, local = '', remote = '', state = ''] = line.trim().split(/\s+/);
+      if (state === '06' && (local.endsWith(`:${hexPort}`) || remote.endsWith(`:${hexPort}`))) count++;
+    }
+  }
+  return count;
+}
