@@ -10,12 +10,11 @@
  */
 import { headersToVariables } from '../environ/header-variables.js';
 import { readVersion } from '../version.js';
-import { validateHeaderValue, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { AbortError, AppError, describeError, RequestError, statusOfError, TsgiError } from '../errors.js';
+import { AbortError, describeError, RequestError, statusOfError, TsgiError } from '../errors.js';
 import { encodeUtf8Latin1, percentDecodeToByteString } from '../environ/byte-policy.js';
 import { createEnviron } from '../environ/create-environ.js';
-import { STATUS_TEXT } from '../helpers/status-text.js';
 import { runApp, sendErrorPage, type ResponseSink } from '../response/run-app.js';
 import { writeToStream } from '../servers/write-to-stream.js';
 import type { App, Environ, ErrorStream } from '../types.js';
@@ -62,6 +61,8 @@ const NON_LATIN1_RE = /[^\x00-\xff]/;
 /** How long a cut response may take to flush what it already wrote before the connection is destroyed, in ms. */
 const ABORT_FLUSH_TIMEOUT_MS = 2000;
 const EMPTY = new Uint8Array(0);
+/** Bodies up to this size leave in the same write as the head. */
+const JOIN_LIMIT_BYTES = 16 * 1024;
 
 /**
  * Returns a Node request listener that runs `app` for each request (the embedded HTTP server's core; also
@@ -95,13 +96,13 @@ interface Settings {
 }
 
 async function handleRequest(app: App, req: IncomingMessage, res: ServerResponse, settings: Settings): Promise<void> {
-  const started = performance.now();
-  const controller = new AbortController();
+  const started = settings.accessLog ? performance.now() : 0;
+  // The AbortController is created only if the app reads tsgi.signal: one per request costs measurable time.
+  const abort = new RequestAbort();
   const onClose = (): void => {
-    if (!res.writableFinished) controller.abort(new AbortError('http: the client closed the connection'));
+    if (!res.writableFinished) abort.abort(new AbortError('http: the client closed the connection'));
   };
   res.once('close', onClose);
-  const signal = controller.signal;
   const { errors } = settings;
   const isHead = req.method === 'HEAD';
 
@@ -113,7 +114,7 @@ async function handleRequest(app: App, req: IncomingMessage, res: ServerResponse
       input: body,
       inputTerminated: isChunked(req),
       errors,
-      signal,
+      signal: () => abort.signal,
       multithread: true,
       multiprocess: false,
       runOnce: false,
@@ -123,7 +124,7 @@ async function handleRequest(app: App, req: IncomingMessage, res: ServerResponse
     const code = statusOfError(error);
     if (code !== 404) errors.write(`tsgi: request refused: ${error instanceof Error ? error.message : String(error)}\n`);
     // A request refused for its framing or headers may have left body bytes on the wire: close after the page.
-    const sink = createSink(res, signal, code !== 404);
+    const sink = createSink(res, abort, code !== 404);
     try {
       await sendErrorPage(sink, code, isHead);
     } catch {
@@ -133,10 +134,10 @@ async function handleRequest(app: App, req: IncomingMessage, res: ServerResponse
     return;
   }
 
-  const sink = createSink(res, signal, false);
-  await runApp(app, environ, sink);
+  const sink = createSink(res, abort, false);
+  await runApp(app, environ, sink, { abortReason: () => abort.reason });
   // Body bytes the app left unread would stall the next request on this connection.
-  if (!signal.aborted) body.discardRest();
+  if (abort.reason === null) body.discardRest();
   logAccess(settings, req, sink, started);
 }
 
@@ -308,8 +309,15 @@ export function buildVariables(req: IncomingMessage, scriptName = ''): Record<st
  * message itself), so is Content-Length on 1xx/204 (RFC 9110 §8.6); headers go out as a flat list so repeated
  * ones (Set-Cookie) stay separate lines. `closeConnection` adds `Connection: close`.
  */
-function createSink(res: ServerResponse, signal: AbortSignal, closeConnection: boolean): Sink {
-  let replaced = false;
+function createSink(res: ServerResponse, abort: RequestAbort, closeConnection: boolean): Sink {
+  // The first body chunk waits for the end of the tick: when the response ends there, it leaves with the head
+  // in one res.end() (one write) instead of a write and an end.
+  let held: Uint8Array | null = null;
+  const release = (): void => {
+    const chunk = held;
+    held = null;
+    if (chunk !== null && !res.destroyed && !res.writableEnded) res.write(chunk);
+  };
   const sink: Sink = {
     status: 0,
     bytes: 0,
@@ -322,25 +330,35 @@ function createSink(res: ServerResponse, signal: AbortSignal, closeConnection: b
         flat.push(name, toByteString(value));
       }
       if (closeConnection) flat.push('Connection', 'close');
-      const invalid = findInvalidHeader(flat);
-      if (invalid !== undefined) {
-        // runApp accepts control characters that Node refuses to send; nothing is on the wire yet, so the
-        // client can still get a clean 500 instead of a cut connection.
-        replaced = true;
-        sink.status = 500;
-        const page = `500 ${STATUS_TEXT[500]}\n`;
-        res.writeHead(500, STATUS_TEXT[500], ['Content-Type', 'text/plain; charset=utf-8', 'Content-Length', String(page.length)]);
-        res.end(page);
-        throw new AppError(`response: header value holds a control character (${invalid})`);
-      }
       sink.status = code;
       res.writeHead(code, toByteString(reason), flat);
     },
     write(chunk) {
       sink.bytes += chunk.length;
-      return writeToStream(res, chunk, signal);
+      if (sink.bytes === chunk.length && held === null) {
+        held = chunk;
+        process.nextTick(release);
+        return;
+      }
+      release();
+      return writeToStream(res, chunk);
     },
     end() {
+      const last = held;
+      held = null;
+      if (last !== null && !res.destroyed && !res.writableEnded && !res.headersSent) {
+        // The common small response: head and body in one write. Node joins the head with a body only when the
+        // body is a latin-1 or UTF-8 string; latin-1 keeps every byte as it is.
+        const body = last.length <= JOIN_LIMIT_BYTES ? Buffer.from(last.buffer, last.byteOffset, last.byteLength).toString('latin1') : last;
+        return new Promise<void>((resolve) => {
+          res.once('close', resolve);
+          res.end(body, 'latin1', () => {
+            res.off('close', resolve);
+            resolve();
+          });
+        });
+      }
+      if (last !== null && !res.destroyed && !res.writableEnded) res.write(last);
       return new Promise<void>((resolve) => {
         if (res.writableFinished || res.destroyed) {
           resolve();
@@ -358,10 +376,10 @@ function createSink(res: ServerResponse, signal: AbortSignal, closeConnection: b
     },
     abort() {
       // The head promised a body that won't come (G3; runApp has logged why): closing the connection is the
-      // only way left to say so. A replaced response is complete already.
-      if (replaced) return;
+      // only way left to say so.
+      release();
       const socket = res.socket;
-      if (signal.aborted || !socket || socket.destroyed) {
+      if (abort.reason !== null || !socket || socket.destroyed) {
         res.destroy();
         return;
       }
@@ -382,17 +400,6 @@ interface Sink extends ResponseSink {
   status: number;
   /** Body bytes handed to the socket. */
   bytes: number;
-}
-
-function findInvalidHeader(flat: readonly string[]): string | undefined {
-  for (let i = 0; i + 1 < flat.length; i += 2) {
-    try {
-      validateHeaderValue(flat[i] as string, flat[i + 1] as string);
-    } catch {
-      return flat[i];
-    }
-  }
-  return undefined;
 }
 
 /** Header values and reasons are byte strings; a char above U+00FF can't be one, so it goes out as UTF-8. */
@@ -443,5 +450,25 @@ function logAccess(settings: Settings, req: IncomingMessage, sink: Sink, started
     settings.accessLog(line);
   } catch (error) {
     settings.errors.write(`tsgi: http: access log failed: ${describeError(error)}\n`);
+  }
+}
+
+/** The client-gone state of one request; the AbortSignal exists only once someone asks for it. */
+class RequestAbort {
+  reason: Error | null = null;
+  #controller: AbortController | null = null;
+
+  get signal(): AbortSignal {
+    if (this.#controller === null) {
+      this.#controller = new AbortController();
+      if (this.reason !== null) this.#controller.abort(this.reason);
+    }
+    return this.#controller.signal;
+  }
+
+  abort(reason: Error): void {
+    if (this.reason !== null) return;
+    this.reason = reason;
+    this.#controller?.abort(reason);
   }
 }
