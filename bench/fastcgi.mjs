@@ -15,7 +15,12 @@
  *   node-fastcgi 2.0.0    bench/apps/node-fastcgi-hello.cjs (its README's server)  fastcgi_pass, fastcgi_keep_conn on
  *   PHP-FPM               php-fpm8.2, own pool, pm = static, bench/apps/hello.php fastcgi_pass, fastcgi_keep_conn on
  *   tsgi HTTP via proxy   tsgi serve bench/apps/hello.ts --http 127.0.0.1:P       proxy_pass, HTTP/1.1, Connection ""
+ *   Express via tsgi FastCGI  tsgi serve bench/apps/express-hello.ts --fastcgi ...  fastcgi_pass, fastcgi_keep_conn on
+ *   Express on node:http via proxy_pass  bench/apps/express-http-hello.mjs (app.listen)  proxy_pass, as above
  *   nginx return 200      `return 200 "Hello, World!"`: the ceiling of this setup
+ *   tsgi SCGI / tsgi uwsgi  tsgi serve bench/apps/hello.ts --scgi/--uwsgi 127.0.0.1:P   scgi_pass / uwsgi_pass,
+ *                         upstream without keepalive (one request per connection); "(unix)" rows: the same over
+ *                         a unix socket in the temp dir. Printed with their ratio to tsgi FastCGI (goal >= 1).
  * Every backend answers the same 13-byte text/plain body with a Content-Length; every FastCGI row gets the
  * same params (Debian's fastcgi_params, plus SCRIPT_FILENAME for PHP). The Node backends are single
  * processes. PHP-FPM keeps a connection to one child for as long as nginx keeps it alive, so its pool has one
@@ -28,7 +33,8 @@
  * from wrk; [error] lines nginx logged during the row), the CPU used (from /proc: by the backend's process
  * group, and by processes not of this bench, whose share flags a noisy machine) and the backend's and
  * nginx's CPU time per request, which varies far less than req/s on a shared machine; then tsgi FastCGI's
- * ratios against the goals: >= 1.2x Node http via proxy, >= 6x node-fastcgi, >= 1.5x PHP-FPM.
+ * ratios against the goals: >= 1.2x Node http via proxy, >= 6x node-fastcgi, >= 1.5x PHP-FPM; and Express via
+ * tsgi FastCGI (fromNodeHandler) against the same Express app on node:http: >= 0.9x (EXPRESS_GOAL).
  *
  * Streaming (unless --no-stream): through the same nginx (fastcgi_request_buffering off, fastcgi_buffering
  * off, client_max_body_size 0) to tsgi FastCGI running bench/apps/stream.ts, a chunked upload of --stream-mib
@@ -41,7 +47,8 @@
  *
  * --profile ROW (tsgi-fastcgi, tsgi-http, node-http or node-fastcgi): afterwards, runs that row's Node backend
  * once more under `node --cpu-prof` for one wrk run and prints the functions with the most self time.
- * --rows ROW,ROW,... runs only those rows (ids: tsgi-fastcgi node-http php-fpm tsgi-http node-fastcgi nginx).
+ * --rows ROW,ROW,... runs only those rows (ids: tsgi-fastcgi node-http php-fpm tsgi-http node-fastcgi nginx;
+ * express-fastcgi express-http; tsgi-scgi tsgi-uwsgi tsgi-scgi-unix tsgi-uwsgi-unix).
  * --keep keeps the temp dir (configs, logs, the profile) and prints its path.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -82,6 +89,8 @@ const GOALS = [
   { against: 'node-fastcgi', ratio: 6 },
   { against: 'php-fpm', ratio: 1.5 },
 ];
+/** An Express app behind tsgi's FastCGI and fromNodeHandler against the same app on node:http behind proxy_pass. */
+const EXPRESS_GOAL = { row: 'express-fastcgi', against: 'express-http', ratio: 0.9 };
 
 const { values } = parseArgs({
   options: {
@@ -356,8 +365,11 @@ fastcgi_param  SERVER_NAME        $server_name;
 fastcgi_param  REDIRECT_STATUS    200;
 `;
 
-function upstreamBlock(name, port) {
-  return `  upstream ${name} {\n    server 127.0.0.1:${port};\n    keepalive ${UPSTREAM_KEEPALIVE};\n  }\n`;
+function upstreamBlock(name, port, row = {}) {
+  // SCGI / uwsgi rows (issue 4): maybe a unix socket, and no keepalive (one request per connection).
+  const server = row.backendSocket ? `unix:${row.backendSocket}` : `127.0.0.1:${port}`;
+  const keepalive = row.keepalive === false ? '' : `    keepalive ${UPSTREAM_KEEPALIVE};\n`;
+  return `  upstream ${name} {\n    server ${server};\n${keepalive}  }\n`;
 }
 
 const FASTCGI_LOCATION = (upstream, extra = '') => `      include fastcgi_params;
@@ -372,6 +384,20 @@ const PROXY_LOCATION = (upstream) => `      proxy_http_version 1.1;
 `;
 
 /** The streaming location: nothing buffered in either direction, no body size cap. */
+/** SCGI / uwsgi rows (issue 4): Debian's scgi_params / uwsgi_params, written out (nginx adds SCGI's CONTENT_LENGTH). */
+const GATEWAY_PARAMS = {
+  scgi: ['REQUEST_METHOD $request_method', 'REQUEST_URI $request_uri', 'QUERY_STRING $query_string', 'CONTENT_TYPE $content_type',
+    'DOCUMENT_URI $document_uri', 'DOCUMENT_ROOT $document_root', 'SCGI 1', 'SERVER_PROTOCOL $server_protocol', 'REQUEST_SCHEME $scheme',
+    'HTTPS $https if_not_empty', 'REMOTE_ADDR $remote_addr', 'REMOTE_PORT $remote_port', 'SERVER_PORT $server_port', 'SERVER_NAME $server_name'],
+  uwsgi: ['QUERY_STRING $query_string', 'REQUEST_METHOD $request_method', 'CONTENT_TYPE $content_type', 'CONTENT_LENGTH $content_length',
+    'REQUEST_URI $request_uri', 'PATH_INFO $document_uri', 'DOCUMENT_ROOT $document_root', 'SERVER_PROTOCOL $server_protocol',
+    'REQUEST_SCHEME $scheme', 'HTTPS $https if_not_empty', 'REMOTE_ADDR $remote_addr', 'REMOTE_PORT $remote_port',
+    'SERVER_PORT $server_port', 'SERVER_NAME $server_name'],
+};
+
+const GATEWAY_LOCATION = (protocol, upstream) =>
+  `${GATEWAY_PARAMS[protocol].map((param) => `      ${protocol}_param ${param};\n`).join('')}      ${protocol}_pass ${upstream};\n`;
+
 const STREAM_FASTCGI_LOCATION = (upstream) => `    location /stream/ {
       client_max_body_size 0;
       fastcgi_request_buffering off;
@@ -398,7 +424,7 @@ ${PROXY_LOCATION(upstream)}    }
 
 function nginxConfig(dir, rows) {
   const user = process.getuid?.() === 0 ? 'user root;\n' : '';
-  const upstreams = rows.filter((row) => row.upstream).map((row) => upstreamBlock(row.upstream, row.backendPort));
+  const upstreams = rows.filter((row) => row.upstream).map((row) => upstreamBlock(row.upstream, row.backendPort, row));
   const servers = rows.map(
     (row) => `  # ${row.name}
   server {
@@ -460,6 +486,13 @@ function tsgiServe(appFile, flag, port, nodeArgs = []) {
   return [process.execPath, [...nodeArgs, TSGI_BIN, 'serve', relative(ROOT, join(APPS, appFile)), flag, `127.0.0.1:${port}`]];
 }
 
+/** Whether this build of tsgi has `serve --scgi` and `--uwsgi` (the SCGI / uwsgi rows need them; issue 4). */
+function tsgiHasGateways() {
+  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) return false;
+  const help = runQuick(process.execPath, [TSGI_BIN, 'serve', '--help']).text;
+  return help.includes('--scgi') && help.includes('--uwsgi');
+}
+
 /** Whether this build of tsgi has `serve --fastcgi` (the FastCGI row and the streaming figure need it). */
 function tsgiHasFastCgi() {
   if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) return false;
@@ -506,6 +539,45 @@ async function defineRows(dir, hasFastCgi) {
     command: (port, nodeArgs) => tsgiServe('hello.ts', '--http', port, nodeArgs),
     location: PROXY_LOCATION('tsgi_http'),
   });
+  // Express rows: the bridge's cost (fromNodeHandler) on a real framework, against the same app on node:http.
+  if (hasFastCgi) {
+    await add({
+      id: 'express-fastcgi',
+      name: 'Express via tsgi FastCGI',
+      upstream: 'express_fastcgi',
+      command: (port, nodeArgs) => tsgiServe('express-hello.ts', '--fastcgi', port, nodeArgs),
+      location: FASTCGI_LOCATION('express_fastcgi'),
+    });
+  }
+  await add({
+    id: 'express-http',
+    name: 'Express on node:http via proxy_pass',
+    upstream: 'express_http',
+    command: (port, nodeArgs = []) => [process.execPath, [...nodeArgs, join(APPS, 'express-http-hello.mjs'), String(port)]],
+    location: PROXY_LOCATION('express_http'),
+  });
+  // SCGI / uwsgi rows (issue 4): one request per connection, over TCP and over a unix socket.
+  if (tsgiHasGateways()) {
+    for (const [protocol, label] of [['scgi', 'SCGI'], ['uwsgi', 'uwsgi']]) {
+      for (const unix of [false, true]) {
+        const socket = unix ? join(dir, `tsgi-${protocol}.sock`) : null;
+        const upstream = `tsgi_${protocol}${unix ? '_unix' : ''}`;
+        await add({
+          id: `tsgi-${protocol}${unix ? '-unix' : ''}`,
+          name: `tsgi ${label}${unix ? ' (unix)' : ''}`,
+          upstream,
+          keepalive: false,
+          backendSocket: socket,
+          gatewayOf: 'tsgi-fastcgi',
+          command: (port, nodeArgs = []) => [
+            process.execPath,
+            [...nodeArgs, TSGI_BIN, 'serve', relative(ROOT, join(APPS, 'hello.ts')), `--${protocol}`, socket ? `unix:${socket}` : `127.0.0.1:${port}`, ...(socket ? ['--socket-mode', '666'] : [])],
+          ],
+          location: GATEWAY_LOCATION(protocol, upstream),
+        });
+      }
+    }
+  }
   // After the other backends: it closes every connection, leaving tens of thousands of sockets in TIME_WAIT.
   await add({
     id: 'node-fastcgi',
@@ -523,7 +595,7 @@ async function defineRows(dir, hasFastCgi) {
   if (values.rows) {
     const wanted = new Set(values.rows.split(',').map((id) => id.trim()));
     const known = new Set(rows.map((row) => row.id));
-    for (const id of wanted) if (!known.has(id) && id !== 'tsgi-fastcgi') usageError(`--rows: unknown row ${id} (rows: ${[...known].join(', ')})`);
+    for (const id of wanted) if (!known.has(id) && id !== 'tsgi-fastcgi' && id !== 'express-fastcgi') usageError(`--rows: unknown row ${id} (rows: ${[...known].join(', ')})`);
     return rows.filter((row) => wanted.has(row.id));
   }
   return rows;
@@ -940,6 +1012,25 @@ try {
     const ratio = tsgiRow.result.rps / other.result.rps;
     if (!(ratio >= goal.ratio)) missed = true;
     console.log(`${label} ${fmt(ratio, 2)}x (${ratio >= goal.ratio ? 'meets' : 'MISSES'})`);
+  }
+  const expressRow = rows.find((row) => row.id === EXPRESS_GOAL.row);
+  const expressBase = rows.find((row) => row.id === EXPRESS_GOAL.against);
+  if (expressRow || expressBase) {
+    const label = `goal ${expressRow?.name ?? EXPRESS_GOAL.row} / ${expressBase?.name ?? EXPRESS_GOAL.against} >= ${EXPRESS_GOAL.ratio}:`;
+    if (!expressRow || !expressBase) {
+      console.log(`${label} n/a (${expressRow ? EXPRESS_GOAL.against : EXPRESS_GOAL.row} not run)`);
+    } else {
+      const ratio = expressRow.result.rps / expressBase.result.rps;
+      if (!(ratio >= EXPRESS_GOAL.ratio)) missed = true;
+      console.log(`${label} ${fmt(ratio, 2)}x (${ratio >= EXPRESS_GOAL.ratio ? 'meets' : 'MISSES'})`);
+    }
+  }
+  // SCGI / uwsgi rows (issue 4): each against tsgi FastCGI, goal >= 1.
+  for (const row of rows.filter((candidate) => candidate.gatewayOf)) {
+    const base = rows.find((candidate) => candidate.id === row.gatewayOf);
+    const label = `${row.name} / ${base?.name ?? row.gatewayOf} (goal >= 1):`;
+    if (!base) console.log(`${label} n/a (${row.gatewayOf} not run)`);
+    else console.log(`${label} ${fmt(row.result.rps / base.result.rps, 2)}x (${row.result.rps >= base.result.rps ? 'meets' : 'MISSES'})`);
   }
   const errorRows = rows.filter((row) => describeErrors(row) !== '0' || row.logErrors.length > 0);
   if (errorRows.length === 0) console.log('no row had errors (wrk: non-2xx responses and socket errors; nginx: [error] lines in its log)');

@@ -16,5 +16,11 @@ export { runWithCgi, type CgiIo, type CgiOptions } from './servers/cgi.js';
 export * from './middleware/index.js';
 export * from './helpers/index.js';
 export { toNodeListener, buildVariables, HOP_BY_HOP_HEADERS, type NodeListener, type NodeListenerOptions } from './bridges/node-listener.js';
+export { fromNodeHandler, environOf, DEFAULT_MAX_HEADER_BYTES, type NodeHandler, type NodeHandlerOptions } from './bridges/node-handler.js';
+export { fromFetch, toFetch, FETCH_RESPONSE_HIGH_WATER_BYTES, type FetchHandler, type FromFetchOptions, type ToFetchOptions } from './bridges/fetch.js';
 export { createHttpServer, type HttpServerOptions } from './servers/http.js';
 export { serveHttp, SHUTDOWN_TIMEOUT_MS, type ServeHttpOptions, type HttpServing } from './servers/http-serve.js';
+// SCGI and uwsgi servers (issue 4).
+export { createScgiServer, ScgiServer, SCGI_PROTOCOL, type ScgiServerOptions } from './servers/scgi.js';
+export { createUwsgiServer, UwsgiServer, UWSGI_PROTOCOL, type UwsgiServerOptions } from './servers/uwsgi.js';
+export { OneRequestServer, LINGER_MS, type OneRequestServerOptions, type OneRequestProtocol, type OneRequestHead } from './servers/one-request-server.js';

@@ -6,7 +6,7 @@ import { describeListenTarget, hasInheritedListenSocket, listenOn, parseListenTa
 import type { App } from '../types.js';
 import { loadApp } from './load-app.js';
 
-const USAGE = `usage: tsgi serve MODULE[:EXPORT] [--http ADDR | --fastcgi ADDR] [options]
+const USAGE = `usage: tsgi serve MODULE[:EXPORT] [--http ADDR | --fastcgi ADDR | --scgi ADDR | --uwsgi ADDR] [options]
 
 Loads the app exported by MODULE (TypeScript or JavaScript; the default export, else "app", else EXPORT)
 and serves it. The transport is the flag given; without one: FastCGI when started by a web server with a
@@ -14,9 +14,11 @@ listening socket on fd 0 (mod_fcgid, lighttpd bin-path, spawn-fcgi), else HTTP o
 
   --http ADDR           serve HTTP on HOST:PORT (":8080" or "8080" keep host 127.0.0.1)
   --fastcgi ADDR        serve FastCGI on HOST:PORT, unix:/path/app.sock, or fd:0 (an inherited socket)
+  --scgi ADDR           serve SCGI (one request per connection) on HOST:PORT, unix:/path/app.sock, or fd:0
+  --uwsgi ADDR          serve the uwsgi protocol (one request per connection) on HOST:PORT, unix:PATH, or fd:0
   --mount PREFIX        the app's mount point: SCRIPT_NAME = PREFIX, PATH_INFO = the rest of the request path
-                        (FastCGI: rebuilt from REQUEST_URI whatever split the web server made; use "/" for an
-                        app at the root of a site)
+                        (FastCGI, SCGI, uwsgi: rebuilt from REQUEST_URI whatever split the web server made;
+                        use "/" for an app at the root of a site)
   --socket-mode MODE    unix socket file mode, octal (e.g. 660)
   --socket-owner USER   unix socket owner (name or uid)
   --socket-group GROUP  unix socket group (name or gid)
@@ -37,6 +39,8 @@ export async function runServeCommand(args: string[], io: Io = process): Promise
       options: {
         http: { type: 'string' },
         fastcgi: { type: 'string' },
+        scgi: { type: 'string' },
+        uwsgi: { type: 'string' },
         mount: { type: 'string' },
         'socket-mode': { type: 'string' },
         'socket-owner': { type: 'string' },
@@ -62,8 +66,14 @@ export async function runServeCommand(args: string[], io: Io = process): Promise
     io.stderr.write(`tsgi serve: --http and --fastcgi exclude each other\n${USAGE}`);
     return 2;
   }
+  // SCGI / uwsgi (issue 4): one transport flag at most.
+  const gatewayFlags = (['http', 'fastcgi', 'scgi', 'uwsgi'] as const).filter((flag) => values[flag] !== undefined);
+  if (gatewayFlags.length > 1) {
+    io.stderr.write(`tsgi serve: ${gatewayFlags.map((flag) => `--${flag}`).join(' and ')} exclude each other\n${USAGE}`);
+    return 2;
+  }
   let target: ListenTarget;
-  let transport: 'HTTP' | 'FastCGI';
+  let transport: 'HTTP' | 'FastCGI' | 'SCGI' | 'uwsgi';
   let mount: string | undefined;
   let mode: number | undefined;
   let app: App;
@@ -71,6 +81,12 @@ export async function runServeCommand(args: string[], io: Io = process): Promise
     if (values.fastcgi !== undefined) {
       transport = 'FastCGI';
       target = parseListenTarget(values.fastcgi);
+    } else if (values.scgi !== undefined) {
+      transport = 'SCGI';
+      target = parseListenTarget(values.scgi);
+    } else if (values.uwsgi !== undefined) {
+      transport = 'uwsgi';
+      target = parseListenTarget(values.uwsgi);
     } else if (values.http !== undefined) {
       transport = 'HTTP';
       target = parseListenTarget(values.http);
@@ -111,10 +127,21 @@ export async function runServeCommand(args: string[], io: Io = process): Promise
     }
     return new Promise<number>(() => {});
   }
-  const { createFastCgiServer } = await import('../servers/fastcgi.js');
-  const fastcgi = createFastCgiServer(app, mount !== undefined ? { mount: mount || '/' } : {});
-  server = fastcgi;
-  inFlight = () => fastcgi.activeRequests;
+  if (transport === 'SCGI' || transport === 'uwsgi') {
+    // SCGI / uwsgi (issue 4).
+    const gatewayOptions = mount !== undefined ? { mount: mount || '/' } : {};
+    const gateway =
+      transport === 'SCGI'
+        ? (await import('../servers/scgi.js')).createScgiServer(app, gatewayOptions)
+        : (await import('../servers/uwsgi.js')).createUwsgiServer(app, gatewayOptions);
+    server = gateway;
+    inFlight = () => gateway.activeRequests;
+  } else {
+    const { createFastCgiServer } = await import('../servers/fastcgi.js');
+    const fastcgi = createFastCgiServer(app, mount !== undefined ? { mount: mount || '/' } : {});
+    server = fastcgi;
+    inFlight = () => fastcgi.activeRequests;
+  }
   try {
     await listenOn(server, target, {
       ...(mode !== undefined ? { mode } : {}),

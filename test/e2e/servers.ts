@@ -451,6 +451,8 @@ export interface BackendOptions {
   args?: string[];
   /** Extra environment variables for the backend. */
   env?: Record<string, string>;
+  /** SCGI / uwsgi (issue 4): the protocol the backend serves (`--fastcgi`, `--scgi` or `--uwsgi`). Default 'fastcgi'. */
+  protocol?: 'fastcgi' | 'scgi' | 'uwsgi';
 }
 
 /**
@@ -464,7 +466,7 @@ export async function startBackend(module: string, transport: BackendTransport, 
   const port = transport === 'tcp' ? await findFreePort() : 0;
   const socketPath = transport === 'unix' ? join(dir, 'tsgi.sock') : '';
   const address = transport === 'tcp' ? `127.0.0.1:${port}` : `unix:${socketPath}`;
-  const args = [TSGI_BIN, 'serve', module, '--fastcgi', address];
+  const args = [TSGI_BIN, 'serve', module, `--${options.protocol ?? 'fastcgi'}`, address];
   if (options.mount !== undefined) args.push('--mount', options.mount);
   // The web server's worker runs as another account (www-data): it needs write permission to connect.
   if (socketPath) args.push('--socket-mode', '666');
@@ -507,7 +509,7 @@ export async function startBackend(module: string, transport: BackendTransport, 
 
   const deadline = Date.now() + BACKEND_START_TIMEOUT_MS;
   let match: RegExpExecArray | null = null;
-  while (!(match = /^tsgi: serving .* over FastCGI at .* \(pid (\d+)\)$/m.exec(output))) {
+  while (!(match = /^tsgi: serving .* over (?:FastCGI|SCGI|uwsgi) at .* \(pid (\d+)\)$/m.exec(output))) {
     if (exitStatus !== null || Date.now() > deadline) {
       await stop();
       const why = exitStatus !== null ? `exited (${exitStatus})` : `printed no startup line within ${BACKEND_START_TIMEOUT_MS} ms`;

@@ -1,0 +1,409 @@
+/**
+ * What SCGI and uwsgi share: one request per connection. The web server connects, sends a head (an SCGI
+ * netstring, a uwsgi packet) and exactly CONTENT_LENGTH body bytes, reads the answer until the connection
+ * closes. This module runs that exchange for any such protocol; each protocol supplies its head reader and
+ * its response head format (a OneRequestProtocol).
+ */
+import { Server, type Socket } from 'node:net';
+import { AbortError, ProtocolError, describeError, statusOfError } from '../errors.js';
+import { createEnviron, schemeOf } from '../environ/create-environ.js';
+import { applyMount } from '../environ/mount.js';
+import { STATUS_TEXT } from '../helpers/status-text.js';
+import { runApp, sendErrorPage, type ResponseSink, type RunResult } from '../response/run-app.js';
+import type { App, ErrorStream, Header } from '../types.js';
+import { ByteQueue } from './fastcgi/byte-queue.js';
+import { DEFAULT_INPUT_HIGH_WATER_BYTES, DEFAULT_MAX_CONNECTIONS, normalizeAddress } from './fastcgi/options.js';
+import { waitForDrain } from './write-to-stream.js';
+
+/**
+ * How long a finished connection may stay open, read and discarded, for the web server to close its side.
+ * Closing at once with unread request bytes in the kernel would send a reset, which may destroy the end of the
+ * response before the web server read it.
+ */
+export const LINGER_MS = 5_000;
+
+/** Options shared by createScgiServer and createUwsgiServer. */
+export interface OneRequestServerOptions {
+  /**
+   * Mount prefix: the app sees SCRIPT_NAME = this prefix and PATH_INFO = the rest of the request path, rebuilt
+   * from REQUEST_URI (else DOCUMENT_URI), whatever split the web server made ("/" for an app at the root). See
+   * applyMount. Unset: the web server's SCRIPT_NAME/PATH_INFO are kept, except that a request with neither
+   * (nginx's scgi_params, conformance D6) gets the split for "/": SCRIPT_NAME "" and PATH_INFO the whole path.
+   */
+  mount?: string;
+  /** Most bytes of a request head (SCGI: the netstring's payload; uwsgi: the vars block, at most 65535). */
+  maxHeaderBytes?: number;
+  /** Most request body bytes: a longer CONTENT_LENGTH is answered 413 without running the app. Default: no limit. */
+  maxBodyBytes?: number;
+  /** Body bytes buffered before the socket is paused (the app reads slower than the body arrives). */
+  inputHighWaterBytes?: number;
+  /** Most connections (so requests) at once; more are closed at once. Default DEFAULT_MAX_CONNECTIONS. */
+  maxConnections?: number;
+  /** The server's log and the apps' `tsgi.errors` (these protocols have no error channel). Default: process.stderr. */
+  errors?: ErrorStream;
+  /**
+   * Peers allowed to connect over TCP; others are closed at once. Default: anyone. IPv4-mapped IPv6 peers
+   * ("::ffff:127.0.0.1") count as their IPv4 address. Unix-socket peers have no address and are always allowed.
+   */
+  webServerAddrs?: readonly string[] | null;
+}
+
+/** The options with their defaults applied. */
+export interface ResolvedOneRequestOptions {
+  mount: string | null;
+  maxHeaderBytes: number;
+  maxBodyBytes: number;
+  inputHighWaterBytes: number;
+  maxConnections: number;
+  errors: ErrorStream;
+  webServerAddrs: ReadonlySet<string> | null;
+}
+
+/** A request head as a protocol's reader returns it. */
+export interface OneRequestHead {
+  /** CGI variables as byte strings, in an object the server may keep and change. */
+  variables: Record<string, string>;
+  /** Body bytes that follow the head. */
+  contentLength: number;
+  /** The first body bytes (those that came in the chunk that completed the head). */
+  rest: Uint8Array;
+}
+
+/** What a protocol supplies to OneRequestServer. */
+export interface OneRequestProtocol {
+  /** For messages: "scgi", "uwsgi". */
+  readonly name: string;
+  /** The cap on a head when the options give none. */
+  readonly defaultMaxHeaderBytes: number;
+  /** A reader for one head: push() returns the head once complete, else null; throws ProtocolError. */
+  createReader(maxHeaderBytes: number): { push(chunk: Uint8Array): OneRequestHead | null };
+  /** The response head bytes (status line or `Status:` field, the headers, the blank line). */
+  formatHead(code: number, reason: string, headers: readonly Header[]): Buffer;
+}
+
+/** Applies defaults. */
+export function resolveOneRequestOptions(options: OneRequestServerOptions, protocol: OneRequestProtocol): ResolvedOneRequestOptions {
+  const addrs = options.webServerAddrs ?? null;
+  return {
+    mount: options.mount ?? null,
+    maxHeaderBytes: options.maxHeaderBytes ?? protocol.defaultMaxHeaderBytes,
+    maxBodyBytes: options.maxBodyBytes ?? Number.POSITIVE_INFINITY,
+    inputHighWaterBytes: options.inputHighWaterBytes ?? DEFAULT_INPUT_HIGH_WATER_BYTES,
+    maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    errors: options.errors ?? { write: (text) => void process.stderr.write(text) },
+    webServerAddrs: addrs ? new Set(addrs.map((addr) => normalizeAddress(addr.trim())).filter((addr) => addr !== '')) : null,
+  };
+}
+
+/**
+ * A net.Server that answers one request per connection with a tsgi app, for a protocol such as SCGI or uwsgi
+ * (listen on TCP, a unix socket, or an inherited socket: see listenOn). The connection closes after each
+ * response, so a keep-alive pool on the web server's side does not apply.
+ */
+export class OneRequestServer extends Server {
+  readonly app: App;
+  readonly protocol: OneRequestProtocol;
+  readonly options: ResolvedOneRequestOptions;
+  /** Requests whose app is running (for a graceful shutdown). */
+  activeRequests = 0;
+
+  constructor(app: App, protocol: OneRequestProtocol, options: OneRequestServerOptions = {}) {
+    // allowHalfOpen: a client that shuts down its sending side after the request still gets the answer.
+    super({ noDelay: true, allowHalfOpen: true });
+    this.app = app;
+    this.protocol = protocol;
+    this.options = resolveOneRequestOptions(options, protocol);
+    this.maxConnections = this.options.maxConnections;
+    this.on('connection', (socket: Socket) => this.#accept(socket));
+  }
+
+  #accept(socket: Socket): void {
+    const allowed = this.options.webServerAddrs;
+    if (allowed !== null && socket.remoteAddress !== undefined && !allowed.has(normalizeAddress(socket.remoteAddress))) {
+      this.options.errors.write(`tsgi: ${this.protocol.name}: refused a connection from ${socket.remoteAddress} (not in webServerAddrs)\n`);
+      socket.destroy();
+      return;
+    }
+    new OneRequestConnection(this, socket);
+  }
+}
+
+/** Socket errors that only mean the peer went away: not worth a log line. */
+const PEER_GONE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
+/**
+ * One connection: reads the head, runs the app while the body streams in (the socket is paused while more
+ * than inputHighWaterBytes wait for the app), writes the response, closes. A malformed head is answered 400
+ * (nothing was sent yet) and logged; the loss of the connection fires `tsgi.signal`; nothing here throws out
+ * of a socket event.
+ */
+class OneRequestConnection {
+  readonly #server: OneRequestServer;
+  readonly #socket: Socket;
+  readonly #options: ResolvedOneRequestOptions;
+  readonly #name: string;
+  #reader: { push(chunk: Uint8Array): OneRequestHead | null } | null;
+  #queue: ByteQueue | null = null;
+  /** Body bytes still to come from the web server. */
+  #remaining = 0;
+  #paused = false;
+  #received = 0;
+  // Created only if the app reads tsgi.signal: an AbortController per request is measurable on hot paths.
+  #controller: AbortController | null = null;
+  #abortReason: Error | null = null;
+  #pendingHead: Buffer | null = null;
+  /** The response is complete (or abandoned): what still arrives is discarded. */
+  #finished = false;
+  #active = false;
+
+  constructor(server: OneRequestServer, socket: Socket) {
+    this.#server = server;
+    this.#socket = socket;
+    this.#options = server.options;
+    this.#name = server.protocol.name;
+    this.#reader = server.protocol.createReader(this.#options.maxHeaderBytes);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('end', () => this.#onEnd());
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (!PEER_GONE_CODES.has(error.code ?? '')) this.#options.errors.write(`tsgi: ${this.#name}: connection error (${error.message})\n`);
+      // Now, not at 'close': that comes a loop turn later, after a blocked write has already seen the error.
+      if (!this.#finished) this.#abort(new AbortError(`${this.#name}: the web server closed the connection (${error.code ?? error.message})`));
+    });
+    socket.on('close', () => this.#onClose());
+  }
+
+  #onData(chunk: Buffer): void {
+    const reader = this.#reader;
+    if (reader !== null) {
+      this.#received += chunk.length;
+      let head: OneRequestHead | null;
+      try {
+        head = reader.push(chunk);
+      } catch (error) {
+        this.#reader = null;
+        this.#refuse(error);
+        return;
+      }
+      if (head === null) return;
+      this.#reader = null;
+      this.#start(head);
+      if (head.rest.length > 0) this.#feed(head.rest);
+      return;
+    }
+    this.#feed(chunk);
+  }
+
+  /** Body bytes: queued for the app up to CONTENT_LENGTH; anything after it, or after the end, is dropped. */
+  #feed(chunk: Uint8Array): void {
+    const queue = this.#queue;
+    if (queue === null || this.#remaining === 0) return;
+    const take = Math.min(this.#remaining, chunk.length);
+    queue.push(take === chunk.length ? chunk : chunk.subarray(0, take));
+    this.#remaining -= take;
+    if (this.#remaining === 0) queue.end();
+    else if (!this.#paused && queue.queued > this.#options.inputHighWaterBytes) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+  }
+
+  #resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#socket.resume();
+  }
+
+  #onEnd(): void {
+    if (this.#reader !== null) {
+      // The web server hung up before a whole head: nothing to answer.
+      if (this.#received > 0) this.#options.errors.write(`tsgi: ${this.#name}: connection closed inside the request head (${this.#received} bytes)\n`);
+      this.#reader = null;
+      this.#finished = true;
+      this.#socket.destroy();
+      return;
+    }
+    // A body cut short: the app's next read fails with an InputError (fewer bytes than CONTENT_LENGTH).
+    if (this.#remaining > 0) this.#queue?.end();
+    if (this.#finished) this.#socket.destroySoon();
+  }
+
+  #onClose(): void {
+    if (!this.#finished) this.#abort(new AbortError(`${this.#name}: the web server closed the connection`));
+    this.#finished = true;
+  }
+
+  #abort(reason: Error): void {
+    if (this.#abortReason !== null) return;
+    this.#abortReason = reason;
+    this.#controller?.abort(reason);
+    this.#queue?.fail(reason);
+  }
+
+  #signal(): AbortSignal {
+    if (this.#controller === null) {
+      this.#controller = new AbortController();
+      if (this.#abortReason !== null) this.#controller.abort(this.#abortReason);
+    }
+    return this.#controller.signal;
+  }
+
+  /** A malformed head: logged, answered 400 (nothing was sent yet and the socket still works), closed. */
+  #refuse(error: unknown): void {
+    this.#options.errors.write(`tsgi: ${error instanceof ProtocolError ? error.message : describeError(error)}\n`);
+    this.#finished = true;
+    this.#writeErrorPage(statusOfError(error) === 502 ? 400 : statusOfError(error));
+  }
+
+  #writeErrorPage(code: number): void {
+    const reason = STATUS_TEXT[code] ?? 'Error';
+    const page = Buffer.from(`${code} ${reason}\n`);
+    const head = this.#server.protocol.formatHead(code, reason, [
+      ['Content-Type', 'text/plain; charset=utf-8'],
+      ['Content-Length', String(page.length)],
+    ]);
+    this.#socket.end(Buffer.concat([head, page]));
+    this.#linger();
+  }
+
+  /** Keeps reading (and dropping) what the web server still sends until it closes, at most LINGER_MS. */
+  #linger(): void {
+    const socket = this.#socket;
+    this.#paused = false;
+    socket.resume();
+    if (socket.readableEnded) {
+      socket.destroySoon();
+      return;
+    }
+    socket.once('finish', () => setTimeout(() => socket.destroy(), LINGER_MS).unref());
+  }
+
+  #start(head: OneRequestHead): void {
+    const options = this.#options;
+    const variables = head.variables;
+    if (options.mount !== null) applyMount(variables, options.mount);
+    else if (variables.SCRIPT_NAME === undefined && variables.PATH_INFO === undefined) applyMount(variables, '/');
+    const declared = variables.HTTP_CONTENT_LENGTH;
+    if (declared !== undefined && /^[0-9]+$/.test(declared) && Number(declared) > head.contentLength && variables.HTTP_TRANSFER_ENCODING === undefined) {
+      // nginx 1.22 with scgi_request_buffering off sends as CONTENT_LENGTH only the body bytes it had read so
+      // far: running the app would hand it a silently truncated body. (A longer CONTENT_LENGTH is left alone: an
+      // input filter such as mod_deflate's may have inflated the body.)
+      options.errors.write(
+        `tsgi: ${this.#name}: CONTENT_LENGTH is shorter than the Content-Length request header (${head.contentLength} < ${declared}); ` +
+          'behind nginx over SCGI, keep scgi_request_buffering on\n',
+      );
+      this.#finished = true;
+      this.#writeErrorPage(502);
+      return;
+    }
+    if (head.contentLength > options.maxBodyBytes) {
+      options.errors.write(`tsgi: ${this.#name}: request body exceeds maxBodyBytes (${head.contentLength} > ${options.maxBodyBytes})\n`);
+      this.#finished = true;
+      this.#writeErrorPage(413);
+      return;
+    }
+    this.#remaining = head.contentLength;
+    if (head.contentLength > 0) this.#queue = new ByteQueue(() => this.#resume(), options.inputHighWaterBytes / 2);
+    const sink = this.#createSink();
+    const scheme = variables.UWSGI_SCHEME?.toLowerCase() === 'https' ? 'https' : schemeOf(variables);
+    this.#active = true;
+    this.#server.activeRequests++;
+    let run: Promise<RunResult>;
+    try {
+      const environ = createEnviron({
+        variables,
+        input: this.#queue,
+        errors: options.errors,
+        signal: () => this.#signal(),
+        ownsVariables: true,
+        urlScheme: scheme,
+        multithread: true,
+        multiprocess: false,
+        runOnce: false,
+      });
+      run = runApp(this.#server.app, environ, sink, { abortReason: () => this.#abortReason });
+    } catch (error) {
+      // createEnviron refused the request: answer it without running the app.
+      options.errors.write(`tsgi: ${describeError(error)}\n`);
+      run = sendErrorPage(sink, statusOfError(error), variables.REQUEST_METHOD === 'HEAD').then(() => ({
+        status: statusOfError(error),
+        bytes: 0,
+        ok: false,
+        failedAfterHead: false,
+        aborted: false,
+        error,
+      }));
+    }
+    run.then(
+      () => this.#done(),
+      (error: unknown) => {
+        options.errors.write(`tsgi: ${this.#name} request failed: ${describeError(error)}\n`);
+        this.#socket.destroy();
+        this.#done();
+      },
+    );
+  }
+
+  #done(): void {
+    if (this.#active) {
+      this.#active = false;
+      this.#server.activeRequests--;
+    }
+    if (!this.#finished) {
+      // The sink ended without end() or abort(): never leave the web server waiting.
+      this.#finished = true;
+      this.#socket.destroy();
+    }
+  }
+
+  #createSink(): ResponseSink {
+    const socket = this.#socket;
+    const protocol = this.#server.protocol;
+    const gone = (): Error => this.#abortReason ?? new AbortError(`${this.#name}: the connection is closed`);
+    return {
+      sendHead: (code, reason, headers) => {
+        if (this.#finished) throw gone();
+        // Held back so a small response leaves in one write with its first body bytes.
+        this.#pendingHead = protocol.formatHead(code, reason, headers);
+      },
+      write: (chunk) => {
+        if (this.#finished || socket.destroyed) throw gone();
+        const head = this.#pendingHead;
+        if (head !== null) {
+          this.#pendingHead = null;
+          socket.cork();
+          socket.write(head);
+          socket.write(chunk);
+          socket.uncork();
+        } else {
+          socket.write(chunk);
+        }
+        if (!socket.writableNeedDrain) return;
+        return waitForDrain(socket, this.#signal()).then((drained) => {
+          if (drained) return;
+          if (!this.#finished) this.#abort(new AbortError(`${this.#name}: the web server closed the connection`));
+          throw gone();
+        });
+      },
+      end: () => {
+        if (this.#finished) return;
+        this.#finished = true;
+        const head = this.#pendingHead;
+        this.#pendingHead = null;
+        // The input is over too: drop what the app left unread, and read on so the socket closes cleanly.
+        this.#queue?.fail(new AbortError(`${this.#name}: the request has ended`));
+        if (head !== null) socket.end(head);
+        else socket.end();
+        this.#linger();
+      },
+      abort: () => {
+        if (this.#finished) return;
+        this.#finished = true;
+        this.#queue?.fail(new AbortError(`${this.#name}: the request has ended`));
+        // After the head, the only way to tell the web server the body is incomplete is to cut the
+        // connection; a reset (not a FIN) makes it a failed response rather than a short one.
+        if (typeof socket.resetAndDestroy === 'function' && !socket.destroyed && !socket.connecting) socket.resetAndDestroy();
+        else socket.destroy();
+      },
+    };
+  }
+}
