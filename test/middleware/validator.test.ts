@@ -212,6 +212,13 @@ describe('validator: startResponse (F11-F17)', () => {
     await expectRule('F15', respond('200 OK', []), undefined, /required/);
     await expectRule('F15', respond('304 Not Modified', TEXT));
     await expectRule('F15', respond('204 No Content', [['Content-Length', '0']]));
+    // A redirect or a declared-empty answer without Content-Type only warns (frameworks send them so).
+    const warnings: string[] = [];
+    const lenient = validator({ onWarning: (warning) => void warnings.push(warning.rule) });
+    const redirect = await runApp(lenient(respond('302 Found', [['Location', '/']])), buildEnviron());
+    const empty = await runApp(lenient(respond('200 OK', [['Content-Length', '0']])), buildEnviron());
+    expect([redirect.error, empty.error]).toEqual([undefined, undefined]);
+    expect(warnings).toEqual(['F15', 'F15']);
   });
 
   it('F16: a second call needs excInfo', async () => {

@@ -80,7 +80,13 @@ export function checkResponseHeaders(headers: unknown, code: number, warn: Warni
   const bodyless = code < 200 || code === 204 || code === 304;
   if (bodyless && contentType) throw new LintError('F15', `Content-Type is not allowed with status ${code}`);
   if (bodyless && contentLength !== null) throw new LintError('F15', `Content-Length is not allowed with status ${code}`);
-  if (!bodyless && !contentType) throw new LintError('F15', `Content-Type is required with status ${code}`);
+  // A redirect or any answer declared empty (Content-Length: 0) says nothing a Content-Type could describe:
+  // frameworks send those without one (Hono's redirect, Express's sendStatus on HEAD), so it is only a warning.
+  const declaredEmpty = contentLength === 0 || (code >= 300 && code < 400);
+  if (!bodyless && !contentType) {
+    if (declaredEmpty) warn({ rule: 'F15', message: `no Content-Type with status ${code} and no body` });
+    else throw new LintError('F15', `Content-Type is required with status ${code}`);
+  }
   return contentLength;
 }
 
