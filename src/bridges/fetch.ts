@@ -14,7 +14,7 @@
  * pass through unchanged.
  */
 import { AbortError, AppError, RequestError, TsgiError } from '../errors.js';
-import { encodeUtf8Latin1, percentDecodeToByteString } from '../environ/byte-policy.js';
+import { encodeUtf8Latin1, percentDecodeToByteString, rawPathBelow } from '../environ/byte-policy.js';
 import { createEnviron } from '../environ/create-environ.js';
 import { headersToVariables } from '../environ/header-variables.js';
 import { STATUS_TEXT } from '../helpers/status-text.js';
@@ -204,24 +204,6 @@ function pathOf(environ: Environ, includeScriptName: boolean): string {
     }
   }
   return encodeByteString((includeScriptName ? scriptName : '') + pathInfo, PATH_BYTE);
-}
-
-/** The part of an encoded path that decodes to `pathInfo` after a prefix decoding to `scriptName`, else null. */
-function rawPathBelow(rawPath: string, scriptName: string, pathInfo: string): string | null {
-  let at = 0;
-  let decoded = '';
-  while (decoded.length < scriptName.length && at < rawPath.length) {
-    if (rawPath[at] === '%') {
-      decoded += String.fromCharCode(parseInt(rawPath.slice(at + 1, at + 3), 16));
-      at += 3;
-    } else {
-      decoded += rawPath[at];
-      at += 1;
-    }
-  }
-  if (decoded !== scriptName) return null;
-  const rest = rawPath.slice(at);
-  return percentDecodeToByteString(rest) === pathInfo ? rest : null;
 }
 
 /** The authority of the Request URL: the Host header when there is one, else SERVER_NAME[:SERVER_PORT]. */

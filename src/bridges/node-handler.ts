@@ -25,6 +25,7 @@
 import { METHODS, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Duplex } from 'node:stream';
 import { AbortError, AppError, RequestError, TsgiError } from '../errors.js';
+import { rawPathBelow } from '../environ/byte-policy.js';
 import type { App, Body, Environ, Header } from '../types.js';
 
 /** A Node request handler: what `http.createServer()` takes, an Express app, Koa's `app.callback()`... */
@@ -645,28 +646,6 @@ function buildUrl(environ: Environ, mode: 'path-info' | 'request-uri'): { url: s
   path ??= encodePath(environ.PATH_INFO);
   const url = `${path || '/'}${query}`;
   return environ.SCRIPT_NAME === '' ? { url } : { url, originalUrl: full };
-}
-
-/** The part of a raw (encoded) path that decodes to `pathInfo` after `scriptName`, or null when it doesn't. */
-function rawPathBelow(rawPath: string, scriptName: string, pathInfo: string): string | null {
-  let at = 0;
-  let decoded = '';
-  while (decoded.length < scriptName.length && at < rawPath.length) {
-    if (rawPath[at] === '%' && /^[0-9A-Fa-f]{2}$/.test(rawPath.slice(at + 1, at + 3))) {
-      decoded += String.fromCharCode(parseInt(rawPath.slice(at + 1, at + 3), 16));
-      at += 3;
-    } else {
-      decoded += rawPath[at];
-      at += 1;
-    }
-  }
-  if (decoded !== scriptName) return null;
-  const rest = rawPath.slice(at);
-  return decodePercent(rest) === pathInfo ? rest : null;
-}
-
-function decodePercent(text: string): string {
-  return text.replace(/%([0-9A-Fa-f]{2})/g, (_match, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 }
 
 /** Percent-encodes a byte-string path (one char per byte) for a URL. */

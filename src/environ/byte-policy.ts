@@ -73,3 +73,25 @@ export function decodeProcessEnv(env: Record<string, string | undefined>): Recor
   }
   return out;
 }
+
+/**
+ * Returns the part of a raw (percent-encoded) request path that lies below `scriptName` and decodes to
+ * `pathInfo` (both byte strings), keeping the client's own escapes ("%2F" stays "%2F"); null when the raw path
+ * does not decode to scriptName + pathInfo (a rewrite happened: the caller re-encodes pathInfo instead).
+ */
+export function rawPathBelow(rawPath: string, scriptName: string, pathInfo: string): string | null {
+  let at = 0;
+  let decoded = '';
+  while (decoded.length < scriptName.length && at < rawPath.length) {
+    if (rawPath[at] === '%' && isHex(rawPath.charCodeAt(at + 1)) && isHex(rawPath.charCodeAt(at + 2))) {
+      decoded += String.fromCharCode(parseInt(rawPath.slice(at + 1, at + 3), 16));
+      at += 3;
+    } else {
+      decoded += rawPath[at];
+      at += 1;
+    }
+  }
+  if (decoded !== scriptName) return null;
+  const rest = rawPath.slice(at);
+  return percentDecodeToByteString(rest) === pathInfo ? rest : null;
+}

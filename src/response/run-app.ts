@@ -256,6 +256,16 @@ function signalReason(signal: AbortSignal): Error | null {
   return signal.reason instanceof Error ? signal.reason : new AbortError();
 }
 
+/**
+ * Answers a request that was refused before its app could run (createEnviron threw: a bad CONTENT_LENGTH, say)
+ * with the error's status page, and reports it as a RunResult like runApp's.
+ */
+export async function refuseRequest(sink: ResponseSink, error: unknown, head: boolean): Promise<RunResult> {
+  const status = statusOfError(error);
+  await sendErrorPage(sink, status, head);
+  return { status, bytes: 0, ok: false, failedAfterHead: false, aborted: false, error };
+}
+
 /** Sends a minimal plain-text page for `code` ("500 Internal Server Error\n") and ends the response. */
 export async function sendErrorPage(sink: ResponseSink, code: number, head = false): Promise<void> {
   const reason = STATUS_TEXT[code] ?? 'Error';

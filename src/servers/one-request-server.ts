@@ -9,7 +9,7 @@ import { AbortError, ProtocolError, describeError, statusOfError } from '../erro
 import { createEnviron, schemeOf } from '../environ/create-environ.js';
 import { applyMount } from '../environ/mount.js';
 import { STATUS_TEXT } from '../helpers/status-text.js';
-import { runApp, sendErrorPage, type ResponseSink, type RunResult } from '../response/run-app.js';
+import { refuseRequest, runApp, type ResponseSink, type RunResult } from '../response/run-app.js';
 import type { App, ErrorStream, Header } from '../types.js';
 import { ByteQueue } from './fastcgi/byte-queue.js';
 import { DEFAULT_INPUT_HIGH_WATER_BYTES, DEFAULT_MAX_CONNECTIONS, normalizeAddress } from './fastcgi/options.js';
@@ -324,14 +324,7 @@ class OneRequestConnection {
     } catch (error) {
       // createEnviron refused the request: answer it without running the app.
       options.errors.write(`tsgi: ${describeError(error)}\n`);
-      run = sendErrorPage(sink, statusOfError(error), variables.REQUEST_METHOD === 'HEAD').then(() => ({
-        status: statusOfError(error),
-        bytes: 0,
-        ok: false,
-        failedAfterHead: false,
-        aborted: false,
-        error,
-      }));
+      run = refuseRequest(sink, error, variables.REQUEST_METHOD === 'HEAD');
     }
     run.then(
       () => this.#done(),

@@ -1,8 +1,7 @@
 import { createEnviron } from '../environ/create-environ.js';
 import { percentDecodeToByteString } from '../environ/byte-policy.js';
 import { headersToVariables } from '../environ/header-variables.js';
-import { runApp, sendErrorPage, type ResponseSink, type RunResult } from '../response/run-app.js';
-import { statusOfError } from '../errors.js';
+import { refuseRequest, runApp, type ResponseSink, type RunResult } from '../response/run-app.js';
 import type { App, Header } from '../types.js';
 
 /** A request for the in-process test client. */
@@ -142,9 +141,7 @@ async function runTestRequest(app: App, request: TestRequest, options: TestClien
     result = await runApp(app, environ, sink);
   } catch (error) {
     errors += `${String(error)}\n`;
-    const code = statusOfError(error);
-    await sendErrorPage(sink, code);
-    result = { status: code, bytes: 0, ok: false, failedAfterHead: false, aborted: false, error };
+    result = await refuseRequest(sink, error, request.method === 'HEAD');
   }
   const bodyBytes = Buffer.concat(parts);
   return {

@@ -1,11 +1,11 @@
-import { AbortError, InputError, describeError, statusOfError } from '../../errors.js';
+import { AbortError, InputError, describeError } from '../../errors.js';
 import { createEnviron } from '../../environ/create-environ.js';
 import { createInput } from '../../environ/input.js';
 import { applyMount } from '../../environ/mount.js';
 import { ProtocolStatus, RecordType, Role } from '../../protocol/fastcgi/constants.js';
 import { NameValueCollector, type NameValueCache } from '../../protocol/fastcgi/name-value.js';
 import { formatCgiHead } from '../../response/cgi-head.js';
-import { runApp, sendErrorPage, type ResponseSink, type RunResult } from '../../response/run-app.js';
+import { refuseRequest, runApp, type ResponseSink, type RunResult } from '../../response/run-app.js';
 import type { App, ErrorStream } from '../../types.js';
 import { waitForDrain } from '../write-to-stream.js';
 import { ByteQueue } from './byte-queue.js';
@@ -183,14 +183,7 @@ export class FastCgiRequest {
     } catch (error) {
       // createEnviron refused the request (a bad CONTENT_LENGTH): answer it without running the app.
       errors.write(`tsgi: ${describeError(error)}\n`);
-      run = sendErrorPage(sink, statusOfError(error), variables.REQUEST_METHOD === 'HEAD').then(() => ({
-        status: statusOfError(error),
-        bytes: 0,
-        ok: false,
-        failedAfterHead: false,
-        aborted: false,
-        error,
-      }));
+      run = refuseRequest(sink, error, variables.REQUEST_METHOD === 'HEAD');
     }
     run.then(
       (result) => {
