@@ -19,6 +19,8 @@ export class FastCgiServer extends Server implements ConnectionServer {
   readonly options: ResolvedFastCgiOptions;
   readonly app: App;
   activeRequests = 0;
+  #draining = false;
+  readonly #connections = new Set<FastCgiConnection>();
 
   constructor(app: App, options: FastCgiServerOptions = {}) {
     super({ noDelay: true });
@@ -36,7 +38,27 @@ export class FastCgiServer extends Server implements ConnectionServer {
       socket.destroy();
       return;
     }
-    new FastCgiConnection(this, socket);
+    this.#connections.add(new FastCgiConnection(this, socket));
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  forget(connection: FastCgiConnection): void {
+    this.#connections.delete(connection);
+  }
+
+  /**
+   * Stops accepting connections, closes the idle kept-alive ones at once and the others as soon as their
+   * requests finish (web servers keep FastCGI connections open indefinitely, so a plain net.Server close would
+   * never complete). `callback` runs once every connection is closed.
+   */
+  override close(callback?: (error?: Error) => void): this {
+    this.#draining = true;
+    super.close(callback);
+    for (const connection of this.#connections) connection.drain();
+    return this;
   }
 }
 

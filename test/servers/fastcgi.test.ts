@@ -404,6 +404,34 @@ describe('FastCGI connections (C7-C13, C16, T4, T8-T12)', () => {
   });
 });
 
+describe('FastCGI server close()', () => {
+  it('closes idle kept-alive connections at once and busy ones after their request', async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const server = createFastCgiServer(async (environ, s) => {
+      if (environ.PATH_INFO === '/slow') await gate;
+      s('200 OK', [['Content-Type', 'text/plain']]);
+      return ['done'];
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const idle = await client(port);
+    await idle.request({ keepConn: true, params: GET });
+    const busy = await client(port);
+    await busy.send(encodeFastCgiRequest({ keepConn: true, params: { ...GET, PATH_INFO: '/slow' } }));
+    await delay(50);
+    let closed = false;
+    server.close(() => void (closed = true));
+    await idle.closed;
+    expect(closed).toBe(false);
+    release();
+    expect(parseFastCgiResponse(await busy.reply(1)).body.toString()).toBe('done');
+    await busy.closed;
+    await delay(20);
+    expect(closed).toBe(true);
+  });
+});
+
 describe('FastCGI backpressure', () => {
   it('a slow client pauses the app: the body generator is not run ahead unboundedly', async () => {
     let produced = 0;

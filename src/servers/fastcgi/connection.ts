@@ -23,6 +23,10 @@ export interface ConnectionServer {
   readonly app: App;
   /** Requests in progress in the whole server. */
   activeRequests: number;
+  /** True once the server is closing: connections close as soon as they have no request in progress. */
+  readonly draining: boolean;
+  /** Called when a connection is gone, so the server stops tracking it. */
+  forget(connection: FastCgiConnection): void;
 }
 
 /** Most GET_VALUES names answered in one query; a longer query is cut there (no unbounded work per record). */
@@ -54,7 +58,10 @@ export class FastCgiConnection implements RequestHost {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', (error) => this.#onGone(error));
-    socket.on('close', () => this.#onGone(null));
+    socket.on('close', () => {
+      this.#onGone(null);
+      server.forget(this);
+    });
     socket.on('end', () => {
       // The web server closed its side: requests still running may answer (half-close), then we close ours.
       if (this.#requests.size === 0) socket.end();
@@ -72,8 +79,7 @@ export class FastCgiConnection implements RequestHost {
     this.#requests.delete(request.id);
     this.#server.activeRequests--;
     this.inputDrained();
-    if (!request.keepConn && this.#requests.size === 0) this.#close();
-    else if (this.socket.readableEnded && this.#requests.size === 0) this.#close();
+    if (this.#requests.size === 0 && (!request.keepConn || this.socket.readableEnded || this.#server.draining)) this.#close();
   }
 
   inputDrained(): void {
@@ -114,6 +120,11 @@ export class FastCgiConnection implements RequestHost {
     if (error && !this.#closing) this.options.errors.write(`tsgi: fastcgi: connection error (${error.message})\n`);
     const reason = new AbortError('fastcgi: the web server closed the connection');
     for (const request of [...this.#requests.values()]) request.abort(reason);
+  }
+
+  /** The server is closing: close now when idle, else after the requests in progress (see release). */
+  drain(): void {
+    if (this.#requests.size === 0) this.#close();
   }
 
   #close(): void {
