@@ -9,6 +9,7 @@
  * are: PATH_INFO is not a safe file system path.
  */
 import { headersToVariables } from '../environ/header-variables.js';
+import { LazyAbort } from '../servers/lazy-abort.js';
 import { readVersion } from '../version.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
@@ -98,7 +99,7 @@ interface Settings {
 async function handleRequest(app: App, req: IncomingMessage, res: ServerResponse, settings: Settings): Promise<void> {
   const started = settings.accessLog ? performance.now() : 0;
   // The AbortController is created only if the app reads tsgi.signal: one per request costs measurable time.
-  const abort = new RequestAbort();
+  const abort = new LazyAbort();
   const onClose = (): void => {
     if (!res.writableFinished) abort.abort(new AbortError('http: the client closed the connection'));
   };
@@ -309,7 +310,7 @@ export function buildVariables(req: IncomingMessage, scriptName = ''): Record<st
  * message itself), so is Content-Length on 1xx/204 (RFC 9110 §8.6); headers go out as a flat list so repeated
  * ones (Set-Cookie) stay separate lines. `closeConnection` adds `Connection: close`.
  */
-function createSink(res: ServerResponse, abort: RequestAbort, closeConnection: boolean): Sink {
+function createSink(res: ServerResponse, abort: LazyAbort, closeConnection: boolean): Sink {
   // The first body chunk waits for the end of the tick: when the response ends there, it leaves with the head
   // in one res.end() (one write) instead of a write and an end.
   let held: Uint8Array | null = null;
@@ -450,25 +451,5 @@ function logAccess(settings: Settings, req: IncomingMessage, sink: Sink, started
     settings.accessLog(line);
   } catch (error) {
     settings.errors.write(`tsgi: http: access log failed: ${describeError(error)}\n`);
-  }
-}
-
-/** The client-gone state of one request; the AbortSignal exists only once someone asks for it. */
-class RequestAbort {
-  reason: Error | null = null;
-  #controller: AbortController | null = null;
-
-  get signal(): AbortSignal {
-    if (this.#controller === null) {
-      this.#controller = new AbortController();
-      if (this.reason !== null) this.#controller.abort(this.reason);
-    }
-    return this.#controller.signal;
-  }
-
-  abort(reason: Error): void {
-    if (this.reason !== null) return;
-    this.reason = reason;
-    this.#controller?.abort(reason);
   }
 }

@@ -7,6 +7,7 @@ import { runApp, sendErrorPage, type ResponseSink } from '../response/run-app.js
 import type { App, ErrorStream } from '../types.js';
 import { createStdinReader } from './cgi-stdin.js';
 import { createFdWriter } from './fd-writer.js';
+import { LazyAbort } from './lazy-abort.js';
 import { writeToStream } from './write-to-stream.js';
 
 /** How long a CGI script may take to stop after SIGTERM (the web server giving up on it) before it exits. */
@@ -58,12 +59,12 @@ export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<nu
   delete env.HTTP_PROXY;
   if (env !== process.env && usesProcess) delete process.env.HTTP_PROXY;
 
-  const controller = new AbortController();
+  const abort = new LazyAbort();
   const onGone = (): void => {
-    if (!controller.signal.aborted) controller.abort(new AbortError('cgi: the web server closed stdout'));
+    abort.abort(new AbortError('cgi: the web server closed stdout'));
   };
   const onTerm = (): void => {
-    if (!controller.signal.aborted) controller.abort(new AbortError('cgi: terminated by the web server (SIGTERM)'));
+    abort.abort(new AbortError('cgi: terminated by the web server (SIGTERM)'));
     // Handling SIGTERM replaced Node's default exit: give the app TERM_GRACE_MS to stop, then exit anyway.
     setTimeout(() => process.exit(143), TERM_GRACE_MS).unref();
   };
@@ -100,7 +101,7 @@ export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<nu
     stdout.on('error', onGone);
     stdout.on('close', onGone);
     release = () => stdout.off('close', onGone);
-    write = (chunk) => writeToStream(stdout, chunk, controller.signal);
+    write = (chunk) => writeToStream(stdout, chunk);
     flush = () => flushStream(stdout);
   }
   const sink: ResponseSink = {
@@ -116,12 +117,12 @@ export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<nu
       variables,
       input: reader?.source ?? null,
       errors,
-      signal: controller.signal,
+      signal: () => abort.signal,
       multithread: false,
       multiprocess: true,
       runOnce: true,
     });
-    const result = await runApp(app, environ, sink);
+    const result = await runApp(app, environ, sink, { abortReason: () => abort.reason });
     status = result.failedAfterHead ? 1 : 0;
   } catch (error) {
     // Only createEnviron throws here: the request itself is malformed (A9).

@@ -4,6 +4,7 @@
  * closes. This module runs that exchange for any such protocol; each protocol supplies its head reader and
  * its response head format (a OneRequestProtocol).
  */
+import { LazyAbort } from './lazy-abort.js';
 import { Server, type Socket } from 'node:net';
 import { AbortError, ProtocolError, describeError, statusOfError } from '../errors.js';
 import { createEnviron, schemeOf } from '../environ/create-environ.js';
@@ -148,9 +149,8 @@ class OneRequestConnection {
   #remaining = 0;
   #paused = false;
   #received = 0;
-  // Created only if the app reads tsgi.signal: an AbortController per request is measurable on hot paths.
-  #controller: AbortController | null = null;
-  #abortReason: Error | null = null;
+  // Created only if the app reads tsgi.signal (see LazyAbort).
+  readonly #abort = new LazyAbort();
   #pendingHead: Buffer | null = null;
   /** The response is complete (or abandoned): what still arrives is discarded. */
   #finished = false;
@@ -167,7 +167,7 @@ class OneRequestConnection {
     socket.on('error', (error: NodeJS.ErrnoException) => {
       if (!PEER_GONE_CODES.has(error.code ?? '')) this.#options.errors.write(`tsgi: ${this.#name}: connection error (${error.message})\n`);
       // Now, not at 'close': that comes a loop turn later, after a blocked write has already seen the error.
-      if (!this.#finished) this.#abort(new AbortError(`${this.#name}: the web server closed the connection (${error.code ?? error.message})`));
+      if (!this.#finished) this.#abortRequest(new AbortError(`${this.#name}: the web server closed the connection (${error.code ?? error.message})`));
     });
     socket.on('close', () => this.#onClose());
   }
@@ -228,23 +228,14 @@ class OneRequestConnection {
   }
 
   #onClose(): void {
-    if (!this.#finished) this.#abort(new AbortError(`${this.#name}: the web server closed the connection`));
+    if (!this.#finished) this.#abortRequest(new AbortError(`${this.#name}: the web server closed the connection`));
     this.#finished = true;
   }
 
-  #abort(reason: Error): void {
-    if (this.#abortReason !== null) return;
-    this.#abortReason = reason;
-    this.#controller?.abort(reason);
+  #abortRequest(reason: Error): void {
+    if (this.#abort.reason !== null) return;
+    this.#abort.abort(reason);
     this.#queue?.fail(reason);
-  }
-
-  #signal(): AbortSignal {
-    if (this.#controller === null) {
-      this.#controller = new AbortController();
-      if (this.#abortReason !== null) this.#controller.abort(this.#abortReason);
-    }
-    return this.#controller.signal;
   }
 
   /** A malformed head: logged, answered 400 (nothing was sent yet and the socket still works), closed. */
@@ -313,14 +304,14 @@ class OneRequestConnection {
         variables,
         input: this.#queue,
         errors: options.errors,
-        signal: () => this.#signal(),
+        signal: () => this.#abort.signal,
         ownsVariables: true,
         urlScheme: scheme,
         multithread: true,
         multiprocess: false,
         runOnce: false,
       });
-      run = runApp(this.#server.app, environ, sink, { abortReason: () => this.#abortReason });
+      run = runApp(this.#server.app, environ, sink, { abortReason: () => this.#abort.reason });
     } catch (error) {
       // createEnviron refused the request: answer it without running the app.
       options.errors.write(`tsgi: ${describeError(error)}\n`);
@@ -351,7 +342,7 @@ class OneRequestConnection {
   #createSink(): ResponseSink {
     const socket = this.#socket;
     const protocol = this.#server.protocol;
-    const gone = (): Error => this.#abortReason ?? new AbortError(`${this.#name}: the connection is closed`);
+    const gone = (): Error => this.#abort.reason ?? new AbortError(`${this.#name}: the connection is closed`);
     return {
       sendHead: (code, reason, headers) => {
         if (this.#finished) throw gone();
@@ -371,9 +362,9 @@ class OneRequestConnection {
           socket.write(chunk);
         }
         if (!socket.writableNeedDrain) return;
-        return waitForDrain(socket, this.#signal()).then((drained) => {
+        return waitForDrain(socket, this.#abort.signal).then((drained) => {
           if (drained) return;
-          if (!this.#finished) this.#abort(new AbortError(`${this.#name}: the web server closed the connection`));
+          if (!this.#finished) this.#abortRequest(new AbortError(`${this.#name}: the web server closed the connection`));
           throw gone();
         });
       },
