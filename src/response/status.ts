@@ -15,10 +15,18 @@ const BAD_VALUE_RE = /[\x00-\x08\x0a-\x1f\x7f]/;
 /** Parses "NNN Reason" as passed to startResponse. Throws AppError for anything else. */
 export function parseStatus(status: unknown): Status {
   if (typeof status !== 'string') throw new AppError(`response: status must be a string (${typeof status})`);
+  // Apps answer with a handful of statuses: remember them (frozen, shared) instead of matching every time.
+  const known = parsedStatuses.get(status);
+  if (known) return known;
   const match = STATUS_RE.exec(status);
   if (!match) throw new AppError(`response: bad status (${JSON.stringify(status).slice(0, 60)})`);
-  return { code: Number(match[1]), reason: match[2] ?? '' };
+  const parsed = Object.freeze({ code: Number(match[1]), reason: match[2] ?? '' });
+  if (parsedStatuses.size < MAX_REMEMBERED_STATUSES) parsedStatuses.set(status, parsed);
+  return parsed;
 }
+
+const MAX_REMEMBERED_STATUSES = 256;
+const parsedStatuses = new Map<string, Status>();
 
 /**
  * Checks response headers: an array of [name, value] string pairs, names are tokens and not "Status", values
