@@ -13,10 +13,11 @@
  * them once, as it would behind any Fetch server. Header values are ByteStrings in the Fetch API too: they
  * pass through unchanged.
  */
+import { HOP_BY_HOP_HEADERS } from '../response/status.js';
 import { AbortError, AppError, RequestError, TsgiError } from '../errors.js';
 import { encodeUtf8Latin1, percentDecodeToByteString, rawPathBelow } from '../environ/byte-policy.js';
 import { createEnviron } from '../environ/create-environ.js';
-import { headersToVariables } from '../environ/header-variables.js';
+import { headersToVariables, variablesToHeaders } from '../environ/header-variables.js';
 import { STATUS_TEXT } from '../helpers/status-text.js';
 import { runApp, type ResponseSink } from '../response/run-app.js';
 import type { App, Body, Environ, ErrorStream, Header, InputStream } from '../types.js';
@@ -63,8 +64,6 @@ export const FETCH_RESPONSE_HIGH_WATER_BYTES = 64 * 1024;
 /** Statuses whose Response must have a null body (Fetch: "null body status"), besides 1xx which it can't carry. */
 const NULL_BODY_STATUSES: ReadonlySet<number> = new Set([204, 205, 304]);
 
-/** Headers that describe one connection: the server that sends the response frames it itself (RFC 9110 §7.6.1). */
-const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 
 /**
  * RFC 9110 §7.2 Host = uri-host [ ":" port ] without userinfo (T33: "a.com@evil.com" must not become the URL's
@@ -153,14 +152,7 @@ function buildRequest(environ: Environ, includeScriptName: boolean): Request {
   const url = `${environ['tsgi.url_scheme']}://${hostOf(environ)}${path}${query}`;
 
   const headers = new Headers();
-  for (const key of Object.keys(environ)) {
-    const value = environ[key];
-    if (typeof value !== 'string') continue;
-    let name: string;
-    if (key.startsWith('HTTP_')) name = key.slice(5).toLowerCase().replace(/_/g, '-');
-    else if (key === 'CONTENT_TYPE') name = 'content-type';
-    else if (key === 'CONTENT_LENGTH') name = 'content-length';
-    else continue;
+  for (const [name, value] of variablesToHeaders(environ)) {
     try {
       headers.append(name, value);
     } catch (error) {
@@ -258,7 +250,7 @@ function isResponse(value: unknown): value is Response {
 function responseHeaders(headers: Headers): Header[] {
   const out: Header[] = [];
   headers.forEach((value, name) => {
-    if (name !== 'set-cookie' && !HOP_BY_HOP.has(name)) out.push([name, value]);
+    if (name !== 'set-cookie' && !HOP_BY_HOP_HEADERS.has(name)) out.push([name, value]);
   });
   for (const cookie of headers.getSetCookie()) out.push(['set-cookie', cookie]);
   return out;
@@ -501,7 +493,7 @@ class ResponseOutput {
       if (code < 200 || code > 599) throw new AppError(`fetch: a Response can't carry this status (${code})`);
       for (const [name, value] of list) {
         const lower = name.toLowerCase();
-        if (HOP_BY_HOP.has(lower)) continue;
+        if (HOP_BY_HOP_HEADERS.has(lower)) continue;
         headers.append(name, toByteString(value));
       }
     } catch (error) {

@@ -22,6 +22,7 @@
  * away (`tsgi.signal`) closes the socket, so `req` emits 'aborted'/'close' and `res` 'close', as under
  * node:http.
  */
+import { HOP_BY_HOP_HEADERS } from '../response/status.js';
 import { METHODS, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Duplex } from 'node:stream';
 import { AbortError, AppError, RequestError, TsgiError } from '../errors.js';
@@ -50,7 +51,8 @@ export interface NodeHandlerOptions {
 export const DEFAULT_MAX_HEADER_BYTES = 1024 * 1024;
 
 /** Response headers that describe the in-memory connection, not the response: the tsgi server frames its own. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection']);
+// Proxy-Connection is not standard but still sent by old clients; it is hop-by-hop too.
+const HOP_BY_HOP = new Set([...HOP_BY_HOP_HEADERS, 'proxy-connection']);
 /** Methods llhttp parses; anything else travels as POST and is restored on `req.method`. */
 const WIRE_METHODS = new Set(METHODS.filter((method) => method !== 'CONNECT' && method !== 'PRI'));
 /** Methods that rarely carry a body: an unknown-length body is only framed for them when the client said so. */

@@ -8,6 +8,7 @@
  * afterwards; REQUEST_URI keeps the raw, still-encoded form for apps that care). Dot segments are passed as they
  * are: PATH_INFO is not a safe file system path.
  */
+import { HOP_BY_HOP_HEADERS } from '../response/status.js';
 import { headersToVariables } from '../environ/header-variables.js';
 import { LazyAbort } from '../servers/lazy-abort.js';
 import { readVersion } from '../version.js';
@@ -43,15 +44,7 @@ export interface NodeListenerOptions {
   deferContinue?: boolean;
 }
 
-/** The response headers an app must not set: they describe one connection, which the server owns. */
-export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'trailer',
-]);
+export { HOP_BY_HOP_HEADERS };
 
 /** RFC 9110 §7.2 Host = uri-host [ ":" port ], with uri-host an IP-literal or a reg-name (no userinfo). */
 const HOST_RE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]*)?$/;

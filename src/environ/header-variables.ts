@@ -32,3 +32,23 @@ export function headersToVariables(
 
 // Letters, digits and "-" only: "_" and "." would alias "-" once mapped to a variable name (B9).
 const HEADER_NAME_RE = /^[0-9A-Za-z-]+$/;
+
+/**
+ * The request headers an environ carries, back as [name, value] pairs: every HTTP_* variable
+ * (HTTP_X_FORWARDED_FOR is "x-forwarded-for") plus CONTENT_TYPE and CONTENT_LENGTH. Names are lower-case;
+ * values are byte strings. The inverse of headersToVariables, for bridges and helpers that need headers.
+ */
+export function variablesToHeaders(environ: Readonly<Record<string, unknown>>): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [];
+  for (const key of Object.keys(environ)) {
+    // Keys first, values only for header keys: reading tsgi.signal would create it (it is lazy).
+    let name: string;
+    if (key.startsWith('HTTP_')) name = key.slice(5).toLowerCase().replace(/_/g, '-');
+    else if (key === 'CONTENT_TYPE') name = 'content-type';
+    else if (key === 'CONTENT_LENGTH') name = 'content-length';
+    else continue;
+    const value = environ[key];
+    if (typeof value === 'string') pairs.push([name, value]);
+  }
+  return pairs;
+}

@@ -1,7 +1,7 @@
+import { TOKEN_RE } from '../response/status.js';
 import { AppError } from '../errors.js';
 import { decodeLatin1Utf8 } from '../environ/byte-policy.js';
 
-const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // RFC 6265 §4.1.1 cookie-octet: no CTLs, whitespace, DQUOTE, comma, semicolon or backslash.
 const COOKIE_VALUE_RE = /^(?:[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*|"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")$/;
 // RFC 6265 §4.1.1 av-octet: any CHAR except CTLs or ";".

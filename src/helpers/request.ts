@@ -1,6 +1,7 @@
 import { RequestError } from '../errors.js';
 import type { Environ, InputStream } from '../types.js';
 import { decodeLatin1Utf8 } from '../environ/byte-policy.js';
+import { variablesToHeaders } from '../environ/header-variables.js';
 import { parseCookies } from './cookies.js';
 import { parseMultipart } from './multipart.js';
 
@@ -41,12 +42,7 @@ export class RequestHeaders implements Iterable<[string, string]> {
 
   /** Reads the headers out of `environ` once; later changes to the environ are not seen. */
   constructor(environ: Environ) {
-    const pairs: Array<[string, string]> = [];
-    for (const [key, value] of Object.entries(environ)) {
-      if (typeof value !== 'string') continue;
-      if (key.startsWith('HTTP_')) pairs.push([key.slice(5).toLowerCase().replace(/_/g, '-'), value]);
-      else if (key === 'CONTENT_TYPE' || key === 'CONTENT_LENGTH') pairs.push([key.toLowerCase().replace('_', '-'), value]);
-    }
+    const pairs = variablesToHeaders(environ);
     pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     this.#map = new Map(pairs);
   }

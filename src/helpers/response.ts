@@ -1,3 +1,4 @@
+import { TOKEN_RE } from '../response/status.js';
 import { AppError } from '../errors.js';
 import type { App, Body, Chunk, Environ, Header, StartResponse } from '../types.js';
 import { serializeCookie, type CookieOptions } from './cookies.js';
@@ -19,7 +20,6 @@ export interface ResponseInit {
 }
 
 
-const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // RFC 9110 §5.5: field values are visible ASCII, obs-text (0x80-0xFF), SP and HTAB; CR, LF and NUL never.
 const BAD_HEADER_VALUE_RE = /[\0-\x08\x0a-\x1f\x7f]|[^\0-\xff]/;
 const REDIRECT_STATUSES = new Set([300, 301, 302, 303, 307, 308]);

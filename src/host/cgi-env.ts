@@ -14,10 +14,12 @@
  * (conformance B2). Dot segments ("." or "..", plain or encoded) and an encoded NUL are refused the same way:
  * the host doesn't normalise paths, and an env value can't hold NUL.
  */
+import { TOKEN_RE } from '../response/status.js';
 import { readVersion } from '../version.js';
 import { isUtf8 } from 'node:buffer';
 import { RequestError, TsgiError } from '../errors.js';
 import { encodeUtf8Latin1, percentDecodeToByteString } from '../environ/byte-policy.js';
+import { headersToVariables } from '../environ/header-variables.js';
 
 /** Request headers: a Node-style record (node:http's `req.headers` fits) or [name, value] pairs. */
 export type CgiRequestHeaders =
@@ -105,7 +107,6 @@ export const DEFAULT_ENV_ALLOW_LIST: readonly string[] = Object.freeze([
 /** PATH given to the child when the parent has none. */
 export const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
 
-const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const PROTOCOL_RE = /^HTTP\/[0-9](\.[0-9])?$/;
 const BAD_TARGET_RE = /[\x00-\x20\x7f]/;
 const BAD_VALUE_RE = /[\x00\r\n]/;
@@ -176,10 +177,13 @@ export function buildCgiVariables(request: CgiRequest, options: CgiVariablesOpti
     const contentType = headers.get('content-type');
     if (contentType !== undefined) vars.CONTENT_TYPE = contentType;
   }
-  for (const [lower, value] of headers) {
-    if (!isExportedHeader(lower, options.passAuthorization ?? false)) continue;
-    vars[`HTTP_${lower.toUpperCase().replace(/-/g, '_')}`] = value;
-  }
+  // The one header -> HTTP_* mapping (src/environ/header-variables.ts); the body's own variables were set above
+  // from the body, and its Transfer-Encoding never reaches the script (the host de-chunks).
+  const exported = headersToVariables(headers, { passAuthorization: options.passAuthorization ?? false });
+  delete exported.CONTENT_TYPE;
+  delete exported.CONTENT_LENGTH;
+  delete exported.HTTP_TRANSFER_ENCODING;
+  Object.assign(vars, exported);
   for (const [name, value] of Object.entries(vars)) {
     if (BAD_VALUE_RE.test(value)) throw new RequestError(`cgi-host: CR, LF or NUL in ${name} (${describe(value)})`);
   }
@@ -223,22 +227,6 @@ export function toChildEnvValue(value: string): string {
 
 /** This package's version (see src/version.ts). */
 export const readTsgiVersion = readVersion;
-
-function isExportedHeader(lower: string, passAuthorization: boolean): boolean {
-  if (!TOKEN_RE.test(lower) || lower.includes('_') || lower.includes('.')) return false;
-  switch (lower) {
-    case 'content-type':
-    case 'content-length':
-    case 'proxy':
-    case 'proxy-authorization':
-    case 'transfer-encoding':
-      return false;
-    case 'authorization':
-      return passAuthorization;
-    default:
-      return true;
-  }
-}
 
 /** Groups headers by lower-cased name in first-seen order, joining repeats (§4.1.18, RFC 9110 §5.3). */
 function collectHeaders(headers: CgiRequestHeaders | undefined): Map<string, string> {

@@ -3,6 +3,7 @@
  * streaming reader that accumulates a script's stdout until the head is complete. Field names and values are
  * byte strings (one char per byte, latin-1), as everywhere else in tsgi.
  */
+import { HOP_BY_HOP_HEADERS, TOKEN_RE } from './status.js';
 import { ProtocolError } from '../errors.js';
 import type { Header } from '../types.js';
 import { getStatusText } from '../helpers/status-text.js';
@@ -14,14 +15,7 @@ export const MAX_HEAD_BYTES = 64 * 1024;
  * Response fields that only make sense between two HTTP hops. A CGI script can't speak for the connection,
  * so the host drops them (conformance B12h) and notes each drop in `warnings`.
  */
-export const HOP_BY_HOP_FIELDS: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
+export const HOP_BY_HOP_FIELDS: ReadonlySet<string> = HOP_BY_HOP_HEADERS;
 
 /** A parsed CGI (or NPH) response head. */
 export interface CgiHead {
@@ -60,7 +54,6 @@ export interface CgiHeadOptions {
 
 const LF = 0x0a;
 const CR = 0x0d;
-const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const CONTROL_RE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const STATUS_VALUE_RE = /^([1-5][0-9]{2})(?:[ \t]+(.*))?$/;
 const NPH_STATUS_RE = /^(HTTP\/1\.[01]) ([1-5][0-9]{2})(?: (.*))?$/;

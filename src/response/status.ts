@@ -8,7 +8,14 @@ export interface Status {
 }
 
 const STATUS_RE = /^([1-9][0-9]{2})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?$/;
-const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** An HTTP token (RFC 9110 §5.6.2): what a header name or a method must be. */
+export const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * Response headers that describe one connection (RFC 9110 §7.6.1): the server that frames the message owns
+ * them, so servers drop them from what an app or a script sends, and the validator refuses them (F14).
+ */
+export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 // RFC 9110 §5.5: no control characters but HTAB; CR/LF above all (response splitting).
 const BAD_VALUE_RE = /[\x00-\x08\x0a-\x1f\x7f]/;
 

@@ -31,3 +31,12 @@ describe('headersToVariables (RFC 3875 §4.1.18)', () => {
     expect(headersToVariables(headers, { passAuthorization: true })).toEqual({ HTTP_AUTHORIZATION: 'Basic eA==' });
   });
 });
+
+describe('variablesToHeaders', () => {
+  it('turns HTTP_* and CONTENT_* back into lower-case header pairs and reads no other key', async () => {
+    const { variablesToHeaders } = await import('../../src/environ/header-variables.js');
+    const environ: Record<string, unknown> = { HTTP_X_FORWARDED_FOR: '1.2.3.4', CONTENT_TYPE: 'text/plain', CONTENT_LENGTH: '3', PATH_INFO: '/' };
+    Object.defineProperty(environ, 'tsgi.signal', { enumerable: true, get: () => expect.fail('tsgi.signal was read') });
+    expect(variablesToHeaders(environ)).toEqual([['x-forwarded-for', '1.2.3.4'], ['content-type', 'text/plain'], ['content-length', '3']]);
+  });
+});

@@ -1,10 +1,10 @@
+import { TOKEN_RE } from '../../response/status.js';
 import { LintError } from '../../errors.js';
 import { describeType, type WarningHandler } from './report.js';
 
 const REQUIRED_CGI_KEYS = ['REQUEST_METHOD', 'SERVER_NAME', 'SERVER_PORT', 'SCRIPT_NAME', 'PATH_INFO', 'QUERY_STRING', 'SERVER_PROTOCOL'];
 const BOOLEAN_TSGI_KEYS = ['tsgi.input_terminated', 'tsgi.multithread', 'tsgi.multiprocess', 'tsgi.run_once'];
 const REQUIRED_TSGI_KEYS = ['tsgi.version', 'tsgi.url_scheme', 'tsgi.input', 'tsgi.errors', 'tsgi.signal', ...BOOLEAN_TSGI_KEYS];
-const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const ignoreWarning: WarningHandler = () => {};
 
 /**

@@ -1,9 +1,10 @@
+import { HOP_BY_HOP_HEADERS, TOKEN_RE } from '../../response/status.js';
 import { LintError } from '../../errors.js';
 import type { Chunk, Header, StartResponse, Write } from '../../types.js';
 import { describeType, type WarningHandler } from './report.js';
 
-const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailers', 'trailer', 'transfer-encoding', 'upgrade']);
+// F14 names Proxy-Authenticate, Proxy-Authorization and the old spelling Trailers besides the common set.
+const HOP_BY_HOP = new Set([...HOP_BY_HOP_HEADERS, 'proxy-authenticate', 'proxy-authorization', 'trailers']);
 const ignoreWarning: WarningHandler = () => {};
 
 /** What the validator knows about one response; shared by the startResponse, write and body checks. */
