@@ -115,6 +115,8 @@ export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<nu
   try {
     const environ = createEnviron({
       variables,
+      // decodeProcessEnv made a fresh object of strings: no need for createEnviron to copy it again.
+      ownsVariables: true,
       input: reader?.source ?? null,
       errors,
       signal: () => abort.signal,

@@ -5,8 +5,8 @@
  * passed in as `quirks` and asserted as such, so a server that changes its behaviour fails the suite instead
  * of slipping by.
  */
+import { downloadThenLeave } from './http-client.js';
 import { createHash, randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { conformanceCases, createFetchClient, type ConformanceClient } from 'tsgi/testing';
 import { countFds, countTimeWait, describeWithServer, waitFor, type Availability, type ServerHandle } from './servers.js';
@@ -259,24 +259,7 @@ export function defineFastCgiSuite(options: FastCgiSuiteOptions): void {
 
     it('download: a client that leaves mid-download fires the app\'s tsgi.signal (abort marker logged)', async () => {
       const id = tag('gone');
-      const received = await new Promise<number>((resolve, reject) => {
-        const socket = connect({ port: deployment.server.port, host: '127.0.0.1' });
-        let count = 0;
-        const timer = setTimeout(() => {
-          socket.destroy();
-          reject(new Error(`download: only ${count} bytes arrived in time`));
-        }, 20_000);
-        socket.on('data', (data: Buffer) => {
-          count += data.length;
-          if (count >= 4 * MIB) {
-            clearTimeout(timer);
-            socket.destroy();
-            resolve(count);
-          }
-        });
-        socket.on('error', () => undefined);
-        socket.write(`GET ${mount}/download?bytes=${4096 * MIB}&id=${id} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
-      });
+      const received = await downloadThenLeave(deployment.server.port, `${mount}/download?bytes=${4096 * MIB}&id=${id}`, 4 * MIB);
       expect(received).toBeGreaterThanOrEqual(4 * MIB);
       // Where the line lands: every server closes the backend connection when the client leaves, so there is no
       // STDERR stream left and tsgi writes the line to its own stderr: the harness's pipe (nginx, mod_proxy_fcgi),

@@ -4,8 +4,8 @@
  * server, started once per file. Known differences between servers are passed in as `quirks` and asserted as
  * such, so a server that changes its behaviour fails the suite instead of slipping by.
  */
+import { downloadThenLeave } from './http-client.js';
 import { createHash, randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { conformanceCases, createFetchClient, type ConformanceClient } from 'tsgi/testing';
@@ -172,24 +172,7 @@ export function defineGatewaySuite(options: GatewaySuiteOptions): void {
 
     it("download: a client that leaves mid-download fires the app's tsgi.signal", async () => {
       const id = tag('gone');
-      const received = await new Promise<number>((resolve, reject) => {
-        const socket = connect({ port: server.port, host: '127.0.0.1' });
-        let count = 0;
-        const timer = setTimeout(() => {
-          socket.destroy();
-          reject(new Error(`download: only ${count} bytes arrived in time`));
-        }, 20_000);
-        socket.on('data', (data: Buffer) => {
-          count += data.length;
-          if (count >= 4 * MIB) {
-            clearTimeout(timer);
-            socket.destroy();
-            resolve(count);
-          }
-        });
-        socket.on('error', () => undefined);
-        socket.write(`GET ${MOUNT}/download?bytes=${4096 * MIB}&id=${id} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
-      });
+      const received = await downloadThenLeave(server.port, `${MOUNT}/download?bytes=${4096 * MIB}&id=${id}`, 4 * MIB);
       expect(received).toBeGreaterThanOrEqual(4 * MIB);
       // SCGI and uwsgi have no error channel: tsgi.errors is the backend's stderr.
       const output = await waitFor(

@@ -123,3 +123,28 @@ export function bodyTruncation(response: RawResponse): { truncated: boolean; rec
   // Close-delimited: nothing on the wire can tell a cut from an end.
   return { truncated: false, received: response.rest.length, framing: 'close-delimited' };
 }
+
+/**
+ * Sends a GET for `path` over a raw socket, reads until at least `leaveAfterBytes` arrived, then destroys the
+ * socket: a client that leaves mid-download. Resolves with the bytes received; rejects after `timeoutMs`.
+ */
+export function downloadThenLeave(port: number, path: string, leaveAfterBytes: number, timeoutMs = 20_000): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const socket = connect({ port, host: '127.0.0.1' });
+    let count = 0;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`download: only ${count} bytes arrived in time`));
+    }, timeoutMs);
+    socket.on('data', (data: Buffer) => {
+      count += data.length;
+      if (count >= leaveAfterBytes) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(count);
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+  });
+}
