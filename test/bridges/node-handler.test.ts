@@ -14,6 +14,7 @@ import { createEnviron } from '../../src/environ/create-environ.js';
 import { createFastCgiServer } from '../../src/servers/fastcgi.js';
 import { createHttpServer } from '../../src/servers/http.js';
 import { FastCgiClient, parseFastCgiResponse } from '../../src/testing/fastcgi-client.js';
+import { conformanceApp, conformanceCases } from '../../src/testing/conformance.js';
 import { testClient } from '../../src/testing/test-client.js';
 import type { App, Header } from '../../src/types.js';
 
@@ -526,4 +527,15 @@ describe('fromNodeHandler over real connections', () => {
       expect(await shape(b), path).toEqual(await shape(a));
     }
   });
+});
+
+describe('conformance suite through fromNodeHandler(toNodeListener(app)): the round trip changes nothing', () => {
+  const client = testClient(fromNodeHandler(toNodeListener(conformanceApp)));
+  for (const testCase of conformanceCases) {
+    it(testCase.name, async () => {
+      const { method, path, headers, body } = testCase.request;
+      const response = await client.request({ method, url: path, ...(headers ? { headers } : {}), ...(body ? { body } : {}) });
+      testCase.check({ status: response.status, headers: response.headers, body: response.body }, { scriptName: '', transport: 'node-bridge' });
+    });
+  }
 });
