@@ -1,10 +1,11 @@
-import type { Server } from 'node:net';
 import { parseArgs } from 'node:util';
 import { normalizeMount } from '../environ/mount.js';
 import { SHUTDOWN_TIMEOUT_MS } from '../servers/http-serve.js';
-import { describeListenTarget, hasInheritedListenSocket, listenOn, parseListenTarget, type ListenTarget } from '../servers/listen.js';
+import { describeListenTarget, hasInheritedListenSocket, parseListenTarget, type ListenTarget } from '../servers/listen.js';
 import type { App } from '../types.js';
 import { loadApp } from './load-app.js';
+import { DEFAULT_GRACEFUL_TIMEOUT_SECONDS, type ServePlan } from './serve-plan.js';
+import { startServer, type RunningServer } from './start-server.js';
 
 const USAGE = `usage: tsgi serve MODULE[:EXPORT] [--http ADDR | --fastcgi ADDR | --scgi ADDR | --uwsgi ADDR] [options]
 
@@ -27,7 +28,7 @@ listening socket on fd 0 (mod_fcgid, lighttpd bin-path, spawn-fcgi), else HTTP o
 SIGINT/SIGTERM stop accepting connections and exit once in-flight requests finish (at most ${SHUTDOWN_TIMEOUT_MS / 1000} s).
 `;
 
-type Io = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
+export type Io = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
 
 /** The `tsgi serve` verb. Resolves with the exit status on a usage error or failure to start; else serves. */
 export async function runServeCommand(args: string[], io: Io = process): Promise<number> {
@@ -72,103 +73,88 @@ export async function runServeCommand(args: string[], io: Io = process): Promise
     io.stderr.write(`tsgi serve: ${gatewayFlags.map((flag) => `--${flag}`).join(' and ')} exclude each other\n${USAGE}`);
     return 2;
   }
-  let target: ListenTarget;
-  let transport: 'HTTP' | 'FastCGI' | 'SCGI' | 'uwsgi';
-  let mount: string | undefined;
-  let mode: number | undefined;
-  let app: App;
+  let plan: ServePlan;
   try {
+    let transport: ServePlan['transport'];
+    let target: ListenTarget;
+    let inherited = false;
     if (values.fastcgi !== undefined) {
-      transport = 'FastCGI';
+      transport = 'fastcgi';
       target = parseListenTarget(values.fastcgi);
     } else if (values.scgi !== undefined) {
-      transport = 'SCGI';
+      transport = 'scgi';
       target = parseListenTarget(values.scgi);
     } else if (values.uwsgi !== undefined) {
       transport = 'uwsgi';
       target = parseListenTarget(values.uwsgi);
     } else if (values.http !== undefined) {
-      transport = 'HTTP';
+      transport = 'http';
       target = parseListenTarget(values.http);
     } else if (hasInheritedListenSocket()) {
-      transport = 'FastCGI';
+      transport = 'fastcgi';
       target = { kind: 'fd', fd: 0 };
+      inherited = true;
     } else {
-      transport = 'HTTP';
+      transport = 'http';
       target = parseListenTarget('127.0.0.1:8000');
     }
-    if (transport === 'HTTP' && target.kind !== 'tcp') throw new Error('tsgi serve: --http takes HOST:PORT');
-    mount = values.mount === undefined ? undefined : normalizeMount(values.mount);
+    let mode: number | undefined;
     if (values['socket-mode'] !== undefined) {
       if (!/^[0-7]{3,4}$/.test(values['socket-mode'])) throw new Error(`tsgi serve: --socket-mode is octal, like 660 (${values['socket-mode']})`);
       mode = Number.parseInt(values['socket-mode'], 8);
     }
-    app = await loadApp(reference);
+    plan = {
+      reference,
+      cwd: process.cwd(),
+      transport,
+      target,
+      ...(values.mount !== undefined ? { mount: normalizeMount(values.mount) } : {}),
+      socket: {
+        ...(mode !== undefined ? { mode } : {}),
+        ...(values['socket-owner'] !== undefined ? { owner: values['socket-owner'] } : {}),
+        ...(values['socket-group'] !== undefined ? { group: values['socket-group'] } : {}),
+      },
+      // Started by a web server on fd 0: it manages the processes, so no master of our own.
+      workers: inherited ? 0 : 0,
+      maxRequests: 0,
+      maxRequestsJitter: 0,
+      maxRssMiB: 0,
+      timeoutSeconds: 0,
+      gracefulTimeoutSeconds: DEFAULT_GRACEFUL_TIMEOUT_SECONDS,
+      reload: false,
+    };
   } catch (error) {
     io.stderr.write(`${(error as Error).message}\n`);
     return 1;
   }
-
-  let server: Server;
-  let inFlight: () => number;
-  if (transport === 'HTTP' && target.kind === 'tcp') {
-    const { serveHttp } = await import('../servers/http-serve.js');
-    try {
-      const serving = await serveHttp(app, {
-        host: target.host,
-        port: target.port,
-        shutdownTimeoutMs: SHUTDOWN_TIMEOUT_MS,
-        ...(mount !== undefined ? { scriptName: mount } : {}),
-      });
-      io.stdout.write(`tsgi: serving ${reference} over HTTP at ${serving.url} (pid ${process.pid})\n`);
-    } catch (error) {
-      io.stderr.write(`tsgi serve: cannot listen on ${describeListenTarget(target)} (${(error as Error).message})\n`);
-      return 1;
-    }
-    return new Promise<number>(() => {});
-  }
-  if (transport === 'SCGI' || transport === 'uwsgi') {
-    // SCGI / uwsgi (issue 4).
-    const gatewayOptions = mount !== undefined ? { mount: mount || '/' } : {};
-    const gateway =
-      transport === 'SCGI'
-        ? (await import('../servers/scgi.js')).createScgiServer(app, gatewayOptions)
-        : (await import('../servers/uwsgi.js')).createUwsgiServer(app, gatewayOptions);
-    server = gateway;
-    inFlight = () => gateway.activeRequests;
-  } else {
-    const { createFastCgiServer } = await import('../servers/fastcgi.js');
-    const fastcgi = createFastCgiServer(app, mount !== undefined ? { mount: mount || '/' } : {});
-    server = fastcgi;
-    inFlight = () => fastcgi.activeRequests;
-  }
-  try {
-    await listenOn(server, target, {
-      ...(mode !== undefined ? { mode } : {}),
-      ...(values['socket-owner'] !== undefined ? { owner: values['socket-owner'] } : {}),
-      ...(values['socket-group'] !== undefined ? { group: values['socket-group'] } : {}),
-    });
-  } catch (error) {
-    io.stderr.write(`tsgi serve: cannot listen on ${describeListenTarget(target)} (${(error as Error).message})\n`);
-    return 1;
-  }
-  io.stdout.write(`tsgi: serving ${reference} over ${transport} at ${describeListenTarget(target, server)} (pid ${process.pid})\n`);
-  installShutdown(server, inFlight, io.stderr);
-  return new Promise<number>(() => {});
+  if (plan.workers > 0) return (await import('./cluster/master.js')).runMaster(plan, io);
+  return serveInProcess(plan, io);
 }
 
-/** SIGINT/SIGTERM: stop accepting, exit when no request is in flight (or after SHUTDOWN_TIMEOUT_MS). */
-function installShutdown(server: Server, inFlight: () => number, stderr: NodeJS.WritableStream): void {
+/** Loads the app and serves it in this process (no master); SIGINT/SIGTERM drain and exit. */
+async function serveInProcess(plan: ServePlan, io: Io): Promise<number> {
+  let app: App;
+  try {
+    app = await loadApp(plan.reference, plan.cwd);
+  } catch (error) {
+    io.stderr.write(`${(error as Error).message}\n`);
+    return 1;
+  }
+  let running: RunningServer;
+  try {
+    running = await startServer(plan, app);
+  } catch (error) {
+    io.stderr.write(`tsgi serve: cannot listen on ${describeListenTarget(plan.target)} (${(error as Error).message})\n`);
+    return 1;
+  }
+  const where = plan.transport === 'http' && plan.target.kind === 'tcp' ? `http://${running.address}/` : running.address;
+  io.stdout.write(`tsgi: serving ${plan.reference} over ${running.transportName} at ${where} (pid ${process.pid})\n`);
   const onSignal = (signal: NodeJS.Signals): void => {
     process.once(signal, () => process.exit(1));
-    stderr.write(`tsgi: ${signal} received, finishing in-flight requests\n`);
-    server.close();
-    setTimeout(() => process.exit(0), SHUTDOWN_TIMEOUT_MS).unref();
-    const poll = setInterval(() => {
-      if (inFlight() === 0) process.exit(0);
-    }, 20);
-    poll.unref();
+    io.stderr.write(`tsgi: ${signal} received, finishing in-flight requests\n`);
+    void running.close().then(() => process.exit(0));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  return new Promise<number>(() => {});
 }
