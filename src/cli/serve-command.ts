@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { normalizeMount } from '../environ/mount.js';
 import { SHUTDOWN_TIMEOUT_MS } from '../servers/http-serve.js';
@@ -23,6 +24,16 @@ listening socket on fd 0 (mod_fcgid, lighttpd bin-path, spawn-fcgi), else HTTP o
   --socket-mode MODE    unix socket file mode, octal (e.g. 660)
   --socket-owner USER   unix socket owner (name or uid)
   --socket-group GROUP  unix socket group (name or gid)
+  -w, --workers N       worker processes under a master; "auto" = one per core (default 1; 0 = no master;
+                        started by a web server on fd 0: no master unless --workers is given)
+  --max-requests N      recycle a worker after N requests (0 = never)
+  --max-requests-jitter J  add a random 0..J to --max-requests per worker
+  --max-rss MIB         recycle a worker once its RSS passes MIB (after its in-flight requests)
+  -t, --timeout S       a request busy S seconds: 504 if nothing was sent, stack logged, worker recycled (0 = off)
+  --graceful-timeout S  how long stopping workers wait for in-flight requests (default ${DEFAULT_GRACEFUL_TIMEOUT_SECONDS})
+  --max-body SIZE       refuse request bodies larger than SIZE bytes (k/m/g suffixes) with 413
+  --access-log FILE     Combined Log Format access log to FILE ("-" = stderr)
+  --reload              development: restart when a file changes
   -h, --help            this help
 
 SIGINT/SIGTERM stop accepting connections and exit once in-flight requests finish (at most ${SHUTDOWN_TIMEOUT_MS / 1000} s).
@@ -46,6 +57,15 @@ export async function runServeCommand(args: string[], io: Io = process): Promise
         'socket-mode': { type: 'string' },
         'socket-owner': { type: 'string' },
         'socket-group': { type: 'string' },
+        workers: { type: 'string', short: 'w' },
+        'max-requests': { type: 'string' },
+        'max-requests-jitter': { type: 'string' },
+        'max-rss': { type: 'string' },
+        timeout: { type: 'string', short: 't' },
+        'graceful-timeout': { type: 'string' },
+        'max-body': { type: 'string' },
+        'access-log': { type: 'string' },
+        reload: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -114,14 +134,16 @@ export async function runServeCommand(args: string[], io: Io = process): Promise
         ...(values['socket-owner'] !== undefined ? { owner: values['socket-owner'] } : {}),
         ...(values['socket-group'] !== undefined ? { group: values['socket-group'] } : {}),
       },
-      // Started by a web server on fd 0: it manages the processes, so no master of our own.
-      workers: inherited ? 0 : 0,
-      maxRequests: 0,
-      maxRequestsJitter: 0,
-      maxRssMiB: 0,
-      timeoutSeconds: 0,
-      gracefulTimeoutSeconds: DEFAULT_GRACEFUL_TIMEOUT_SECONDS,
-      reload: false,
+      ...(values['max-body'] !== undefined ? { maxBodyBytes: parseSize(values['max-body'], '--max-body') } : {}),
+      ...(values['access-log'] !== undefined ? { accessLog: values['access-log'] } : {}),
+      // Started by a web server on fd 0: it manages the processes, so no master of our own unless asked.
+      workers: values.workers !== undefined ? parseWorkers(values.workers) : inherited ? 0 : DEFAULT_WORKERS,
+      maxRequests: parseCount(values['max-requests'], '--max-requests', 0),
+      maxRequestsJitter: parseCount(values['max-requests-jitter'], '--max-requests-jitter', 0),
+      maxRssMiB: parseCount(values['max-rss'], '--max-rss', 0),
+      timeoutSeconds: parseSeconds(values.timeout, '--timeout', 0),
+      gracefulTimeoutSeconds: parseSeconds(values['graceful-timeout'], '--graceful-timeout', DEFAULT_GRACEFUL_TIMEOUT_SECONDS),
+      reload: values.reload === true,
     };
   } catch (error) {
     io.stderr.write(`${(error as Error).message}\n`);
@@ -129,6 +151,34 @@ export async function runServeCommand(args: string[], io: Io = process): Promise
   }
   if (plan.workers > 0) return (await import('./cluster/master.js')).runMaster(plan, io);
   return serveInProcess(plan, io);
+}
+
+/** Workers when --workers is not given. 0 until the process manager (src/cli/cluster/) lands. */
+const DEFAULT_WORKERS = 0;
+
+function parseWorkers(text: string): number {
+  if (text === 'auto') return availableParallelism();
+  return parseCount(text, '--workers', 1);
+}
+
+function parseCount(text: string | undefined, flag: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  if (!/^[0-9]+$/.test(text)) throw new Error(`tsgi serve: ${flag} takes a whole number (${text})`);
+  return Number(text);
+}
+
+function parseSeconds(text: string | undefined, flag: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(text)) throw new Error(`tsgi serve: ${flag} takes seconds, like 30 or 2.5 (${text})`);
+  return Number(text);
+}
+
+/** "1048576", "512k", "10m", "1g" (binary multiples). */
+function parseSize(text: string, flag: string): number {
+  const match = /^([0-9]+)([kmg]?)$/i.exec(text);
+  if (!match) throw new Error(`tsgi serve: ${flag} takes a size in bytes, like 10m (${text})`);
+  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(match[2] as string).toLowerCase() as '' | 'k' | 'm' | 'g'];
+  return Number(match[1]) * unit;
 }
 
 /** Loads the app and serves it in this process (no master); SIGINT/SIGTERM drain and exit. */
