@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { normalizeMount } from '../environ/mount.js';
 import { SHUTDOWN_TIMEOUT_MS } from '../servers/http-serve.js';
-import { describeListenTarget, hasInheritedListenSocket, parseListenTarget, type ListenTarget } from '../servers/listen.js';
+import { describeListenTarget, hasInheritedListenSocket, parseListenTarget, socketActivationTarget, type ListenTarget } from '../servers/listen.js';
 import type { App } from '../types.js';
 import { loadApp } from './load-app.js';
 import { DEFAULT_GRACEFUL_TIMEOUT_SECONDS, type ServePlan } from './serve-plan.js';
@@ -98,18 +98,29 @@ export async function runServeCommand(args: string[], io: Io = process): Promise
     let transport: ServePlan['transport'];
     let target: ListenTarget;
     let inherited = false;
+    // ADDR "systemd" = the socket systemd passed (socket activation); with no transport flag, a
+    // socket-activated tsgi serves HTTP on it.
+    const activated = socketActivationTarget();
+    const addressOf = (text: string): ListenTarget => {
+      if (text !== 'systemd') return parseListenTarget(text);
+      if (!activated) throw new Error('tsgi serve: ADDR "systemd" needs socket activation (LISTEN_FDS/LISTEN_PID for this process)');
+      return activated;
+    };
     if (values.fastcgi !== undefined) {
       transport = 'fastcgi';
-      target = parseListenTarget(values.fastcgi);
+      target = addressOf(values.fastcgi);
     } else if (values.scgi !== undefined) {
       transport = 'scgi';
-      target = parseListenTarget(values.scgi);
+      target = addressOf(values.scgi);
     } else if (values.uwsgi !== undefined) {
       transport = 'uwsgi';
-      target = parseListenTarget(values.uwsgi);
+      target = addressOf(values.uwsgi);
     } else if (values.http !== undefined) {
       transport = 'http';
-      target = parseListenTarget(values.http);
+      target = addressOf(values.http);
+    } else if (activated) {
+      transport = 'http';
+      target = activated;
     } else if (hasInheritedListenSocket()) {
       transport = 'fastcgi';
       target = { kind: 'fd', fd: 0 };

@@ -142,3 +142,12 @@ async function resolveId(value: string | number, database: string): Promise<numb
   }
   throw new Error(`tsgi: no such ${database.endsWith('group') ? 'group' : 'user'} (${value})`);
 }
+
+/**
+ * The listening socket systemd passed by socket activation (LISTEN_FDS / LISTEN_PID, sd_listen_fds(3)), as a
+ * target, or undefined when this process was not socket-activated.
+ * TODO(socket activation): not implemented yet; always undefined.
+ */
+export function socketActivationTarget(_env: NodeJS.ProcessEnv = process.env, _pid: number = process.pid): ListenTarget | undefined {
+  return undefined;
+}
