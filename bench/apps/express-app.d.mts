@@ -1,4 +1,4 @@
 import type { Express } from 'express';
 
-/** Creates the Express hello world of bench/fastcgi.mjs (see express-app.mjs). */
+/** Creates the Express hello world of bench/run.mjs (see express-app.mjs). */
 export function createExpressHello(): Express;

@@ -1,5 +1,5 @@
 /**
- * The "Express on node:http via proxy_pass" row of bench/fastcgi.mjs: the Express hello world of
+ * The "Express on node:http via proxy_pass" row of bench/run.mjs: the Express hello world of
  * express-app.mjs on Express's own `app.listen` (node:http), no tsgi.
  *
  *   node bench/apps/express-http-hello.mjs PORT      prints "listening on 127.0.0.1:PORT (pid N)"

@@ -1,17 +1,24 @@
 import type { App } from 'tsgi';
+import { BIG_BODY, BIG_PATH, HELLO_BODY } from './payload.mjs';
 
 /**
- * The hello world of bench/fastcgi.mjs, served by tsgi over FastCGI and over HTTP. Every backend of that
- * bench answers these same 13 bytes as text/plain with a Content-Length.
+ * The tsgi backend of bench/run.mjs, served over FastCGI, SCGI, uwsgi and HTTP: "Hello, World!" at /, the
+ * 64 KiB body of payload.mjs at /64k, both text/plain with a Content-Length (the same bytes as every other
+ * backend of the bench).
  */
-const BODY = new TextEncoder().encode('Hello, World!');
+const HELLO = new Uint8Array(HELLO_BODY);
+const BIG = new Uint8Array(BIG_BODY);
+const BIG_LENGTH = String(BIG.byteLength);
+const HELLO_LENGTH = String(HELLO.byteLength);
 
-const app: App = (_environ, startResponse) => {
+const app: App = (environ, startResponse) => {
+  // Whatever split the web server made, the request path is SCRIPT_NAME + PATH_INFO.
+  const big = `${environ.SCRIPT_NAME}${environ.PATH_INFO}`.endsWith(BIG_PATH);
   startResponse('200 OK', [
     ['Content-Type', 'text/plain'],
-    ['Content-Length', String(BODY.byteLength)],
+    ['Content-Length', big ? BIG_LENGTH : HELLO_LENGTH],
   ]);
-  return [BODY];
+  return [big ? BIG : HELLO];
 };
 
 export default app;

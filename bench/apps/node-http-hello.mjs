@@ -1,16 +1,18 @@
 /**
- * The hello world of bench/fastcgi.mjs on Node's own http server (no tsgi): the "Node http via proxy" row.
+ * The "Node http via proxy" row of bench/run.mjs: Node's own http server, no tsgi. "Hello, World!" at /,
+ * the 64 KiB body of payload.mjs at /64k.
  *
  *   node bench/apps/node-http-hello.mjs PORT      prints "listening on 127.0.0.1:PORT (pid N)"
  */
 import { createServer } from 'node:http';
+import { BIG_BODY, BIG_PATH, HELLO_BODY } from './payload.mjs';
 
-const BODY = Buffer.from('Hello, World!');
 const port = Number(process.argv[2] ?? 8001);
 
-const server = createServer((_req, res) => {
-  res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': BODY.length });
-  res.end(BODY);
+const server = createServer((req, res) => {
+  const body = req.url === BIG_PATH ? BIG_BODY : HELLO_BODY;
+  res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': body.length });
+  res.end(body);
 });
 server.listen(port, '127.0.0.1', () => {
   process.stdout.write(`listening on 127.0.0.1:${port} (pid ${process.pid})\n`);

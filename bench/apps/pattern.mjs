@@ -1,5 +1,5 @@
 /**
- * The deterministic byte stream of the streaming benchmark, shared by bench/fastcgi.mjs (which uploads it and
+ * The deterministic byte stream of the streaming benchmark, shared by bench/run.mjs (which uploads it and
  * computes the hash a download must have) and bench/apps/stream.ts (which serves it as a download).
  *
  * A 64 KiB block of xorshift32 output, repeated, with each chunk's index written over its first 4 bytes so

@@ -3,7 +3,7 @@ import type { App } from 'tsgi';
 import { generatePattern } from './pattern.mjs';
 
 /**
- * The streaming app of bench/fastcgi.mjs:
+ * The streaming app of bench/run.mjs:
  *   POST .../upload              reads the whole body (chunked or with a length), answers
  *                                {"bytes": N, "sha256": "..."} as JSON
  *   GET  .../download?bytes=N    answers N deterministic bytes (bench/apps/pattern.mjs) with a Content-Length

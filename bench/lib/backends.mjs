@@ -1,0 +1,172 @@
+/**
+ * The throughput rows of bench/run.mjs: each a backend process tree (or none, for nginx's own answer) and the
+ * nginx location that reaches it. Every backend answers the same two responses (bench/apps/payload.mjs):
+ * "Hello, World!" at / and 64 KiB at /64k, text/plain with a Content-Length.
+ *
+ * A row: { id, name, note (for RESULTS.md), tools (Debian-packaged tools it needs), modules (npm packages it
+ * needs), keepalive (upstream keepalive), node (a Node backend: profilable), command(ctx, port, nodeArgs) ->
+ * [command, args, env?], location(ctx, row) or locations(ctx, row) (nginx config text) }.
+ */
+import { join, relative } from 'node:path';
+import { fastcgiLocation, gatewayLocation, proxyLocation, UPSTREAM_KEEPALIVE } from './nginx.mjs';
+import { HELLO_BODY } from '../apps/payload.mjs';
+
+/**
+ * `node bin/tsgi.js serve bench/apps/APP FLAG 127.0.0.1:PORT`, the way users start it (no --workers: the
+ * default). The gateway protocols get `--mount /` (an app at the root of the site: SCRIPT_NAME "" and
+ * PATH_INFO the path, whatever split nginx's stock params make), as conf/nginx-fastcgi.conf advises.
+ */
+function tsgiServe(ctx, appFile, flag, port, nodeArgs = []) {
+  const mount = flag === '--http' ? [] : ['--mount', '/'];
+  return [process.execPath, [...nodeArgs, ctx.tsgiBin, 'serve', relative(ctx.root, join(ctx.apps, appFile)), flag, `127.0.0.1:${port}`, ...mount]];
+}
+
+const TSGI_PROCESSES = 'no --workers: whatever process tree `tsgi serve` starts by default, measured whole';
+
+export const ROWS = [
+  {
+    id: 'tsgi-fastcgi',
+    name: 'tsgi FastCGI',
+    keepalive: true,
+    node: true,
+    tools: ['nginx', 'wrk'],
+    command: (ctx, port, nodeArgs) => tsgiServe(ctx, 'hello.ts', '--fastcgi', port, nodeArgs),
+    location: () => fastcgiLocation('tsgi_fastcgi'),
+    note: `\`tsgi serve bench/apps/hello.ts --fastcgi 127.0.0.1:P --mount /\` (${TSGI_PROCESSES}); fastcgi_pass, fastcgi_keep_conn on, upstream keepalive ${UPSTREAM_KEEPALIVE}.`,
+  },
+  {
+    id: 'tsgi-scgi',
+    name: 'tsgi SCGI',
+    keepalive: false,
+    node: true,
+    tools: ['nginx', 'wrk'],
+    command: (ctx, port, nodeArgs) => tsgiServe(ctx, 'hello.ts', '--scgi', port, nodeArgs),
+    location: () => gatewayLocation('scgi', 'tsgi_scgi'),
+    note: `\`tsgi serve bench/apps/hello.ts --scgi 127.0.0.1:P --mount /\` (${TSGI_PROCESSES}); scgi_pass with Debian's scgi_params. SCGI has no connection reuse: one TCP connection per request.`,
+  },
+  {
+    id: 'tsgi-uwsgi',
+    name: 'tsgi uwsgi',
+    keepalive: false,
+    node: true,
+    tools: ['nginx', 'wrk'],
+    command: (ctx, port, nodeArgs) => tsgiServe(ctx, 'hello.ts', '--uwsgi', port, nodeArgs),
+    location: () => gatewayLocation('uwsgi', 'tsgi_uwsgi'),
+    note: `\`tsgi serve bench/apps/hello.ts --uwsgi 127.0.0.1:P --mount /\` (${TSGI_PROCESSES}); uwsgi_pass with Debian's uwsgi_params. nginx's uwsgi module opens one TCP connection per request.`,
+  },
+  {
+    id: 'tsgi-http',
+    name: 'tsgi HTTP via proxy',
+    keepalive: true,
+    node: true,
+    tools: ['nginx', 'wrk'],
+    command: (ctx, port, nodeArgs) => tsgiServe(ctx, 'hello.ts', '--http', port, nodeArgs),
+    location: () => proxyLocation('tsgi_http'),
+    note: `\`tsgi serve bench/apps/hello.ts --http 127.0.0.1:P\` (${TSGI_PROCESSES}); proxy_pass, HTTP/1.1, \`Connection ""\`, upstream keepalive ${UPSTREAM_KEEPALIVE}.`,
+  },
+  {
+    id: 'node-http',
+    name: 'Node http via proxy',
+    keepalive: true,
+    node: true,
+    tools: ['nginx', 'wrk'],
+    command: (ctx, port, nodeArgs = []) => [process.execPath, [...nodeArgs, join(ctx.apps, 'node-http-hello.mjs'), String(port)]],
+    location: () => proxyLocation('node_http'),
+    note: `bench/apps/node-http-hello.mjs: plain \`node:http\` \`createServer\`, one process; proxy_pass as for tsgi HTTP. The baseline of the ratio column.`,
+  },
+  {
+    id: 'express-fastcgi',
+    name: 'Express via tsgi FastCGI',
+    keepalive: true,
+    node: true,
+    tools: ['nginx', 'wrk'],
+    modules: ['express'],
+    command: (ctx, port, nodeArgs) => tsgiServe(ctx, 'express-hello.ts', '--fastcgi', port, nodeArgs),
+    location: () => fastcgiLocation('express_fastcgi'),
+    note: `Express 5 (bench/apps/express-app.mjs) wrapped with \`fromNodeHandler\` (bench/apps/express-hello.ts), \`tsgi serve bench/apps/express-hello.ts --fastcgi 127.0.0.1:P --mount /\` (${TSGI_PROCESSES}); as tsgi FastCGI.`,
+  },
+  {
+    id: 'express-http',
+    name: 'Express on node:http via proxy',
+    keepalive: true,
+    node: true,
+    tools: ['nginx', 'wrk'],
+    modules: ['express'],
+    command: (ctx, port, nodeArgs = []) => [process.execPath, [...nodeArgs, join(ctx.apps, 'express-http-hello.mjs'), String(port)]],
+    location: () => proxyLocation('express_http'),
+    note: 'The same Express app on its own `app.listen` (node:http), one process; proxy_pass as for Node http.',
+  },
+  {
+    id: 'node-fastcgi',
+    name: 'node-fastcgi',
+    keepalive: true,
+    node: true,
+    tools: ['nginx', 'wrk'],
+    modules: ['node-fastcgi'],
+    command: (ctx, port, nodeArgs = []) => [process.execPath, [...nodeArgs, join(ctx.apps, 'node-fastcgi-hello.cjs'), String(port)]],
+    location: () => fastcgiLocation('node_fastcgi'),
+    note: 'node-fastcgi (the npm devDependency), its README\'s server on TCP, one process; as tsgi FastCGI. It ignores FCGI_KEEP_CONN and closes every connection after one request (nginx logs the kept connections it finds closed and retries them; clients never see it).',
+  },
+  {
+    id: 'php-fpm',
+    name: 'PHP-FPM',
+    keepalive: true,
+    tools: ['nginx', 'wrk', 'php-fpm'],
+    command: (ctx) => [ctx.phpFpm, ['--nodaemonize', '--fpm-config', join(ctx.dir, 'php-fpm.conf'), ...(process.getuid?.() === 0 ? ['--allow-to-run-as-root'] : [])]],
+    location: (ctx) => fastcgiLocation('php_fpm', `      fastcgi_param SCRIPT_FILENAME ${ctx.dir}/hello.php;\n`),
+    note: 'Debian\'s php-fpm, its own pool: `pm = static`, `pm.max_children` = the wrk connection count (a child serves one kept-alive nginx connection at a time, so fewer children would leave connections queued), `pm.max_requests = 0`, opcache as Debian ships it (on); the master process plus the children; bench/apps/hello.php; fastcgi_keep_conn on.',
+  },
+  {
+    id: 'uwsgi-python',
+    name: 'uWSGI (Python WSGI)',
+    keepalive: false,
+    tools: ['nginx', 'wrk', 'uwsgi', 'uwsgi-python3'],
+    command: (ctx, port) => [
+      ctx.uwsgi,
+      ['--plugin', 'python3', '--uwsgi-socket', `127.0.0.1:${port}`, '--wsgi-file', join(ctx.apps, 'hello_wsgi.py'),
+        '--processes', '1', '--disable-logging', '--die-on-term', '--need-app'],
+    ],
+    location: () => gatewayLocation('uwsgi', 'uwsgi_python'),
+    note: 'Debian\'s uwsgi-core + uwsgi-plugin-python3: `uwsgi --plugin python3 --uwsgi-socket 127.0.0.1:P --wsgi-file bench/apps/hello_wsgi.py --processes 1 --disable-logging`: 1 process, no master, no threads; uwsgi_pass (one connection per request).',
+  },
+  {
+    id: 'go-fcgi',
+    name: 'Go net/http/fcgi',
+    keepalive: true,
+    tools: ['nginx', 'wrk', 'go'],
+    command: (ctx, port) => [ctx.goBinary, [`127.0.0.1:${port}`]],
+    location: () => fastcgiLocation('go_fcgi'),
+    note: 'bench/apps/go-fcgi/main.go, standard library only, built by the bench with Debian\'s golang-go (CGO_ENABLED=0); one process, GOMAXPROCS = the core count (Go\'s default); fastcgi_keep_conn on.',
+  },
+  {
+    id: 'nginx',
+    name: 'nginx alone',
+    keepalive: false,
+    tools: ['nginx', 'wrk'],
+    command: null,
+    locations: (ctx) =>
+      `    location = / {\n      return 200 "${HELLO_BODY.toString()}";\n    }\n    location = /64k {\n      root ${ctx.dir}/static;\n    }\n`,
+    note: 'No backend: `return 200 "Hello, World!"` for hello world, the 64 KiB body as a static file for 64 KiB. The ceiling of this setup.',
+  },
+];
+
+export const ROW_IDS = ROWS.map((row) => row.id);
+
+/** The PHP-FPM configuration: its own pool on TCP, everything in the temp dir. */
+export function phpFpmConfig(dir, port, children) {
+  const root = process.getuid?.() === 0;
+  return `; Written by bench/run.mjs.
+[global]
+pid = ${dir}/php-fpm.pid
+error_log = ${dir}/php-fpm.log
+daemonize = no
+
+[bench]
+${root ? 'user = root\ngroup = root\n' : ''}listen = 127.0.0.1:${port}
+listen.backlog = 4096
+pm = static
+pm.max_children = ${children}
+pm.max_requests = 0
+catch_workers_output = yes
+`;
+}

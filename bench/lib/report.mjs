@@ -1,0 +1,170 @@
+/**
+ * The report of bench/run.mjs: the same figures as console text and as the markdown of bench/RESULTS.md.
+ *
+ * `results` = { command, quick, settings: {...}, machine: [[label, value]], payloads: [{ id, label }],
+ *   rows: [{ id, name, note, processes, byPayload: { [payload]: figures } }], goals: [...],
+ *   stream: {...} | null, cgi: {...} | null, warnings: [...], errors: [...] }
+ */
+
+const num = (value, digits = 1) => (value === null || value === undefined || Number.isNaN(value) ? 'n/a' : value.toFixed(digits));
+const int = (value) => (value === null || value === undefined || Number.isNaN(value) ? 'n/a' : Math.round(value).toLocaleString('en-US'));
+const ratio = (value) => (value === null || value === undefined || Number.isNaN(value) ? 'n/a' : `${value.toFixed(2)}x`);
+
+/** The columns of a throughput table, as [header, (row, figures) => text, align]. */
+function columns(results) {
+  const spread = results.settings.rounds > 1;
+  const cols = [
+    ['row', (row) => row.name, 'left'],
+    ['procs', (row) => (row.processes === null ? '-' : String(row.processes)), 'right'],
+    ['req/s', (row, f) => int(f.rps), 'right'],
+  ];
+  if (spread) cols.push(['min-max', (row, f) => `${int(f.minRps)}-${int(f.maxRps)}`, 'right']);
+  cols.push(
+    ['vs Node http', (row, f) => ratio(f.vsNode), 'right'],
+    ['p50 ms', (row, f) => num(f.p50Ms, 2), 'right'],
+    ['p99 ms', (row, f) => num(f.p99Ms, 2), 'right'],
+    ['peak RSS MiB', (row, f) => (f.hwm === null ? '-' : num(f.hwm)), 'right'],
+    ['PSS MiB', (row, f) => (f.pss === null ? '-' : num(f.pss)), 'right'],
+    ['backend us/req', (row, f) => (f.backendUsPerReq === null ? '-' : num(f.backendUsPerReq)), 'right'],
+    ['nginx us/req', (row, f) => num(f.nginxUsPerReq), 'right'],
+    ['errors', (row, f) => f.errors, 'right'],
+    ['other CPU%', (row, f) => num(f.maxOtherCpu, 0), 'right'],
+  );
+  return cols;
+}
+
+function tableCells(results, payload) {
+  const cols = columns(results);
+  const rows = results.rows.filter((row) => row.byPayload[payload.id]);
+  return { cols, body: rows.map((row) => cols.map(([, cell]) => cell(row, row.byPayload[payload.id]))) };
+}
+
+function textTable(results, payload) {
+  const { cols, body } = tableCells(results, payload);
+  const widths = cols.map(([header], i) => Math.max(header.length, ...body.map((cells) => cells[i].length)));
+  const line = (cells) => cells.map((cell, i) => (cols[i][2] === 'left' ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
+  return [line(cols.map(([header]) => header)), ...body.map(line)].join('\n');
+}
+
+function markdownTable(results, payload) {
+  const { cols, body } = tableCells(results, payload);
+  const header = `| ${cols.map(([h]) => h).join(' | ')} |`;
+  const rule = `|${cols.map(([, , align]) => (align === 'left' ? '---' : '---:')).join('|')}|`;
+  return [header, rule, ...body.map((cells) => `| ${cells.join(' | ')} |`)].join('\n');
+}
+
+function settingsLine(results) {
+  const s = results.settings;
+  return (
+    `wrk -t${s.threads} -c${s.connections} -d${s.duration}s --latency per row and payload, after ${s.warmup}s of warm-up; ` +
+    `${s.rounds > 1 ? `${s.rounds} rounds in rotating row order, median by req/s (p50/p99/CPU of the median run, errors summed)` : '1 round'}; ` +
+    `one nginx, 1 worker process, access_log off`
+  );
+}
+
+const LEGEND_LINES = [
+  "procs: processes in the backend's tree, counted during the run (tsgi rows: `tsgi serve`'s master and the one worker that serves,",
+  "plus esbuild's service process when the worker's TypeScript loader keeps one; PHP-FPM: its master and children).",
+  'vs Node http: req/s over "Node http via proxy" for the same payload.',
+  "peak RSS: sum over the tree of each process's VmHWM (peak resident set; pages shared between processes count once per process),",
+  "read after the row's runs of that payload (so the 64 KiB figure is the peak over both payloads).",
+  'PSS: proportional set size of the tree at that moment (every shared page split between the processes mapping it, also processes',
+  'outside the tree such as other node processes on the machine).',
+  'us/req: CPU time per request of the backend tree and of nginx (steadier than req/s on a shared machine).',
+  'errors: non-2xx responses and socket errors seen by wrk, plus [error] lines nginx logged ("N logged").',
+  "other CPU%: the most CPU (percent of one core) that processes not of this bench, plus VM steal, used during one of the row's runs.",
+];
+const LEGEND = LEGEND_LINES.join(' ');
+
+function goalLines(results) {
+  return results.goals.map((goal) => `${goal.label}: ${goal.text}`);
+}
+
+function streamLines(stream) {
+  if (!stream) return [];
+  if (stream.error) return [`streaming: FAILED: ${stream.error}`];
+  const s = stream;
+  return [
+    `upload ${s.mib} MiB (chunked, fastcgi_request_buffering off): ${num(s.mib / s.up.seconds, 0)} MiB/s, byte-identical: ${s.upOk ? 'yes' : `NO (status ${s.up.status}, sent ${s.up.sent}, app says ${s.up.text.trim().slice(0, 200)})`}`,
+    `download ${s.mib} MiB (fastcgi_buffering off): ${num(s.mib / s.down.seconds, 0)} MiB/s, byte-identical: ${s.downOk ? 'yes' : `NO (status ${s.down.status}, received ${s.down.received} of ${s.total}${s.down.complete ? '' : ', cut short'})`}`,
+    `backend peak RSS: ${num(s.after?.hwm)} MiB over ${s.after?.processes ?? 'n/a'} processes (largest process ${num(s.after?.largestHwm)} MiB); before the transfers ${num(s.idle?.hwm)} MiB`,
+  ];
+}
+
+function cgiTable(cgi, markdown) {
+  const base = cgi.variants.find((v) => v.name === 'node -e 0');
+  const cols = ['variant', 'wall median ms', 'wall p90 ms', 'peak RSS MiB', 'wall vs node -e 0', 'RSS vs node -e 0'];
+  const body = cgi.variants.map((v) => [
+    v.name,
+    num(v.wallMedian),
+    num(v.wallP90),
+    num(v.rssMedianMib),
+    ratio(v.wallMedian / base.wallMedian),
+    ratio(v.rssMedianMib / base.rssMedianMib),
+  ]);
+  if (markdown) {
+    return [`| ${cols.join(' | ')} |`, `|---|${cols.slice(1).map(() => '---:').join('|')}|`, ...body.map((cells) => `| ${cells.join(' | ')} |`)].join('\n');
+  }
+  const widths = cols.map((header, i) => Math.max(header.length, ...body.map((cells) => cells[i].length)));
+  const line = (cells) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
+  return [line(cols), ...body.map(line)].join('\n');
+}
+
+/** The console report. */
+export function textReport(results) {
+  const out = [];
+  if (results.quick) out.push('QUICK RUN (--quick): short smoke-test durations; the figures are not for comparison.');
+  out.push(settingsLine(results));
+  out.push(`machine: ${results.machine.map(([label, value]) => `${label} ${value}`).join(', ')}`);
+  for (const payload of results.payloads) {
+    if (!results.rows.some((row) => row.byPayload[payload.id])) continue;
+    out.push('', `${payload.label}:`, textTable(results, payload));
+  }
+  if (results.rows.length) out.push('', ...LEGEND_LINES);
+  if (results.goals.length) out.push('', 'goals (hello world unless said otherwise):', ...goalLines(results).map((line) => `  ${line}`));
+  if (results.stream) out.push('', `streaming through nginx to ${results.stream.name}:`, ...streamLines(results.stream).map((line) => `  ${line}`));
+  if (results.cgi) out.push('', `CGI start-up (${results.cgi.runs} interleaved runs each, medians; peak RSS from GNU time):`, cgiTable(results.cgi, false));
+  for (const line of results.errorNotes) out.push(line);
+  for (const warning of results.warnings) out.push(`WARNING: ${warning}`);
+  return `${out.join('\n')}\n`;
+}
+
+/** The markdown of bench/RESULTS.md. */
+export function markdownReport(results) {
+  const out = ['# tsgi benchmark results', ''];
+  if (results.quick) {
+    out.push(
+      '> **QUICK RUN (`--quick`)**: short smoke-test durations on a shared machine. These figures only show that',
+      '> every row runs; they are not for comparison. Rerun `npm run bench` on a quiet machine for real figures.',
+      '',
+    );
+  }
+  out.push(`Command: \`${results.command}\` (written by bench/run.mjs; rerun it to reproduce).`, '');
+  out.push('## Machine', '', '| | |', '|---|---|', ...results.machine.map(([label, value]) => `| ${label} | ${value} |`), '');
+  if (results.rows.length) {
+    out.push('## Throughput behind one nginx', '', `${settingsLine(results)}.`, '');
+    for (const payload of results.payloads) {
+      if (!results.rows.some((row) => row.byPayload[payload.id])) continue;
+      out.push(`### ${payload.label}`, '', markdownTable(results, payload), '');
+    }
+    out.push(LEGEND, '');
+  }
+  if (results.goals.length) out.push('## Goals', '', ...goalLines(results).map((line) => `- ${line}`), '');
+  if (results.stream) {
+    out.push('## Streaming', '', `Through the same nginx to ${results.stream.name}, \`client_max_body_size 0\`, request and response buffering off:`, '');
+    out.push(...streamLines(results.stream).map((line) => `- ${line}`), '');
+  }
+  if (results.cgi) {
+    out.push('## CGI start-up', '', `${results.cgi.runs} interleaved runs of each (after ${results.cgi.warmup} warm-up round${results.cgi.warmup === 1 ? '' : 's'}), medians; wall time from spawn to exit, peak RSS from GNU time \`-f %M\`; every CGI response checked. tsgi\'s is cgi-bin/hello.ts built with \`tsgi build\`.`, '');
+    out.push(cgiTable(results.cgi, true), '');
+  }
+  if (results.rows.length) {
+    out.push('## Row configuration', '', 'Every backend answers "Hello, World!" at / and 64 KiB (bench/apps/payload.mjs) at /64k, text/plain with a Content-Length. nginx: response buffers 8 x 16k (the 64 KiB answer stays in memory), upstream keepalive where the protocol allows it.', '');
+    for (const row of results.rows) out.push(`- **${row.name}**: ${row.note}`);
+    out.push('');
+  }
+  if (results.errorNotes.length || results.warnings.length) {
+    out.push('## Warnings and errors', '', ...results.errorNotes.map((line) => `- ${line}`), ...results.warnings.map((w) => `- WARNING: ${w}`), '');
+  }
+  return out.join('\n');
+}

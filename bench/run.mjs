@@ -1,0 +1,653 @@
+#!/usr/bin/env node
+/**
+ * tsgi's benchmark: one entry point for every figure (npm run bench; a script, never a test).
+ *
+ *   node bench/run.mjs [--quick] [--duration 5s] [--warmup 3s] [--rounds 3] [--only ROW,ROW,...]
+ *                      [--connections 32] [--threads 2] [--php-children N] [--stream-mib 1024]
+ *                      [--cgi-runs 20] [--profile ROW] [--results FILE | --no-results]
+ *                      [--no-build] [--no-install] [--max-minutes M] [--keep]
+ *
+ * 1. Setup. Installs the Debian packages the selected rows need when they are missing (as root, with
+ *    apt-get install -y --no-install-recommends and a policy-rc.d so that no packaged service starts;
+ *    skipped when everything is there):
+ *      PACKAGES
+ *    Runs `npm run build` (bin/tsgi.js runs dist/; --no-build measures the dist/ already there), checks the
+ *    npm devDependencies (node-fastcgi, express), and builds bench/apps/go-fcgi/main.go into the temp dir
+ *    (GOCACHE and GOPATH there, no module, no network).
+ * 2. Throughput. Starts ONE nginx (1 worker process, access_log off, upstream keepalive where the protocol
+ *    allows it) with one loopback server per row, and every row's backend in its own process group. Every
+ *    backend answers "Hello, World!" at / and 64 KiB at /64k (bench/apps/payload.mjs); both are checked
+ *    through nginx before anything is measured. Then, per row and payload: wrk warm-up, then
+ *    `wrk -t2 -c32 -d5s --latency`, rows one after another, --rounds times in rotating order (median by req/s).
+ *    Rows (ids for --only):
+ *      tsgi-fastcgi     `tsgi serve bench/apps/hello.ts --fastcgi 127.0.0.1:P --mount /`; fastcgi_pass,
+ *                       fastcgi_keep_conn on
+ *      tsgi-scgi        the same with --scgi; scgi_pass (a connection per request: SCGI has no reuse)
+ *      tsgi-uwsgi       the same with --uwsgi; uwsgi_pass (a connection per request)
+ *      tsgi-http        `tsgi serve bench/apps/hello.ts --http 127.0.0.1:P`; proxy_pass, HTTP/1.1 keepalive
+ *      node-http        plain node:http (bench/apps/node-http-hello.mjs); proxy_pass: the ratio baseline
+ *      express-fastcgi  Express 5 through fromNodeHandler (bench/apps/express-hello.ts), tsgi serve --fastcgi
+ *      express-http     the same Express app on node:http (app.listen); proxy_pass
+ *      node-fastcgi     node-fastcgi (devDependency), its README's server; fastcgi_pass
+ *      php-fpm          Debian's php-fpm, pm = static, one child per wrk connection (bench/apps/hello.php)
+ *      uwsgi-python     uWSGI + python3 plugin, 1 process (bench/apps/hello_wsgi.py); uwsgi_pass
+ *      go-fcgi          Go's net/http/fcgi, 1 process (bench/apps/go-fcgi/main.go); fastcgi_pass
+ *      nginx            nginx alone: `return 200` / a static 64 KiB file (the ceiling)
+ *    tsgi rows run the way users start them, `tsgi serve` without --workers; every Node row has one process
+ *    serving. Printed per payload: req/s, the ratio to Node http via proxy (the headline), p50/p99 latency,
+ *    the backend tree's peak RSS (sum of VmHWM over its processes, from /proc) and PSS, CPU time per request
+ *    of the backend and of nginx (steadier than req/s on a shared machine), errors, and the CPU used by
+ *    processes not of this bench (a WARNING when the machine is busy); then the goals of the FastCGI and
+ *    bridges issues.
+ * 3. Streaming (id `stream`): --stream-mib MiB uploaded (chunked) and downloaded through the same nginx
+ *    (buffering off) to `tsgi serve bench/apps/stream.ts --fastcgi`, checked byte-identical by sha256, with
+ *    the backend tree's peak RSS (goal < 120 MiB).
+ * 4. CGI start-up (id `cgi`): cgi-bin/hello.ts built with tsgi against `node -e 0`, a Python CGI and a shell
+ *    CGI: wall time and peak RSS (GNU time), interleaved runs, medians.
+ *
+ * With the defaults a run takes about 10 minutes on 2 cores (setup included); --quick about 3.
+ *
+ * The report goes to stdout and, unless --only or --no-results, to bench/RESULTS.md (--results FILE: there).
+ * Exit status 0 when every selected row ran cleanly; 1 when one could not run (a clear message says why),
+ * had non-2xx responses, or a transfer was not byte-identical; 2 for bad options. Every child process is
+ * stopped on exit, also on Ctrl-C, on errors and at --max-minutes.
+ *
+ * Options:
+ *   --quick            smoke run: 1s per wrk run, 1s warm-up, 1 round, 64 MiB streamed, 5 CGI runs
+ *                      (the other options still override these)
+ *   --duration S       seconds per measured wrk run (default 5s)
+ *   --warmup S         seconds of wrk warm-up before a row's first measured run (default 3s)
+ *   --rounds N         measured runs per row and payload, median reported (default 3)
+ *   --only IDS         comma-separated row ids (above), `stream`, `cgi`; the rest is not run
+ *   --connections N    wrk connections (default 32); --threads N: wrk threads (default 2)
+ *   --php-children N   PHP-FPM pm.max_children (default: the connection count)
+ *   --stream-mib N     MiB each way for the streaming figures (default 1024)
+ *   --cgi-runs N       runs per CGI variant (default 20)
+ *   --profile ROW      afterwards, a CPU profile of a Node row's backend under one wrk run (top functions)
+ *   --results FILE     where to write the markdown report (default bench/RESULTS.md; none with --only)
+ *   --no-results       write no markdown report
+ *   --no-build         don't run `npm run build` (measure the dist/ already there)
+ *   --no-install       never run apt-get: fail naming the missing packages instead
+ *   --max-minutes M    stop everything and fail after M minutes (default 40)
+ *   --keep             keep the temp dir (configs, logs, profiles) and print its path
+ *   -h, --help         this text
+ */
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { phpFpmConfig, ROW_IDS, ROWS } from './lib/backends.mjs';
+import { CGI_GOAL_RATIO, measureCgiStartup } from './lib/cgi-startup.mjs';
+import { FASTCGI_PARAMS, nginxConfig, streamFastcgiLocation } from './lib/nginx.mjs';
+import {
+  abortRun,
+  findFreePort,
+  httpGet,
+  installExitHandlers,
+  keepDir,
+  removeOnExit,
+  runningGroups,
+  runQuick,
+  sleep,
+  startProcess,
+  stopAll,
+  stopProcess,
+} from './lib/processes.mjs';
+import { cpuBetween, machineLoad, sampleCpu, treeMemory } from './lib/procstats.mjs';
+import { profileBackend } from './lib/profile.mjs';
+import { markdownReport, textReport } from './lib/report.mjs';
+import { ALL_PACKAGES, buildGo, buildTsgi, checkNodeModules, describeMachine, ensureTools, findPhpFpm, findUwsgi, nodeModuleVersion } from './lib/setup.mjs';
+import { measureStreaming, waitUntilStreamServing } from './lib/streaming.mjs';
+import { runWrk } from './lib/wrk.mjs';
+import { BIG_BODY, BIG_PATH, HELLO_BODY } from './apps/payload.mjs';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const APPS = join(ROOT, 'bench', 'apps');
+const NGINX = '/usr/sbin/nginx';
+const DEFAULT_RESULTS = join(ROOT, 'bench', 'RESULTS.md');
+const READY_TIMEOUT_MS = 60_000;
+const STREAM_RSS_GOAL_MIB = 120;
+/** More CPU than this (percent of one core) used by processes not of this bench makes a figure suspect. */
+const FOREIGN_CPU_WARN_PCT = 10;
+const EXTRA_IDS = ['stream', 'cgi'];
+const PAYLOADS = [
+  { id: 'hello', label: 'Hello world (13 bytes)', path: '/', body: HELLO_BODY },
+  { id: 'big', label: '64 KiB response', path: BIG_PATH, body: BIG_BODY },
+];
+const GOALS = [
+  { row: 'tsgi-fastcgi', against: 'node-http', min: 1.2 },
+  { row: 'tsgi-fastcgi', against: 'node-fastcgi', min: 6 },
+  { row: 'tsgi-fastcgi', against: 'php-fpm', min: 1.5 },
+  { row: 'tsgi-scgi', against: 'tsgi-fastcgi', min: 1 },
+  { row: 'tsgi-uwsgi', against: 'tsgi-fastcgi', min: 1 },
+  { row: 'express-fastcgi', against: 'express-http', min: 0.9 },
+];
+const PREFIX = 'bench';
+
+class UsageError extends Error {}
+
+// ---------------------------------------------------------------------------------------------------------
+// Options.
+
+function parseSeconds(text, flag) {
+  const match = /^([0-9]+)(s|m)?$/.exec(text);
+  if (!match) throw new UsageError(`${flag} expects whole seconds like 5s, 10 or 1m (got ${text})`);
+  return Number(match[1]) * (match[2] === 'm' ? 60 : 1);
+}
+
+function parseCount(text, flag, min = 1) {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min) throw new UsageError(`${flag} expects an integer >= ${min} (got ${text})`);
+  return value;
+}
+
+export function parseOptions(argv) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      quick: { type: 'boolean', default: false },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      rounds: { type: 'string' },
+      only: { type: 'string' },
+      connections: { type: 'string', default: '32' },
+      threads: { type: 'string', default: '2' },
+      'php-children': { type: 'string' },
+      'stream-mib': { type: 'string' },
+      'cgi-runs': { type: 'string' },
+      profile: { type: 'string' },
+      results: { type: 'string' },
+      'no-results': { type: 'boolean', default: false },
+      'no-build': { type: 'boolean', default: false },
+      'no-install': { type: 'boolean', default: false },
+      'max-minutes': { type: 'string', default: '40' },
+      keep: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]} (see --help)`);
+  const quick = values.quick;
+  const connections = parseCount(values.connections, '--connections');
+  const options = {
+    help: values.help,
+    quick,
+    duration: parseCount(String(parseSeconds(values.duration ?? (quick ? '1s' : '5s'), '--duration')), '--duration'),
+    warmup: parseSeconds(values.warmup ?? (quick ? '1s' : '3s'), '--warmup'),
+    rounds: parseCount(values.rounds ?? (quick ? '1' : '3'), '--rounds'),
+    connections,
+    threads: Math.min(parseCount(values.threads, '--threads'), connections),
+    phpChildren: values['php-children'] ? parseCount(values['php-children'], '--php-children') : connections,
+    streamMib: parseCount(values['stream-mib'] ?? (quick ? '64' : '1024'), '--stream-mib'),
+    cgiRuns: parseCount(values['cgi-runs'] ?? (quick ? '5' : '20'), '--cgi-runs'),
+    cgiWarmup: quick ? 1 : 3,
+    profile: values.profile ?? null,
+    keep: values.keep,
+    build: !values['no-build'],
+    install: !values['no-install'],
+    maxMinutes: parseCount(values['max-minutes'], '--max-minutes'),
+    only: null,
+    results: null,
+  };
+  if (values.only !== undefined) {
+    const ids = values.only.split(',').map((id) => id.trim()).filter(Boolean);
+    if (ids.length === 0) throw new UsageError('--only expects comma-separated ids');
+    for (const id of ids) {
+      if (!ROW_IDS.includes(id) && !EXTRA_IDS.includes(id)) throw new UsageError(`--only: unknown id ${id} (ids: ${[...ROW_IDS, ...EXTRA_IDS].join(', ')})`);
+    }
+    options.only = new Set(ids);
+  }
+  if (options.profile) {
+    const row = ROWS.find((candidate) => candidate.id === options.profile);
+    if (!row?.node) throw new UsageError(`--profile expects a Node row: ${ROWS.filter((r) => r.node).map((r) => r.id).join(', ')}`);
+    if (options.only && !options.only.has(row.id)) throw new UsageError(`--profile ${row.id}: that row is not in --only`);
+  }
+  if (values.results !== undefined && values['no-results']) throw new UsageError('--results and --no-results exclude each other');
+  if (values.results !== undefined) options.results = resolve(values.results);
+  else if (!values['no-results'] && !options.only) options.results = DEFAULT_RESULTS;
+  return options;
+}
+
+async function helpText() {
+  const source = await readFile(fileURLToPath(import.meta.url), 'utf8');
+  const text = /\/\*\*\n([\s\S]*?)\*\//.exec(source)[1].replace(/^ \* ?/gm, '');
+  return text.replace('PACKAGES', ALL_PACKAGES.join(' '));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Rows: start, check, measure.
+
+/** Polls the row's two URLs through nginx until both answer 200 with the expected bytes; throws with details. */
+async function waitUntilServing(row) {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (const payload of PAYLOADS) {
+    const url = `${row.url}${payload.path.slice(1)}`;
+    let last = 'no answer yet';
+    let ok = false;
+    while (Date.now() < deadline) {
+      if (row.proc && row.proc.exitCode !== undefined) break;
+      try {
+        const answer = await httpGet(url);
+        if (answer.status === 200 && answer.body.equals(payload.body)) {
+          ok = true;
+          break;
+        }
+        last = `${answer.status}, ${answer.body.length} bytes: ${JSON.stringify(answer.body.toString('latin1').slice(0, 120))}`;
+        if (answer.status === 200) break; // Serving, but the wrong body: waiting won't fix it.
+      } catch (error) {
+        last = error.message;
+      }
+      await sleep(100);
+    }
+    if (ok) continue;
+    const exited = row.proc && row.proc.exitCode !== undefined ? ` (the backend exited: ${row.proc.exitCode})` : '';
+    const output = row.proc?.output.trim() ? `\n--- ${row.proc.name} output ---\n${row.proc.output.trim()}` : '';
+    throw new Error(
+      `row ${row.id} (${row.name}) cannot run: ${url} did not answer 200 with the expected ${payload.body.length} bytes ` +
+        `within ${READY_TIMEOUT_MS / 1000} s${exited}; last: ${last}${output}`,
+    );
+  }
+}
+
+/** The nginx error-log lines ([error] and worse) written since the last call. */
+async function readNewLogErrors(path, state) {
+  const text = await readFile(path, 'latin1').catch(() => '');
+  const fresh = text.slice(state.offset);
+  state.offset = text.length;
+  return fresh.split('\n').filter((line) => /\[(error|crit|alert|emerg)\]/.test(line));
+}
+
+function summarizeLogErrors(lines) {
+  const kinds = new Map();
+  for (const line of lines) {
+    const what = /\*\d+ (.*?)(?:, client:|$)/.exec(line)?.[1] ?? line.slice(0, 120);
+    const kind = what.replace(/ while .*$/, '');
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+  }
+  return [...kinds.entries()].map(([kind, count]) => `${count}x ${kind}`).join('; ');
+}
+
+/** "0", or what went wrong summed over runs: "12 non-2xx, 3 read; 40 in nginx log". */
+function describeErrors(runs) {
+  const parts = [];
+  const nonSuccess = runs.reduce((sum, run) => sum + run.result.nonSuccess, 0);
+  if (nonSuccess) parts.push(`${nonSuccess} non-2xx`);
+  for (const kind of ['connect', 'read', 'write', 'timeout']) {
+    const count = runs.reduce((sum, run) => sum + run.result.socketErrors[kind], 0);
+    if (count) parts.push(`${count} ${kind}`);
+  }
+  const logged = runs.reduce((sum, run) => sum + run.logErrors.length, 0);
+  const wrk = parts.length ? parts.join(', ') : '0';
+  return logged ? `${wrk}; ${logged} logged` : wrk;
+}
+
+/** A row's figures for one payload: the median run by req/s, errors summed, CPU per request, memory. */
+function summarize(row, runs, nginxPgid, memory) {
+  const sorted = [...runs].sort((a, b) => a.result.rps - b.result.rps);
+  const median = sorted[Math.floor((sorted.length - 1) / 2)];
+  const usPerReq = (pct) => ((pct / 100) * 1e6) / median.result.rps;
+  const backendCpu = row.proc ? median.cpu.groups.get(row.proc.child.pid) ?? 0 : null;
+  return {
+    rps: median.result.rps,
+    minRps: sorted[0].result.rps,
+    maxRps: sorted[sorted.length - 1].result.rps,
+    p50Ms: median.result.p50Ms,
+    p99Ms: median.result.p99Ms,
+    errors: describeErrors(runs),
+    nonSuccess: runs.reduce((sum, run) => sum + run.result.nonSuccess, 0),
+    socketErrors: runs.reduce((sum, run) => sum + Object.values(run.result.socketErrors).reduce((a, b) => a + b, 0), 0),
+    logErrors: runs.flatMap((run) => run.logErrors),
+    backendUsPerReq: backendCpu === null ? null : usPerReq(backendCpu),
+    nginxUsPerReq: usPerReq(median.cpu.groups.get(nginxPgid) ?? 0),
+    maxOtherCpu: Math.max(...runs.map((run) => run.cpu.foreign + run.cpu.steal)),
+    hwm: memory?.hwm ?? null,
+    pss: memory?.pss ?? null,
+    vsNode: null,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Main.
+
+export async function main(argv, { prefix = PREFIX } = {}) {
+  let options;
+  try {
+    options = parseOptions(argv);
+  } catch (error) {
+    if (!(error instanceof UsageError) && !(error instanceof TypeError)) throw error;
+    process.stderr.write(`${prefix}: ${error.message}\n`);
+    return 2;
+  }
+  if (options.help) {
+    process.stdout.write(await helpText());
+    return 0;
+  }
+  installExitHandlers(prefix);
+  const watchdog = setTimeout(
+    () => abortRun(`${prefix}: FAILED: still running after --max-minutes ${options.maxMinutes}; every child process stopped`, 1),
+    options.maxMinutes * 60_000,
+  );
+  watchdog.unref();
+  try {
+    return await runBench(options, argv, prefix);
+  } catch (error) {
+    // Setup failures (missing packages, a failed build): nothing measured yet.
+    process.stderr.write(`${prefix}: FAILED: ${error instanceof Error ? error.message : String(error)}\n`);
+    await stopAll();
+    return 1;
+  } finally {
+    clearTimeout(watchdog);
+  }
+}
+
+async function runBench(options, argv, prefix) {
+  const log = (message) => process.stderr.write(`${prefix}: ${message}\n`);
+  const selected = (id) => !options.only || options.only.has(id);
+  const rows = ROWS.filter((row) => selected(row.id)).map((row) => ({ ...row }));
+  const doStream = selected('stream');
+  const doCgi = selected('cgi');
+
+  const perRow = rows.length * PAYLOADS.length * (options.warmup + options.rounds * options.duration);
+  const estimate = perRow + (doStream ? (2 * options.streamMib) / 150 + 10 : 0) + (doCgi ? (options.cgiRuns + options.cgiWarmup) * 6 * 0.1 : 0);
+  log(
+    `${rows.length} rows x ${PAYLOADS.length} payloads${doStream ? ', streaming' : ''}${doCgi ? ', CGI start-up' : ''}: ` +
+      `about ${Math.ceil(estimate / 60)} min of measuring after setup${options.quick ? ' (--quick)' : ''}`,
+  );
+
+  // 1. Setup.
+  const tools = new Set(rows.flatMap((row) => row.tools));
+  if (doStream) ['nginx'].forEach((tool) => tools.add(tool));
+  if (doCgi) ['time', 'python3'].forEach((tool) => tools.add(tool));
+  const installed = await ensureTools([...tools], { install: options.install, log });
+  const modules = [...new Set(rows.flatMap((row) => row.modules ?? []))];
+  checkNodeModules(ROOT, modules);
+  const needsTsgi = doStream || doCgi || rows.some((row) => row.id.startsWith('tsgi-') || row.id === 'express-fastcgi');
+  if (needsTsgi) {
+    if (options.build) {
+      log('npm run build');
+      await buildTsgi(ROOT);
+    } else if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
+      throw new Error('dist/ is missing and --no-build was given: run `npm run build`');
+    }
+  }
+
+  const dir = await mkdtemp(join(tmpdir(), 'tsgi-bench-'));
+  removeOnExit(dir);
+  const ctx = {
+    root: ROOT,
+    apps: APPS,
+    dir,
+    tsgiBin: join(ROOT, 'bin', 'tsgi.js'),
+    phpFpm: findPhpFpm(),
+    uwsgi: findUwsgi(),
+    goBinary: null,
+  };
+  const results = {
+    command: `node bench/run.mjs${argv.length ? ` ${argv.join(' ')}` : ''}`,
+    quick: options.quick,
+    settings: options,
+    machine: [],
+    payloads: PAYLOADS,
+    rows: [],
+    goals: [],
+    stream: null,
+    cgi: null,
+    warnings: [],
+    errorNotes: [],
+  };
+  let exitCode = 0;
+  try {
+    // nginx workers and PHP-FPM children may run as another user: they must be able to read the temp dir.
+    await chmod(dir, 0o755);
+    await mkdir(join(dir, 'nginx-tmp'), { recursive: true });
+    await mkdir(join(dir, 'static'), { recursive: true });
+    await writeFile(join(dir, 'static', BIG_PATH.slice(1)), BIG_BODY);
+    await writeFile(join(dir, 'fastcgi_params'), FASTCGI_PARAMS);
+    if (rows.some((row) => row.id === 'go-fcgi')) {
+      log('go build bench/apps/go-fcgi/main.go');
+      ctx.goBinary = await buildGo(join(APPS, 'go-fcgi'), dir);
+    }
+    results.machine = describeMachine(ROOT);
+    if (installed.length) results.machine.push(['installed by this run', installed.join(' ')]);
+
+    // 2. nginx and the backends.
+    for (const row of rows) {
+      row.nginxPort = await findFreePort();
+      row.backendPort = row.command ? await findFreePort() : null;
+      row.upstream = row.command ? row.id.replaceAll('-', '_') : null;
+      row.url = `http://127.0.0.1:${row.nginxPort}/`;
+      if (!row.locations) row.location = row.location(ctx, row);
+      else row.locations = row.locations(ctx, row);
+      if (row.id === 'node-fastcgi') row.name = `node-fastcgi ${nodeModuleVersion(ROOT, 'node-fastcgi')}`;
+      if (row.id === 'php-fpm') {
+        row.name = `PHP-FPM (pm static, ${options.phpChildren})`;
+        await writeFile(join(dir, 'hello.php'), await readFile(join(APPS, 'hello.php')));
+        await writeFile(join(dir, 'php-fpm.conf'), phpFpmConfig(dir, row.backendPort, options.phpChildren));
+      }
+    }
+    // The upstream names must match the locations each row wrote.
+    for (const row of rows) if (row.upstream && !row.location.includes(row.upstream)) throw new Error(`internal: ${row.id}'s location does not use upstream ${row.upstream}`);
+    const streamRow = doStream
+      ? {
+          id: 'stream',
+          name: '`tsgi serve bench/apps/stream.ts --fastcgi 127.0.0.1:P --mount /`',
+          keepalive: true,
+          upstream: 'tsgi_stream',
+          nginxPort: await findFreePort(),
+          backendPort: await findFreePort(),
+          location: '      return 404;\n',
+          extraLocations: streamFastcgiLocation('tsgi_stream'),
+          command: (c, port) => [process.execPath, [c.tsgiBin, 'serve', relative(ROOT, join(APPS, 'stream.ts')), '--fastcgi', `127.0.0.1:${port}`, '--mount', '/']],
+        }
+      : null;
+    if (streamRow) streamRow.url = `http://127.0.0.1:${streamRow.nginxPort}/stream/`;
+    const nginxRows = streamRow ? [...rows, streamRow] : rows;
+    let nginx = null;
+    const nginxLog = join(dir, 'nginx-error.log');
+    const logState = { offset: 0 };
+    if (nginxRows.length) {
+      await writeFile(join(dir, 'nginx.conf'), nginxConfig(dir, nginxRows));
+      const nginxArgs = ['-p', `${dir}/`, '-c', join(dir, 'nginx.conf'), '-e', nginxLog];
+      const test = runQuick(NGINX, ['-t', ...nginxArgs]);
+      if (test.code !== 0) throw new Error(`nginx -t failed:\n${test.text}`);
+      nginx = startProcess('nginx', NGINX, nginxArgs, { cwd: dir });
+      for (const row of nginxRows) {
+        if (!row.command) continue;
+        const [command, args, env] = row.command(ctx, row.backendPort);
+        row.proc = startProcess(row.name, command, args, { cwd: ROOT, env: env ?? process.env });
+      }
+      log(`starting nginx and ${nginxRows.filter((row) => row.command).length} backends; checking both payloads of every row`);
+      for (const row of rows) await waitUntilServing(row);
+      if (nginx.exitCode !== undefined) throw new Error(`nginx exited (${nginx.exitCode}):\n${nginx.output}`);
+      await readNewLogErrors(nginxLog, logState); // Start-up noise (502s while backends came up) is not a row's.
+    }
+
+    // 3. Throughput.
+    if (rows.length) {
+      const groups = runningGroups();
+      const load = await machineLoad(groups, 1_000);
+      if (load.foreign + load.steal > FOREIGN_CPU_WARN_PCT) {
+        results.warnings.push(
+          `the machine was busy before the run: other processes and steal used ${load.foreign.toFixed(0)}% + ${load.steal.toFixed(0)}% of a core; ` +
+            'req/s will be low and noisy (compare the us/req columns, or rerun on a quiet machine)',
+        );
+        log(`WARNING: ${results.warnings.at(-1)}`);
+      }
+      const wrkOptions = { seconds: options.duration, threads: options.threads, connections: options.connections };
+      for (const row of rows) {
+        row.runs = Object.fromEntries(PAYLOADS.map((payload) => [payload.id, []]));
+        row.memory = {};
+      }
+      for (let round = 0; round < options.rounds; round++) {
+        for (let j = 0; j < rows.length; j++) {
+          const row = rows[(round + j) % rows.length];
+          for (const payload of PAYLOADS) {
+            const url = `${row.url}${payload.path.slice(1)}`;
+            if (round === 0 && options.warmup > 0) await runWrk(url, { ...wrkOptions, seconds: options.warmup });
+            const before = await sampleCpu(groups);
+            const result = await runWrk(url, wrkOptions);
+            const cpu = cpuBetween(before, await sampleCpu(groups));
+            const logErrors = await readNewLogErrors(nginxLog, logState);
+            if (row.proc && row.proc.exitCode !== undefined) {
+              throw new Error(`row ${row.id} (${row.name}): the backend exited during its run (${row.proc.exitCode}):\n${row.proc.output}`);
+            }
+            row.runs[payload.id].push({ result, cpu, logErrors });
+            // Peak RSS: hello's from the first round (before any 64 KiB run), 64 KiB's from the last.
+            if (row.proc && (payload.id !== 'hello' || round === 0)) row.memory[payload.id] = await treeMemory(row.proc.child.pid);
+            log(`${options.rounds > 1 ? `round ${round + 1}/${options.rounds} ` : ''}${row.name}, ${payload.id}: ${Math.round(result.rps)} req/s`);
+          }
+        }
+      }
+      for (const row of rows) {
+        const byPayload = {};
+        for (const payload of PAYLOADS) byPayload[payload.id] = summarize(row, row.runs[payload.id], nginx.child.pid, row.memory[payload.id]);
+        results.rows.push({
+          id: row.id,
+          name: row.name,
+          note: row.note,
+          processes: row.proc ? (row.memory.big?.processes ?? row.memory.hello?.processes ?? null) : null,
+          byPayload,
+        });
+      }
+      finishThroughput(results);
+    }
+
+    // --profile: one more wrk run of a Node row under --cpu-prof.
+    if (options.profile) {
+      const row = rows.find((candidate) => candidate.id === options.profile);
+      log(`profiling ${row.name}`);
+      const profile = await profileBackend({
+        ctx,
+        row,
+        dir,
+        root: ROOT,
+        stop: stopProcess,
+        waitUntilServing,
+        load: () => runWrk(row.url, { seconds: options.duration, threads: options.threads, connections: options.connections }),
+      });
+      results.profile = { row: row.name, ...profile };
+    }
+
+    // 4. Streaming.
+    if (streamRow) {
+      // The throughput backends are done: stop them so they neither compete nor hold memory.
+      await Promise.all(rows.filter((row) => row.proc).map((row) => stopProcess(row.proc)));
+      log(`streaming ${options.streamMib} MiB up and down through nginx`);
+      await waitUntilStreamServing(streamRow);
+      const s = await measureStreaming(streamRow, options.streamMib);
+      const logErrors = await readNewLogErrors(nginxLog, logState);
+      results.stream = { name: streamRow.name, ...s };
+      const peak = s.after?.hwm ?? Number.NaN;
+      results.goals.push({
+        label: `streaming ${s.mib} MiB each way: byte-identical, backend peak RSS < ${STREAM_RSS_GOAL_MIB} MiB`,
+        text: `${s.upOk && s.downOk ? 'byte-identical' : 'NOT byte-identical'}, ${peak.toFixed(1)} MiB over ${s.after?.processes ?? 'n/a'} processes (largest ${s.after?.largestHwm?.toFixed(1) ?? 'n/a'} MiB): ${peak < STREAM_RSS_GOAL_MIB ? 'meets' : 'MISSES'}`,
+      });
+      if (logErrors.length) results.errorNotes.push(`streaming: nginx logged ${summarizeLogErrors(logErrors)}`);
+      if (!s.upOk || !s.downOk) {
+        exitCode = 1;
+        results.errorNotes.push('FAILED: a streamed transfer did not arrive byte-identical (see the streaming lines)');
+      }
+    }
+    await stopAll();
+
+    // 5. CGI start-up.
+    if (doCgi) {
+      results.cgi = await measureCgiStartup({ root: ROOT, apps: APPS, dir, runs: options.cgiRuns, warmup: options.cgiWarmup, log });
+      const base = results.cgi.variants.find((v) => v.name === 'node -e 0');
+      for (const v of results.cgi.variants.filter((variant) => variant.tsgi)) {
+        const wall = v.wallMedian / base.wallMedian;
+        const rss = v.rssMedianMib / base.rssMedianMib;
+        const verdict = (value) => (value <= CGI_GOAL_RATIO ? 'meets' : 'MISSES');
+        results.goals.push({
+          label: `CGI ${v.name} / node -e 0 <= ${CGI_GOAL_RATIO.toFixed(2)}`,
+          text: `wall ${wall.toFixed(2)}x (${verdict(wall)}), peak RSS ${rss.toFixed(2)}x (${verdict(rss)})`,
+        });
+      }
+    }
+
+    if (results.rows.some((row) => Object.values(row.byPayload).some((f) => f.nonSuccess > 0))) exitCode = 1;
+    process.stdout.write(textReport(results));
+    if (results.profile) printProfile(results.profile, options);
+    if (options.results) {
+      await writeFile(options.results, `${markdownReport(results)}\n`);
+      log(`wrote ${relative(process.cwd(), options.results) || options.results}`);
+    } else {
+      log('no markdown report written (--only or --no-results)');
+    }
+    if (exitCode !== 0) log('FAILED: see the errors above');
+  } catch (error) {
+    exitCode = 1;
+    log(`FAILED: ${error instanceof Error ? error.message : String(error)}`);
+  } finally {
+    await stopAll();
+    if (options.keep) {
+      keepDir(dir);
+      log(`kept ${dir}`);
+    } else {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  return exitCode;
+}
+
+/** Ratios against Node http via proxy, the goals, errors and busy-machine warnings of the throughput rows. */
+function finishThroughput(results) {
+  const find = (id) => results.rows.find((row) => row.id === id);
+  const node = find('node-http');
+  for (const row of results.rows) {
+    for (const payload of PAYLOADS) {
+      const f = row.byPayload[payload.id];
+      if (node) f.vsNode = f.rps / node.byPayload[payload.id].rps;
+    }
+  }
+  for (const goal of GOALS) {
+    const row = find(goal.row);
+    const other = find(goal.against);
+    const label = `${row?.name ?? goal.row} / ${other?.name ?? goal.against} >= ${goal.min}`;
+    if (!row || !other) {
+      if (row || other) results.goals.push({ label, text: `n/a (${row ? goal.against : goal.row} not run)` });
+      continue;
+    }
+    const hello = row.byPayload.hello.rps / other.byPayload.hello.rps;
+    const big = row.byPayload.big.rps / other.byPayload.big.rps;
+    results.goals.push({ label, text: `${hello.toFixed(2)}x (${hello >= goal.min ? 'meets' : 'MISSES'}); 64 KiB: ${big.toFixed(2)}x` });
+  }
+  for (const row of results.rows) {
+    for (const payload of PAYLOADS) {
+      const f = row.byPayload[payload.id];
+      if (f.nonSuccess > 0) results.errorNotes.push(`FAILED: ${row.name}, ${payload.id}: ${f.nonSuccess} non-2xx responses`);
+      else if (f.socketErrors > 0) results.errorNotes.push(`${row.name}, ${payload.id}: wrk saw socket errors (${f.errors})`);
+      if (f.logErrors.length) results.errorNotes.push(`${row.name}, ${payload.id}: nginx logged ${summarizeLogErrors(f.logErrors)}`);
+    }
+  }
+  const noisy = results.rows.flatMap((row) =>
+    PAYLOADS.filter((payload) => row.byPayload[payload.id].maxOtherCpu > FOREIGN_CPU_WARN_PCT).map(
+      (payload) => `${row.name} ${payload.id} (${row.byPayload[payload.id].maxOtherCpu.toFixed(0)}%)`,
+    ),
+  );
+  if (noisy.length) {
+    results.warnings.push(
+      `other processes (or VM steal) used more than ${FOREIGN_CPU_WARN_PCT}% of a core during: ${noisy.join(', ')}: ` +
+        'those req/s figures are not comparable; rerun on a quiet machine',
+    );
+  }
+}
+
+function printProfile(profile, options) {
+  const { totalUs, idleUs, top } = profile.summary;
+  const busy = totalUs - idleUs;
+  console.log('');
+  console.log(
+    `CPU profile of ${profile.row} (busiest of ${profile.profiles} processes) under wrk -c${options.connections} -d${options.duration}s: ` +
+      `${Math.round(profile.result.rps)} req/s with --cpu-prof; ${(totalUs / 1e6).toFixed(1)} s sampled, ${((100 * idleUs) / totalUs).toFixed(1)}% idle` +
+      `${options.keep ? `; ${profile.path}` : ''}`,
+  );
+  console.log('  self ms   % of busy   function (top by self time; start-up included)');
+  for (const [name, us] of top) console.log(`  ${(us / 1000).toFixed(0).padStart(7)}  ${((100 * us) / busy).toFixed(1).padStart(9)}%   ${name}`);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  process.exitCode = await main(process.argv.slice(2));
+}
