@@ -14,7 +14,7 @@ import { LazyAbort } from '../servers/lazy-abort.js';
 import { readVersion } from '../version.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { AbortError, describeError, RequestError, statusOfError, TsgiError } from '../errors.js';
+import { AbortError, describeError, InputError, RequestError, statusOfError, TsgiError } from '../errors.js';
 import { encodeUtf8Latin1, percentDecodeToByteString } from '../environ/byte-policy.js';
 import { createEnviron } from '../environ/create-environ.js';
 import { runApp, sendErrorPage, type ResponseSink } from '../response/run-app.js';
@@ -35,6 +35,12 @@ export interface NodeListenerOptions {
   scriptName?: string;
   /** Called with one line per completed request (no trailing newline). Default: no access log. */
   accessLog?: (line: string) => void;
+  /**
+   * Most request body bytes. A Content-Length above it is answered 413 before the app runs; a chunked body
+   * that grows past it makes the app's next read fail with a 413 InputError (the client gets a 413 page when
+   * nothing was sent yet). Either way the connection closes after the response. Default: no limit.
+   */
+  maxBodyBytes?: number;
   /**
    * True when requests carrying `Expect: 100-continue` reach this listener through the server's
    * 'checkContinue' event, so that Node has not sent `100 Continue` yet: the listener then sends it just
@@ -73,6 +79,7 @@ export function toNodeListener(app: App, options: NodeListenerOptions = {}): Nod
     scriptName: normalizeScriptName(options.scriptName ?? ''),
     accessLog: options.accessLog,
     deferContinue: options.deferContinue ?? false,
+    maxBodyBytes: checkMaxBodyBytes(options.maxBodyBytes),
   };
   return (req, res) => {
     handleRequest(app, req, res, settings).catch((error: unknown) => {
@@ -87,6 +94,7 @@ interface Settings {
   scriptName: string;
   accessLog: ((line: string) => void) | undefined;
   deferContinue: boolean;
+  maxBodyBytes: number;
 }
 
 async function handleRequest(app: App, req: IncomingMessage, res: ServerResponse, settings: Settings): Promise<void> {
@@ -100,9 +108,10 @@ async function handleRequest(app: App, req: IncomingMessage, res: ServerResponse
   const { errors } = settings;
   const isHead = req.method === 'HEAD';
 
-  const body = createBodySource(req);
+  const body = createBodySource(req, settings.maxBodyBytes);
   let environ: Environ;
   try {
+    checkDeclaredLength(req, settings.maxBodyBytes);
     environ = createEnviron({
       variables: buildVariables(req, settings.scriptName),
       input: body,
@@ -118,7 +127,7 @@ async function handleRequest(app: App, req: IncomingMessage, res: ServerResponse
     const code = statusOfError(error);
     if (code !== 404) errors.write(`tsgi: request refused: ${error instanceof Error ? error.message : String(error)}\n`);
     // A request refused for its framing or headers may have left body bytes on the wire: close after the page.
-    const sink = createSink(res, abort, code !== 404);
+    const sink = createSink(res, abort, () => code !== 404);
     try {
       await sendErrorPage(sink, code, isHead);
     } catch {
@@ -128,7 +137,8 @@ async function handleRequest(app: App, req: IncomingMessage, res: ServerResponse
     return;
   }
 
-  const sink = createSink(res, abort, false);
+  // A body cut at maxBodyBytes leaves the rest of it on the wire: the connection can't be reused.
+  const sink = createSink(res, abort, () => body.overLimit);
   await runApp(app, environ, sink, { abortReason: () => abort.reason });
   // Body bytes the app left unread would stall the next request on this connection.
   if (abort.reason === null) body.discardRest();
@@ -139,6 +149,8 @@ async function handleRequest(app: App, req: IncomingMessage, res: ServerResponse
 interface BodySource extends AsyncIterable<Uint8Array> {
   /** Reads and drops the rest of the body (as Node does for a body never touched), so keep-alive goes on. */
   discardRest(): void;
+  /** True once more than maxBodyBytes arrived (reads fail with a 413 from then on). */
+  readonly overLimit: boolean;
 }
 
 /**
@@ -147,11 +159,13 @@ interface BodySource extends AsyncIterable<Uint8Array> {
  * Node, which discards it itself. Node's own async iterator can't be used here: once an app stops reading
  * part-way, nothing could drain the rest and the next pipelined request would never be parsed.
  */
-function createBodySource(req: IncomingMessage): BodySource {
+function createBodySource(req: IncomingMessage, maxBodyBytes: number): BodySource {
   const queue: Buffer[] = [];
   let attached = false;
   let ended = false;
   let failure: unknown = null;
+  let received = 0;
+  let overLimit = false;
   let wake: (() => void) | null = null;
   const notify = (): void => {
     const resolve = wake;
@@ -159,6 +173,18 @@ function createBodySource(req: IncomingMessage): BodySource {
     resolve?.();
   };
   const onData = (chunk: Buffer): void => {
+    if (overLimit) return;
+    received += chunk.length;
+    if (received > maxBodyBytes) {
+      // Same rule as the FastCGI server's maxBodyBytes. What follows is read and dropped (not left unread in
+      // the socket) until the response closes the connection, so the client gets to read the 413.
+      overLimit = true;
+      queue.length = 0;
+      failure ??= new InputError(`http: request body exceeds maxBodyBytes (${maxBodyBytes})`, 413);
+      req.resume();
+      notify();
+      return;
+    }
     queue.push(chunk);
     req.pause();
     notify();
@@ -198,8 +224,14 @@ function createBodySource(req: IncomingMessage): BodySource {
         });
       }
     },
+    get overLimit() {
+      return overLimit;
+    },
     discardRest() {
       if (!attached || req.complete || req.destroyed) return;
+      // A body over the limit is not read to its end, however long it is: the connection ends here (the
+      // response head said so, unless the app had sent it before the limit was reached).
+      if (overLimit) req.socket.end();
       req.off('data', onData);
       queue.length = 0;
       req.resume();
@@ -301,9 +333,10 @@ export function buildVariables(req: IncomingMessage, scriptName = ''): Record<st
 /**
  * Creates the ResponseSink over a ServerResponse. Hop-by-hop headers from the app are dropped (Node frames the
  * message itself), so is Content-Length on 1xx/204 (RFC 9110 §8.6); headers go out as a flat list so repeated
- * ones (Set-Cookie) stay separate lines. `closeConnection` adds `Connection: close`.
+ * ones (Set-Cookie) stay separate lines. `closeConnection()`, asked when the head goes out, adds
+ * `Connection: close`.
  */
-function createSink(res: ServerResponse, abort: LazyAbort, closeConnection: boolean): Sink {
+function createSink(res: ServerResponse, abort: LazyAbort, closeConnection: () => boolean): Sink {
   // The first body chunk waits for the end of the tick: when the response ends there, it leaves with the head
   // in one res.end() (one write) instead of a write and an end.
   let held: Uint8Array | null = null;
@@ -323,7 +356,7 @@ function createSink(res: ServerResponse, abort: LazyAbort, closeConnection: bool
         if (lower === 'content-length' && (code < 200 || code === 204)) continue;
         flat.push(name, toByteString(value));
       }
-      if (closeConnection) flat.push('Connection', 'close');
+      if (closeConnection()) flat.push('Connection', 'close');
       sink.status = code;
       res.writeHead(code, toByteString(reason), flat);
     },
@@ -424,6 +457,24 @@ function hostWithoutPort(host: string | undefined): string | undefined {
 /** "::ffff:127.0.0.1" (an IPv4 client on a dual-stack socket) -> "127.0.0.1". */
 function unmapIpv4(address: string | undefined): string | undefined {
   return address?.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+}
+
+/** Refuses a declared Content-Length above the limit before the app runs (413, like the other servers). */
+function checkDeclaredLength(req: IncomingMessage, maxBodyBytes: number): void {
+  const declared = req.headers['content-length'];
+  if (declared === undefined || maxBodyBytes === Number.POSITIVE_INFINITY) return;
+  // A malformed value never gets here: Node's parser refuses it.
+  if (Number(declared) > maxBodyBytes) {
+    throw new RequestError(`http: request body exceeds maxBodyBytes (${declared} > ${maxBodyBytes})`, 413);
+  }
+}
+
+function checkMaxBodyBytes(value: number | undefined): number {
+  if (value === undefined) return Number.POSITIVE_INFINITY;
+  if (!(value >= 0) || (!Number.isSafeInteger(value) && value !== Number.POSITIVE_INFINITY)) {
+    throw new TsgiError(`http: maxBodyBytes must be a whole number of bytes (${value})`);
+  }
+  return value;
 }
 
 function normalizeScriptName(scriptName: string): string {

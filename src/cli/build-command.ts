@@ -47,36 +47,60 @@ export async function buildCgi(entry: string, outFile: string, options: BuildOpt
   await chmod(output, 0o755);
 }
 
-const USAGE = `usage: tsgi build ENTRY -o FILE [--no-minify] [--sourcemap]
+/** Every flag `tsgi build` accepts, as parseArgs takes them (the help test checks each is documented). */
+export const BUILD_OPTIONS = {
+  out: { type: 'string', short: 'o' },
+  'no-minify': { type: 'boolean' },
+  sourcemap: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
-Bundles ENTRY and its imports into one executable file (shebang + CommonJS) to drop into a cgi-bin/ folder.
+export const BUILD_USAGE = `usage: tsgi build ENTRY -o FILE [options]
+
+Bundles ENTRY (TypeScript or JavaScript) and everything it imports into one executable CommonJS file that
+starts with "#!/usr/bin/env node", for cgi-bin/ folders and shared hosting where there is no node_modules.
+ENTRY is a CGI script: it calls runWithCgi(app). The file drops HTTP_PROXY from the environment before
+any bundled code runs (httpoxy).
+
+Output:
+  -o, --out FILE    the file to write, mode 755 (missing folders are created)
+  --no-minify       keep the code readable (default: minified, less for node to parse at every request)
+  --sourcemap       also write FILE.map, linked from FILE (run with node --enable-source-maps for stack
+                    traces that point at the sources)
+
+  -h, --help        this help
+
+Exit status: 0 when FILE was written, 1 when the build failed (the reason on stderr), 2 for bad arguments.
+
+Examples:
+  tsgi build cgi-bin/app.ts -o /usr/lib/cgi-bin/app.cgi
+  tsgi build app.ts -o ~/public_html/app.cgi --sourcemap
+  tsgi cgi ~/public_html/app.cgi GET /hello     try the result through pipes, as a web server runs it
 `;
 
 /** The `tsgi build` verb. Returns the exit status. */
-export async function runBuildCommand(args: string[], io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export async function runBuildCommand(
+  args: string[],
+  io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
       args,
       allowPositionals: true,
-      options: {
-        out: { type: 'string', short: 'o' },
-        'no-minify': { type: 'boolean' },
-        sourcemap: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
+      options: BUILD_OPTIONS,
     });
   } catch (error) {
-    io.stderr.write(`tsgi build: ${(error as Error).message}\n${USAGE}`);
+    io.stderr.write(`tsgi build: ${(error as Error).message}\n${BUILD_USAGE}`);
     return 2;
   }
   if (parsed.values.help) {
-    io.stdout.write(USAGE);
+    io.stdout.write(BUILD_USAGE);
     return 0;
   }
   const [entry, ...rest] = parsed.positionals;
   if (!entry || rest.length > 0 || !parsed.values.out) {
-    io.stderr.write(`tsgi build: expected one ENTRY and -o FILE\n${USAGE}`);
+    io.stderr.write(`tsgi build: expected one ENTRY and -o FILE\n${BUILD_USAGE}`);
     return 2;
   }
   try {

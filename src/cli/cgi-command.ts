@@ -8,26 +8,58 @@ import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { spawnCgi, type CgiHostOptions, type CgiHostRequest } from '../host/run-cgi.js';
 
-const USAGE = `usage: tsgi cgi SCRIPT [METHOD] [URL] [options]
+/** Every flag `tsgi cgi` accepts, as parseArgs takes them (the help test checks each is documented). */
+export const CGI_OPTIONS = {
+  header: { type: 'string', short: 'H', multiple: true },
+  data: { type: 'string', short: 'd', multiple: true },
+  'data-binary': { type: 'string', multiple: true },
+  timeout: { type: 'string', short: 't' },
+  include: { type: 'boolean', short: 'i' },
+  'body-only': { type: 'boolean' },
+  env: { type: 'string', short: 'e', multiple: true },
+  'script-name': { type: 'string' },
+  'pass-authorization': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
-Runs the CGI executable SCRIPT once through pipes, as a web server would, and prints the response like
-curl -i: an "HTTP/1.1 NNN reason" line, the headers, a blank line, then the body. An NPH script's output is
-printed as it is. The script's stderr goes to stderr.
-Exit status: 0 for a complete response, 1 otherwise (host error page, timeout, body cut off), 2 for bad arguments.
+export const CGI_USAGE = `usage: tsgi cgi SCRIPT [METHOD] [URL] [options]
 
-  METHOD                     request method (default GET, or POST when there is a body)
-  URL                        what follows the script name: /path/info?query (default: none)
-  -H, --header 'Name: value' add a request header (repeatable)
-  -d, --data STRING|@FILE    request body; @FILE is read with CR and LF removed, as curl does; @- reads stdin;
-                             sets Content-Type: application/x-www-form-urlencoded unless -H gives one
-      --data-binary STRING|@FILE  request body, byte for byte
-  -t, --timeout SECONDS      time allowed for the response head (default 30)
-  -i, --include              print the status line and headers (the default; kept for curl habits)
-      --body-only            print only the body
-  -e, --env NAME=VALUE       add a variable to the script's environment (repeatable)
-      --script-name PATH     SCRIPT_NAME (default "/" + the script's file name)
-      --pass-authorization   export the Authorization header as HTTP_AUTHORIZATION
-  -h, --help                 show this help
+Runs the CGI executable SCRIPT (any language) once through pipes, as a web server would: a clean environment
+with the CGI variables, the body on stdin, stdout and stderr read at the same time. Prints the response like
+curl -i: an "HTTP/1.1 NNN reason" line, the headers, a blank line, then the body (an NPH script's output as
+it is). The script's stderr goes to stderr.
+
+Request:
+  METHOD                          request method (default GET, or POST when there is a body)
+  URL                             what follows the script name: /path/info?query (default: none)
+  -H, --header 'Name: value'      add a request header (repeatable)
+  -d, --data STRING|@FILE         request body; @FILE is read with CR and LF removed, as curl does, @- reads
+                                  stdin; several are joined with "&"; sets Content-Type:
+                                  application/x-www-form-urlencoded unless -H gives one
+  --data-binary STRING|@FILE      request body, byte for byte
+  --pass-authorization            export the Authorization header as HTTP_AUTHORIZATION (web servers hide it
+                                  from CGI scripts unless told otherwise)
+
+Script environment:
+  --script-name PATH              SCRIPT_NAME (default "/" + the script's file name)
+  -e, --env NAME=VALUE            add a variable to the script's environment (repeatable)
+  -t, --timeout SECONDS           time allowed for the response head (default 30); past it the script's
+                                  process group is killed and the answer is 504
+
+Output:
+  -i, --include                   print the status line and headers (the default; kept for curl habits)
+  --body-only                     print only the body
+
+  -h, --help                      this help
+
+Exit status: 0 for a complete response, 1 otherwise (the host's error page, a timeout, a body cut off),
+2 for bad arguments.
+
+Examples:
+  tsgi cgi ./hello.cgi
+  tsgi cgi ./form.pl POST '/submit?x=1' --data 'a=1&b=2'
+  tsgi cgi ./upload.cgi PUT /files/photo.jpg -H 'Content-Type: image/jpeg' --data-binary @photo.jpg
+  tsgi cgi ./app.cgi GET /private -H 'Authorization: Basic dTpw' --pass-authorization
 `;
 
 /** Where the cgi command reads and writes. Defaults to the process's own streams. */
@@ -44,7 +76,7 @@ class UsageError extends Error {}
 /**
  * The `tsgi cgi` verb: `tsgi cgi SCRIPT [METHOD] [URL] [-H 'Name: value']... [--data STRING|@FILE |
  * --data-binary STRING|@FILE] [--timeout S] [-i] [--body-only] [-e NAME=VALUE]...`. Runs SCRIPT through spawnCgi
- * and streams the response to `io.stdout` (head then body, like `curl -i`; see USAGE), the script's stderr and
+ * and streams the response to `io.stdout` (head then body, like `curl -i`; see CGI_USAGE), the script's stderr and
  * the host's log lines to `io.stderr`. Resolves with the exit status: 0 for a complete response, 1 otherwise,
  * 2 for bad arguments (with a usage message). Never rejects.
  */
@@ -56,11 +88,11 @@ export async function runCgiCommand(
   try {
     command = await parseCommand(args, io);
   } catch (error) {
-    io.stderr.write(`tsgi cgi: ${(error as Error).message}\n${error instanceof UsageError ? USAGE : ''}`);
+    io.stderr.write(`tsgi cgi: ${(error as Error).message}\n${error instanceof UsageError ? CGI_USAGE : ''}`);
     return 2;
   }
   if (command === 'help') {
-    io.stdout.write(USAGE);
+    io.stdout.write(CGI_USAGE);
     return 0;
   }
   // The script runs in its own process group, out of reach of the terminal's Ctrl-C: pass it on.
@@ -133,18 +165,7 @@ async function parseCommand(args: string[], io: CgiCommandIo): Promise<ParsedCom
       args,
       allowPositionals: true,
       tokens: true,
-      options: {
-        header: { type: 'string', short: 'H', multiple: true },
-        data: { type: 'string', short: 'd', multiple: true },
-        'data-binary': { type: 'string', multiple: true },
-        timeout: { type: 'string', short: 't' },
-        include: { type: 'boolean', short: 'i' },
-        'body-only': { type: 'boolean' },
-        env: { type: 'string', short: 'e', multiple: true },
-        'script-name': { type: 'string' },
-        'pass-authorization': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
+      options: CGI_OPTIONS,
     });
   } catch (error) {
     throw new UsageError((error as Error).message);

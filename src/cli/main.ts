@@ -1,38 +1,81 @@
 import { readVersion } from '../version.js';
 
-const USAGE = `usage: tsgi <command> [options]
+export const MAIN_USAGE = `usage: tsgi <command> [arguments] [options]
+
+Runs apps written to the tsgi interface, app(environ, startResponse), under every gateway.
 
 Commands:
-  serve MODULE[:EXPORT] [--http HOST:PORT]       serve an app over HTTP (default 127.0.0.1:8000)
-  build ENTRY -o FILE                            bundle a CGI script into one executable file
-  cgi SCRIPT [METHOD] [URL] [-H ...] [--data ...] run any CGI executable through pipes, print the response
+  serve [MODULE[:EXPORT]]     serve an app over HTTP, FastCGI, SCGI, uwsgi or CGI (default: HTTP on
+                              127.0.0.1:8000), with worker processes, recycling, timeouts and reloads
+  build ENTRY -o FILE         bundle an app into one executable file to drop into a cgi-bin/ folder
+  cgi SCRIPT [METHOD] [URL]   run any CGI executable once through pipes and print its response (curl -i style)
+  help [COMMAND]              this help, or a command's
 
-Run "tsgi <command> --help" for a command's options.
+Options:
+  -h, --help                  this help
+  -v, --version               print the version
+
+Examples:
+  tsgi serve app.ts
+  tsgi serve app.ts --fastcgi unix:/run/app.sock --workers auto
+  tsgi build cgi-bin/app.ts -o public_html/app.cgi
+  tsgi cgi ./app.cgi POST /form --data 'a=1'
+
+Run "tsgi help COMMAND" (or "tsgi COMMAND --help") for a command's options.
 `;
 
+/** Where main writes. Defaults to the process's own streams. */
+export interface MainIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
 
-/** Runs the `tsgi` command line. Resolves with the exit status (serve resolves only on failure). */
-export async function main(argv: string[]): Promise<number> {
+const VERBS = ['serve', 'build', 'cgi'] as const;
+type Verb = (typeof VERBS)[number];
+
+/** Runs the `tsgi` command line. Resolves with the exit status (serve resolves only on failure or --help). */
+export async function main(argv: string[], io: MainIo = process): Promise<number> {
   const [verb, ...args] = argv;
   switch (verb) {
     case 'serve':
-      return (await import('./serve-command.js')).runServeCommand(args);
+      return (await import('./serve-command.js')).runServeCommand(args, io);
     case 'build':
-      return (await import('./build-command.js')).runBuildCommand(args);
+      return (await import('./build-command.js')).runBuildCommand(args, io);
     case 'cgi':
       return (await import('./cgi-command.js')).runCgiCommand(args);
     case '--version':
     case '-v':
-      process.stdout.write(`tsgi ${readVersion()}\n`);
+    case 'version':
+      io.stdout.write(`tsgi ${readVersion()}\n`);
       return 0;
-    case undefined:
+    case 'help': {
+      const [topic, ...extra] = args;
+      if (topic === undefined) {
+        io.stdout.write(MAIN_USAGE);
+        return 0;
+      }
+      if (extra.length > 0 || !(VERBS as readonly string[]).includes(topic)) {
+        io.stderr.write(`tsgi help: no such command "${[topic, ...extra].join(' ')}" (commands: ${VERBS.join(', ')})\n`);
+        return 2;
+      }
+      io.stdout.write(await usageOf(topic as Verb));
+      return 0;
+    }
     case '--help':
     case '-h':
-    case 'help':
-      process.stdout.write(USAGE);
-      return verb === undefined ? 2 : 0;
+      io.stdout.write(MAIN_USAGE);
+      return 0;
+    case undefined:
+      io.stderr.write(MAIN_USAGE);
+      return 2;
     default:
-      process.stderr.write(`tsgi: unknown command "${verb}"\n${USAGE}`);
+      io.stderr.write(`tsgi: unknown command "${verb}"\n\n${MAIN_USAGE}`);
       return 2;
   }
+}
+
+async function usageOf(verb: Verb): Promise<string> {
+  if (verb === 'serve') return (await import('./serve-command.js')).SERVE_USAGE;
+  if (verb === 'build') return (await import('./build-command.js')).BUILD_USAGE;
+  return (await import('./cgi-command.js')).CGI_USAGE;
 }

@@ -11,3 +11,4 @@ export {
   type ValidatorOptions,
   type WarningHandler,
 } from './validator.js';
+export { accessLog, formatAccessLogLine, formatLogDate, escapeLogText, type AccessLogOptions, type AccessLogEntry } from './access-log.js';

@@ -117,7 +117,7 @@ describe('tsgi serve (the built command)', () => {
     expect((await execa('node', [BIN, 'serve'], { reject: false })).exitCode).toBe(2);
     expect((await execa('node', [BIN, 'bogus'], { reject: false })).exitCode).toBe(2);
     const help = await execa('node', [BIN, '--help']);
-    expect(help.stdout).toContain('serve MODULE[:EXPORT]');
+    expect(help.stdout).toContain('serve [MODULE[:EXPORT]]');
   });
 });
 
