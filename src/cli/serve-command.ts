@@ -1,171 +1,277 @@
 import { availableParallelism } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { normalizeMount } from '../environ/mount.js';
-import { SHUTDOWN_TIMEOUT_MS } from '../servers/http-serve.js';
+import { STATUS_TEXT } from '../helpers/status-text.js';
 import { describeListenTarget, hasInheritedListenSocket, parseListenTarget, socketActivationTarget, type ListenTarget } from '../servers/listen.js';
 import type { App } from '../types.js';
-import { loadApp } from './load-app.js';
+import { ConfigError, loadConfigFile, mergeConfig, type FlagValues } from './config-file.js';
+import { loadApp, parseAppReference } from './load-app.js';
+import { followReloadParent, isReloadChild, runWithReload } from './reload.js';
 import { DEFAULT_GRACEFUL_TIMEOUT_SECONDS, type ServePlan } from './serve-plan.js';
 import { startServer, type RunningServer } from './start-server.js';
 
-const USAGE = `usage: tsgi serve MODULE[:EXPORT] [--http ADDR | --fastcgi ADDR | --scgi ADDR | --uwsgi ADDR] [options]
+/**
+ * Every flag `tsgi serve` accepts, as parseArgs takes them. The help text, the config file's keys and the
+ * test that checks the help documents every flag all derive from this table.
+ */
+export const SERVE_OPTIONS = {
+  http: { type: 'string' },
+  fastcgi: { type: 'string' },
+  scgi: { type: 'string' },
+  uwsgi: { type: 'string' },
+  cgi: { type: 'boolean' },
+  config: { type: 'string', short: 'c' },
+  mount: { type: 'string' },
+  'socket-mode': { type: 'string' },
+  'socket-owner': { type: 'string' },
+  'socket-group': { type: 'string' },
+  workers: { type: 'string', short: 'w' },
+  'max-requests': { type: 'string' },
+  'max-requests-jitter': { type: 'string' },
+  'max-rss': { type: 'string' },
+  timeout: { type: 'string', short: 't' },
+  'graceful-timeout': { type: 'string' },
+  'max-body': { type: 'string' },
+  'access-log': { type: 'string' },
+  reload: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
-Loads the app exported by MODULE (TypeScript or JavaScript; the default export, else "app", else EXPORT)
-and serves it. The transport is the flag given; without one: FastCGI when started by a web server with a
-listening socket on fd 0 (mod_fcgid, lighttpd bin-path, spawn-fcgi), else HTTP on 127.0.0.1:8000.
+/** The flags that choose a transport: one at most. */
+const TRANSPORT_FLAGS = ['http', 'fastcgi', 'scgi', 'uwsgi', 'cgi'] as const;
 
-  --http ADDR           serve HTTP on HOST:PORT (":8080" or "8080" keep host 127.0.0.1)
-  --fastcgi ADDR        serve FastCGI on HOST:PORT, unix:/path/app.sock, or fd:0 (an inherited socket)
-  --scgi ADDR           serve SCGI (one request per connection) on HOST:PORT, unix:/path/app.sock, or fd:0
-  --uwsgi ADDR          serve the uwsgi protocol (one request per connection) on HOST:PORT, unix:PATH, or fd:0
-  --mount PREFIX        the app's mount point: SCRIPT_NAME = PREFIX, PATH_INFO = the rest of the request path
-                        (FastCGI, SCGI, uwsgi: rebuilt from REQUEST_URI whatever split the web server made;
-                        use "/" for an app at the root of a site)
-  --socket-mode MODE    unix socket file mode, octal (e.g. 660)
-  --socket-owner USER   unix socket owner (name or uid)
-  --socket-group GROUP  unix socket group (name or gid)
-  -w, --workers N       worker processes under a master; "auto" = one per core (default 1; 0 = no master;
-                        started by a web server on fd 0: no master unless --workers is given)
-  --max-requests N      recycle a worker after N requests (0 = never)
-  --max-requests-jitter J  add a random 0..J to --max-requests per worker
-  --max-rss MIB         recycle a worker once its RSS passes MIB (after its in-flight requests)
-  -t, --timeout S       a request busy S seconds: 504 if nothing was sent, stack logged, worker recycled (0 = off)
-  --graceful-timeout S  how long stopping workers wait for in-flight requests (default ${DEFAULT_GRACEFUL_TIMEOUT_SECONDS})
-  --max-body SIZE       refuse request bodies larger than SIZE bytes (k/m/g suffixes) with 413
-  --access-log FILE     Combined Log Format access log to FILE ("-" = stderr)
-  --reload              development: restart when a file changes
-  -h, --help            this help
+export const SERVE_USAGE = `usage: tsgi serve [MODULE[:EXPORT]] [options]
 
-SIGINT/SIGTERM stop accepting connections and exit once in-flight requests finish (at most ${SHUTDOWN_TIMEOUT_MS / 1000} s).
+Loads the app MODULE exports and serves it until SIGINT or SIGTERM. MODULE is TypeScript or JavaScript
+(TypeScript loads without a build step); the app is EXPORT, else the default export, else the export "app".
+
+Transports (one at most; ADDR is HOST:PORT, :PORT or PORT (host 127.0.0.1), [V6]:PORT, unix:PATH, fd:N,
+or "systemd" for the socket systemd passed):
+  --http ADDR               HTTP/1.1, the embedded server
+  --fastcgi ADDR            FastCGI, for nginx fastcgi_pass, Apache mod_proxy_fcgi, lighttpd, mod_fcgid
+  --scgi ADDR               SCGI (one request per connection)
+  --uwsgi ADDR              the uwsgi protocol (one request per connection)
+  --cgi                     answer one CGI request (environment + stdin -> stdout), then exit
+  Without one, from how tsgi was started: CGI when GATEWAY_INTERFACE is set (a web server ran it as a CGI
+  script); FastCGI on fd 0 when fd 0 is a listening socket (mod_fcgid, lighttpd bin-path, spawn-fcgi); HTTP
+  on the socket systemd passed (socket activation); else HTTP on 127.0.0.1:8000.
+
+App:
+  MODULE[:EXPORT]           the app to serve (or "app" in the config file)
+  --mount PREFIX            the app's mount point: SCRIPT_NAME = PREFIX, PATH_INFO = the rest of the path
+                            (FastCGI, SCGI, uwsgi: rebuilt from REQUEST_URI whatever split the web server
+                            made); "/" for an app at the root of a site
+  -c, --config FILE         read options from FILE: JSON, or a .js/.mjs/.ts module whose default export is
+                            the same object; keys are the long flag names plus "app"; flags given here win
+
+Processes:
+  -w, --workers N           worker processes under a master; "auto" = one per core; 0 = no master, the
+                            app runs in this process (default: 1; started on fd 0 by a web server: 0)
+  --max-requests N          recycle a worker after N requests (default 0 = never)
+  --max-requests-jitter J   add a random 0..J to --max-requests per worker, so workers recycle apart
+  --max-rss MIB             recycle a worker, after its in-flight requests, once its RSS passes MIB
+  -t, --timeout S           a request busy for S seconds: its stack is logged, it gets 504 if nothing was
+                            sent yet, and its worker is replaced (default 0 = no limit)
+  --graceful-timeout S      how long stopping workers wait for in-flight requests (default ${DEFAULT_GRACEFUL_TIMEOUT_SECONDS})
+  --reload                  development: run the server in a child process and restart it when a file
+                            under the app's directory changes (not node_modules, .git, dist)
+
+Limits:
+  --max-body SIZE           refuse request bodies over SIZE bytes (suffix k, m or g: 512k, 10m) with 413:
+                            a larger declared length before the app runs; a body that grows past SIZE (chunked,
+                            or any body over FastCGI) when the app reads past SIZE
+
+Logging:
+  --access-log FILE         one Combined Log Format line per request, appended to FILE ("-" = stderr)
+  Startup lines go to stdout, errors and the app's tsgi.errors to stderr.
+
+Unix sockets (for unix:PATH addresses):
+  --socket-mode MODE        the socket file's mode, octal (660: the web server's group may connect)
+  --socket-owner USER       its owner (name or uid)
+  --socket-group GROUP      its group (name or gid)
+
+  -h, --help                this help
+
+Signals:
+  SIGINT, SIGTERM           stop accepting, let in-flight requests finish (up to --graceful-timeout), exit 0;
+                            a second one exits at once
+  SIGHUP                    (with workers) reload the app: new workers start, old ones stop once the new
+                            ones accept, no request is lost
+  SIGTTIN, SIGTTOU          (with workers) one worker more, one fewer
+  Under CGI the process serves one request; SIGTERM from the web server aborts it.
+
+Config file example (tsgi.json; relative paths in it are relative to the file):
+  { "app": "app.ts", "fastcgi": "unix:/run/app.sock", "socket-mode": "660", "workers": 4,
+    "max-requests": 1000, "max-requests-jitter": 100, "max-body": "10m", "access-log": "logs/access.log" }
+
+Examples:
+  tsgi serve app.ts                                    HTTP on http://127.0.0.1:8000/
+  tsgi serve app.ts:api --http 0.0.0.0:8080 -w auto    a named export, every interface, one worker per core
+  tsgi serve app.ts --fastcgi 127.0.0.1:9000 --mount /app
+  tsgi serve app.ts --fastcgi unix:/run/app.sock --socket-mode 660 --socket-group www-data
+  tsgi serve app.ts --reload --access-log -            development
+  tsgi serve -c tsgi.json --workers 2                  options from a file, one overridden
 `;
 
 export type Io = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
 
-/** The `tsgi serve` verb. Resolves with the exit status on a usage error or failure to start; else serves. */
+/** A usage error: reported with a hint to --help and exit status 2. */
+class UsageError extends Error {}
+
+/**
+ * The `tsgi serve` verb. Resolves with the exit status on a usage error (2), a failure to start (1) or after
+ * `--help` (0); otherwise it serves until a signal ends the process. Under CGI it answers one request and
+ * exits the process itself (once stdout and the access log are flushed).
+ */
 export async function runServeCommand(args: string[], io: Io = process): Promise<number> {
-  let parsed;
+  let values: FlagValues;
+  let reference: string | undefined;
   try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        http: { type: 'string' },
-        fastcgi: { type: 'string' },
-        scgi: { type: 'string' },
-        uwsgi: { type: 'string' },
-        mount: { type: 'string' },
-        'socket-mode': { type: 'string' },
-        'socket-owner': { type: 'string' },
-        'socket-group': { type: 'string' },
-        workers: { type: 'string', short: 'w' },
-        'max-requests': { type: 'string' },
-        'max-requests-jitter': { type: 'string' },
-        'max-rss': { type: 'string' },
-        timeout: { type: 'string', short: 't' },
-        'graceful-timeout': { type: 'string' },
-        'max-body': { type: 'string' },
-        'access-log': { type: 'string' },
-        reload: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
+    let parsed;
+    try {
+      parsed = parseArgs({ args, allowPositionals: true, options: SERVE_OPTIONS });
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+    if (parsed.values.help) {
+      io.stdout.write(SERVE_USAGE);
+      return 0;
+    }
+    const [positional, ...rest] = parsed.positionals;
+    if (rest.length > 0) throw new UsageError(`expected one MODULE[:EXPORT] (got ${parsed.positionals.join(' ')})`);
+    values = parsed.values;
+    reference = positional;
+    if (typeof values.config === 'string') {
+      const config = await loadConfigFile(values.config, SERVE_OPTIONS);
+      values = mergeConfig(config.values, values, TRANSPORT_FLAGS);
+      reference ??= config.app;
+    }
+    const transports = TRANSPORT_FLAGS.filter((flag) => values[flag] !== undefined && values[flag] !== false);
+    if (transports.length > 1) throw new UsageError(`${transports.map((flag) => `--${flag}`).join(' and ')} exclude each other`);
+    if (reference === undefined) throw new UsageError('expected MODULE[:EXPORT] (or "app" in the config file)');
   } catch (error) {
-    io.stderr.write(`tsgi serve: ${(error as Error).message}\n${USAGE}`);
-    return 2;
+    if (error instanceof UsageError) {
+      io.stderr.write(`tsgi serve: ${error.message}\nRun "tsgi serve --help" for the options.\n`);
+      return 2;
+    }
+    io.stderr.write(`${(error as Error).message}\n`);
+    return error instanceof ConfigError ? 2 : 1;
   }
-  const values = parsed.values;
-  if (values.help) {
-    io.stdout.write(USAGE);
-    return 0;
+
+  // CGI first: a web server that runs tsgi as a CGI script sets GATEWAY_INTERFACE (RFC 3875 §4.1.4), and
+  // stdin is then a pipe (or, under mod_cgid, a socket that is not listening).
+  const explicitTransport = TRANSPORT_FLAGS.some((flag) => values[flag] !== undefined && values[flag] !== false);
+  if (values.cgi === true || (!explicitTransport && process.env.GATEWAY_INTERFACE)) {
+    return serveCgi(reference, values, io);
   }
-  const [reference, ...rest] = parsed.positionals;
-  if (!reference || rest.length > 0) {
-    io.stderr.write(`tsgi serve: expected one MODULE[:EXPORT]\n${USAGE}`);
-    return 2;
-  }
-  if (values.http !== undefined && values.fastcgi !== undefined) {
-    io.stderr.write(`tsgi serve: --http and --fastcgi exclude each other\n${USAGE}`);
-    return 2;
-  }
-  // SCGI / uwsgi (issue 4): one transport flag at most.
-  const gatewayFlags = (['http', 'fastcgi', 'scgi', 'uwsgi'] as const).filter((flag) => values[flag] !== undefined);
-  if (gatewayFlags.length > 1) {
-    io.stderr.write(`tsgi serve: ${gatewayFlags.map((flag) => `--${flag}`).join(' and ')} exclude each other\n${USAGE}`);
-    return 2;
-  }
+
   let plan: ServePlan;
   try {
-    let transport: ServePlan['transport'];
-    let target: ListenTarget;
-    let inherited = false;
-    // ADDR "systemd" = the socket systemd passed (socket activation); with no transport flag, a
-    // socket-activated tsgi serves HTTP on it.
-    const activated = socketActivationTarget();
-    const addressOf = (text: string): ListenTarget => {
-      if (text !== 'systemd') return parseListenTarget(text);
-      if (!activated) throw new Error('tsgi serve: ADDR "systemd" needs socket activation (LISTEN_FDS/LISTEN_PID for this process)');
-      return activated;
-    };
-    if (values.fastcgi !== undefined) {
-      transport = 'fastcgi';
-      target = addressOf(values.fastcgi);
-    } else if (values.scgi !== undefined) {
-      transport = 'scgi';
-      target = addressOf(values.scgi);
-    } else if (values.uwsgi !== undefined) {
-      transport = 'uwsgi';
-      target = addressOf(values.uwsgi);
-    } else if (values.http !== undefined) {
-      transport = 'http';
-      target = addressOf(values.http);
-    } else if (activated) {
-      transport = 'http';
-      target = activated;
-    } else if (hasInheritedListenSocket()) {
-      transport = 'fastcgi';
-      target = { kind: 'fd', fd: 0 };
-      inherited = true;
-    } else {
-      transport = 'http';
-      target = parseListenTarget('127.0.0.1:8000');
-    }
-    let mode: number | undefined;
-    if (values['socket-mode'] !== undefined) {
-      if (!/^[0-7]{3,4}$/.test(values['socket-mode'])) throw new Error(`tsgi serve: --socket-mode is octal, like 660 (${values['socket-mode']})`);
-      mode = Number.parseInt(values['socket-mode'], 8);
-    }
-    plan = {
-      reference,
-      cwd: process.cwd(),
-      transport,
-      target,
-      ...(values.mount !== undefined ? { mount: normalizeMount(values.mount) } : {}),
-      socket: {
-        ...(mode !== undefined ? { mode } : {}),
-        ...(values['socket-owner'] !== undefined ? { owner: values['socket-owner'] } : {}),
-        ...(values['socket-group'] !== undefined ? { group: values['socket-group'] } : {}),
-      },
-      ...(values['max-body'] !== undefined ? { maxBodyBytes: parseSize(values['max-body'], '--max-body') } : {}),
-      ...(values['access-log'] !== undefined ? { accessLog: values['access-log'] } : {}),
-      // Started by a web server on fd 0: it manages the processes, so no master of our own unless asked.
-      workers: values.workers !== undefined ? parseWorkers(values.workers) : inherited ? 0 : DEFAULT_WORKERS,
-      maxRequests: parseCount(values['max-requests'], '--max-requests', 0),
-      maxRequestsJitter: parseCount(values['max-requests-jitter'], '--max-requests-jitter', 0),
-      maxRssMiB: parseCount(values['max-rss'], '--max-rss', 0),
-      timeoutSeconds: parseSeconds(values.timeout, '--timeout', 0),
-      gracefulTimeoutSeconds: parseSeconds(values['graceful-timeout'], '--graceful-timeout', DEFAULT_GRACEFUL_TIMEOUT_SECONDS),
-      reload: values.reload === true,
-    };
+    plan = buildPlan(reference, values);
   } catch (error) {
     io.stderr.write(`${(error as Error).message}\n`);
     return 1;
   }
+  if (plan.reload) {
+    if (plan.target.kind === 'fd') {
+      io.stderr.write(`tsgi serve: --reload needs an address of its own (not ${describeListenTarget(plan.target)}): it restarts the server\n`);
+      return 1;
+    }
+    const { modulePath } = parseAppReference(plan.reference);
+    return runWithReload({
+      childArgs: [process.argv[1] ?? 'tsgi', 'serve', ...args.filter((arg) => arg !== '--reload')],
+      watchDir: dirname(resolve(plan.cwd, modulePath)),
+      stopTimeoutMs: plan.gracefulTimeoutSeconds * 1000,
+      stderr: io.stderr,
+    });
+  }
+  followReloadParent();
   if (plan.workers > 0) return (await import('./cluster/master.js')).runMaster(plan, io);
   return serveInProcess(plan, io);
 }
 
-/** Workers when --workers is not given. 0 until the process manager (src/cli/cluster/) lands. */
-const DEFAULT_WORKERS = 0;
+/** Turns the merged flag values into a ServePlan. Throws an Error with a clear message for a bad value. */
+function buildPlan(reference: string, values: FlagValues): ServePlan {
+  const text = (name: string): string | undefined => {
+    const value = values[name];
+    return typeof value === 'string' ? value : undefined;
+  };
+  let transport: ServePlan['transport'];
+  let target: ListenTarget;
+  let inherited = false;
+  // ADDR "systemd" = the socket systemd passed (socket activation); with no transport flag, a
+  // socket-activated tsgi serves HTTP on it.
+  const activated = socketActivationTarget();
+  const addressOf = (address: string): ListenTarget => {
+    if (address !== 'systemd') return parseListenTarget(address);
+    if (!activated) throw new Error('tsgi serve: ADDR "systemd" needs socket activation (LISTEN_FDS/LISTEN_PID for this process)');
+    return activated;
+  };
+  const http = text('http');
+  const fastcgi = text('fastcgi');
+  const scgi = text('scgi');
+  const uwsgi = text('uwsgi');
+  if (fastcgi !== undefined) {
+    transport = 'fastcgi';
+    target = addressOf(fastcgi);
+  } else if (scgi !== undefined) {
+    transport = 'scgi';
+    target = addressOf(scgi);
+  } else if (uwsgi !== undefined) {
+    transport = 'uwsgi';
+    target = addressOf(uwsgi);
+  } else if (http !== undefined) {
+    transport = 'http';
+    target = addressOf(http);
+  } else if (activated) {
+    transport = 'http';
+    target = activated;
+  } else if (hasInheritedListenSocket()) {
+    transport = 'fastcgi';
+    target = { kind: 'fd', fd: 0 };
+    inherited = true;
+  } else {
+    transport = 'http';
+    target = parseListenTarget('127.0.0.1:8000');
+  }
+  let mode: number | undefined;
+  const socketMode = text('socket-mode');
+  if (socketMode !== undefined) {
+    if (!/^[0-7]{3,4}$/.test(socketMode)) throw new Error(`tsgi serve: --socket-mode is octal, like 660 (${socketMode})`);
+    mode = Number.parseInt(socketMode, 8);
+  }
+  const mount = text('mount');
+  const maxBody = text('max-body');
+  const accessLog = text('access-log');
+  const workers = text('workers');
+  return {
+    reference,
+    cwd: process.cwd(),
+    transport,
+    target,
+    ...(mount !== undefined ? { mount: normalizeMount(mount) } : {}),
+    socket: {
+      ...(mode !== undefined ? { mode } : {}),
+      ...(text('socket-owner') !== undefined ? { owner: text('socket-owner') as string } : {}),
+      ...(text('socket-group') !== undefined ? { group: text('socket-group') as string } : {}),
+    },
+    ...(maxBody !== undefined ? { maxBodyBytes: parseSize(maxBody, '--max-body') } : {}),
+    ...(accessLog !== undefined ? { accessLog } : {}),
+    // Started by a web server on fd 0: it manages the processes, so no master of our own unless asked.
+    workers: workers !== undefined ? parseWorkers(workers) : inherited ? 0 : DEFAULT_WORKERS,
+    maxRequests: parseCount(text('max-requests'), '--max-requests', 0),
+    maxRequestsJitter: parseCount(text('max-requests-jitter'), '--max-requests-jitter', 0),
+    maxRssMiB: parseCount(text('max-rss'), '--max-rss', 0),
+    timeoutSeconds: parseSeconds(text('timeout'), '--timeout', 0),
+    gracefulTimeoutSeconds: parseSeconds(text('graceful-timeout'), '--graceful-timeout', DEFAULT_GRACEFUL_TIMEOUT_SECONDS),
+    // The server a reloading parent runs must not reload itself (the flag may come from a config file).
+    reload: values.reload === true && !isReloadChild(),
+  };
+}
+
+/** Workers when --workers is not given: a master and one worker (src/cli/cluster/). */
+const DEFAULT_WORKERS = 1;
 
 function parseWorkers(text: string): number {
   if (text === 'auto') return availableParallelism();
@@ -192,6 +298,53 @@ function parseSize(text: string, flag: string): number {
   return Number(match[1]) * unit;
 }
 
+/**
+ * Answers the one CGI request in this process's environment (runWithCgi), with --max-body and --access-log
+ * applied; the process-management and socket flags mean nothing here and are ignored. A module that fails to
+ * load still gets the web server a 500 response (not "premature end of script headers"), the reason on stderr.
+ */
+async function serveCgi(reference: string, values: FlagValues, io: Io): Promise<never> {
+  const { runWithCgi } = await import('../servers/cgi.js');
+  const { accessLog } = await import('../middleware/access-log.js');
+  const { openAccessLogFile } = await import('./access-log-file.js');
+  let app: App;
+  let log: { write(line: string): void; close(): Promise<void> } | null = null;
+  try {
+    const maxBody = typeof values['max-body'] === 'string' ? parseSize(values['max-body'], '--max-body') : undefined;
+    const target = values['access-log'];
+    if (typeof target === 'string') log = openAccessLogFile(target, io.stderr);
+    const loaded = await loadApp(reference, process.cwd());
+    app = maxBody === undefined ? loaded : limitCgiBody(loaded, maxBody);
+  } catch (error) {
+    app = answerWith(500, (error as Error).message);
+  }
+  if (log) app = accessLog(app, log);
+  const status = await runWithCgi(app, { exit: false });
+  await log?.close();
+  process.exit(status);
+}
+
+/** Refuses a CONTENT_LENGTH over `maxBodyBytes` with 413 before the app runs. */
+function limitCgiBody(app: App, maxBodyBytes: number): App {
+  return (environ, startResponse) => {
+    const length = environ.CONTENT_LENGTH;
+    if (typeof length === 'string' && /^[0-9]+$/.test(length) && Number(length) > maxBodyBytes) {
+      return answerWith(413, `tsgi: cgi: request body exceeds --max-body (${length} > ${maxBodyBytes})`)(environ, startResponse);
+    }
+    return app(environ, startResponse);
+  };
+}
+
+/** An app that logs `message` (one line, no stack) to tsgi.errors and answers a plain `code` page. */
+function answerWith(code: number, message: string): App {
+  return (environ, startResponse) => {
+    environ['tsgi.errors'].write(`${message}\n`);
+    const reason = STATUS_TEXT[code] ?? 'Error';
+    startResponse(`${code} ${reason}`, [['Content-Type', 'text/plain; charset=utf-8']]);
+    return environ.REQUEST_METHOD === 'HEAD' ? [] : [`${code} ${reason}\n`];
+  };
+}
+
 /** Loads the app and serves it in this process (no master); SIGINT/SIGTERM drain and exit. */
 async function serveInProcess(plan: ServePlan, io: Io): Promise<number> {
   let app: App;
@@ -205,14 +358,21 @@ async function serveInProcess(plan: ServePlan, io: Io): Promise<number> {
   try {
     running = await startServer(plan, app);
   } catch (error) {
-    io.stderr.write(`tsgi serve: cannot listen on ${describeListenTarget(plan.target)} (${(error as Error).message})\n`);
+    const message = (error as Error).message;
+    io.stderr.write(message.startsWith('tsgi serve:') ? `${message}\n` : `tsgi serve: cannot listen on ${describeListenTarget(plan.target)} (${message})\n`);
     return 1;
   }
   const where = plan.transport === 'http' && plan.target.kind === 'tcp' ? `http://${running.address}/` : running.address;
-  io.stdout.write(`tsgi: serving ${plan.reference} over ${running.transportName} at ${where} (pid ${process.pid})\n`);
+  io.stdout.write(`tsgi: serving ${plan.reference} over ${running.transportName} at ${where} with no workers: single process (pid ${process.pid})\n`);
+  const settings = [
+    plan.mount !== undefined ? `mount ${plan.mount || '/'}` : null,
+    plan.maxBodyBytes !== undefined ? `bodies up to ${plan.maxBodyBytes} bytes` : null,
+    plan.accessLog !== undefined ? `access log ${plan.accessLog === '-' ? 'to stderr' : plan.accessLog}` : null,
+  ].filter((item) => item !== null);
+  if (settings.length > 0) io.stdout.write(`tsgi: ${settings.join('; ')}\n`);
   const onSignal = (signal: NodeJS.Signals): void => {
     process.once(signal, () => process.exit(1));
-    io.stderr.write(`tsgi: ${signal} received, finishing in-flight requests\n`);
+    io.stderr.write(`tsgi: ${signal} received, finishing in-flight requests (at most ${plan.gracefulTimeoutSeconds} s)\n`);
     void running.close().then(() => process.exit(0));
   };
   process.once('SIGINT', onSignal);

@@ -2,6 +2,8 @@ import type { Server as HttpServer } from 'node:http';
 import type { Server } from 'node:net';
 import { describeListenTarget, listenOn } from '../servers/listen.js';
 import type { App } from '../types.js';
+import { accessLog } from '../middleware/access-log.js';
+import { openAccessLogFile } from './access-log-file.js';
 import { DEFAULT_GRACEFUL_TIMEOUT_SECONDS, type ServePlan } from './serve-plan.js';
 
 /** A server `tsgi serve` started in this process. */
@@ -23,8 +25,15 @@ export interface RunningServer {
 const TRANSPORT_NAMES = { http: 'HTTP', fastcgi: 'FastCGI', scgi: 'SCGI', uwsgi: 'uwsgi' } as const;
 const DRAIN_POLL_MS = 20;
 
-/** Creates the plan's server for `app` and listens on plan.target. Rejects when listening fails. */
-export async function startServer(plan: ServePlan, app: App): Promise<RunningServer> {
+/**
+ * Creates the plan's server for `app` and listens on plan.target. Rejects when listening fails, or when the
+ * access log (plan.accessLog, Combined Log Format through the accessLog middleware) can't be opened; close()
+ * flushes that log. `listen`, when given, replaces the listen step (a worker of `tsgi serve --workers` listens
+ * on the socket its master holds, and watches the server's connections from the first one on).
+ */
+export async function startServer(plan: ServePlan, app: App, listen?: (server: Server) => Promise<void>): Promise<RunningServer> {
+  const log = plan.accessLog !== undefined ? openAccessLogFile(plan.accessLog) : null;
+  if (log) app = accessLog(app, log);
   const mountOptions = plan.mount !== undefined ? { mount: plan.mount || '/' } : {};
   const bodyOptions = plan.maxBodyBytes !== undefined ? { maxBodyBytes: plan.maxBodyBytes } : {};
   let server: Server;
@@ -33,7 +42,7 @@ export async function startServer(plan: ServePlan, app: App): Promise<RunningSer
   let cutAll: () => void = () => {};
   if (plan.transport === 'http') {
     const { createHttpServer } = await import('../servers/http.js');
-    const http: HttpServer = createHttpServer(app, plan.mount !== undefined ? { scriptName: plan.mount } : {});
+    const http: HttpServer = createHttpServer(app, { ...(plan.mount !== undefined ? { scriptName: plan.mount } : {}), ...bodyOptions });
     let active = 0;
     http.on('request', (_req, res) => {
       active++;
@@ -56,7 +65,7 @@ export async function startServer(plan: ServePlan, app: App): Promise<RunningSer
     server = gateway;
     activeRequests = () => gateway.activeRequests;
   }
-  await listenOn(server, plan.target, plan.socket);
+  await (listen ? listen(server) : listenOn(server, plan.target, plan.socket));
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
@@ -70,7 +79,8 @@ export async function startServer(plan: ServePlan, app: App): Promise<RunningSer
         if (activeRequests() === 0 || Date.now() - started >= graceMs) {
           clearInterval(poll);
           cutAll();
-          resolve();
+          // The access log's last lines reach the file before the process exits.
+          void (log?.close() ?? Promise.resolve()).then(resolve);
         }
       }, DRAIN_POLL_MS);
     });

@@ -1,0 +1,38 @@
+import type { ServePlan } from '../serve-plan.js';
+
+/** Why a worker asks to be replaced. */
+export type RecycleReason = 'max-requests' | 'max-rss' | 'timeout';
+
+/** Messages a worker sends its master over the IPC channel. */
+export type WorkerMessage =
+  | { type: 'ready'; port: number | null }
+  | { type: 'beat' }
+  | { type: 'recycle'; reason: RecycleReason; detail: string }
+  | { type: 'boot-failed'; message: string };
+
+/** Messages a master sends a worker. */
+export type MasterMessage = { type: 'stop' };
+
+/** The fd a worker finds the master's listening socket on. */
+export const WORKER_LISTEN_FD = 3;
+
+/** The environment variable carrying a worker's WorkerConfig (JSON). */
+export const WORKER_ENV = 'TSGI_CLUSTER_WORKER';
+
+/** What a master tells a worker at spawn time. */
+export interface WorkerConfig {
+  /** The worker's number (1, 2, ...; a replacement gets a new number). */
+  id: number;
+  /** The plan, with target = the inherited socket on WORKER_LISTEN_FD. */
+  plan: ServePlan;
+  /** Ask to be recycled after this many requests; 0 = never. */
+  requestLimit: number;
+}
+
+/** Reads a message that should be a WorkerMessage; null for anything else. */
+export function asWorkerMessage(value: unknown): WorkerMessage | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const type = (value as { type?: unknown }).type;
+  if (type === 'ready' || type === 'beat' || type === 'recycle' || type === 'boot-failed') return value as WorkerMessage;
+  return null;
+}

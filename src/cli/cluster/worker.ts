@@ -1,0 +1,141 @@
+/**
+ * A worker process of `tsgi serve --workers N` (started by the master in master.ts, never by hand). It loads
+ * the app anew, listens on the master's socket (inherited on fd 3) and accepts connections itself, and
+ * reports to the master over the IPC channel: ready, heartbeats, and requests to be recycled.
+ */
+import type { Server as HttpServer } from 'node:http';
+import type { Server } from 'node:net';
+import { listenOn } from '../../servers/listen.js';
+import { loadApp } from '../load-app.js';
+import { startServer, type RunningServer } from '../start-server.js';
+import { WORKER_ENV, WORKER_LISTEN_FD, type MasterMessage, type RecycleReason, type WorkerConfig, type WorkerMessage } from './messages.js';
+import { watchHttpConnections, type HttpDrain } from './http-drain.js';
+import { HEARTBEAT_INTERVAL_MS } from './policy.js';
+import { superviseApp, type TimeoutInfo } from './supervise.js';
+import { startWatchdog } from './watchdog.js';
+
+const RSS_CHECK_MS = 1_000;
+const MIB = 1024 * 1024;
+
+/** Reports a failure to start, then exits with status 3 once the message is on its way. */
+function failBoot(message: string): never {
+  const exit = (): never => process.exit(3);
+  if (process.connected && process.send) {
+    try {
+      process.send({ type: 'boot-failed', message } satisfies WorkerMessage, exit);
+      setTimeout(exit, 1_000);
+    } catch {
+      exit();
+    }
+  } else {
+    exit();
+  }
+  // Parks this async path until the exit above happens.
+  return undefined as never;
+}
+
+function send(message: WorkerMessage): void {
+  if (!process.connected || !process.send) return;
+  try {
+    process.send(message);
+  } catch {
+    // The master is gone; 'disconnect' stops this worker.
+  }
+}
+
+async function runWorker(): Promise<void> {
+  const config = JSON.parse(process.env[WORKER_ENV] ?? 'null') as WorkerConfig | null;
+  if (!config || !process.send) {
+    process.stderr.write('tsgi: this module is a worker of `tsgi serve --workers N`; it is started by the master\n');
+    process.exit(2);
+  }
+  const { id, plan, requestLimit } = config;
+  const label = `tsgi: worker ${id} (pid ${process.pid})`;
+  const log = (text: string): void => void process.stderr.write(`${label}: ${text}\n`);
+
+  let running: RunningServer | null = null;
+  let httpDrain: HttpDrain | null = null;
+  let stopping = false;
+  const stop = (why: string | null): void => {
+    if (stopping) return;
+    stopping = true;
+    if (why) log(why);
+    if (!running) process.exit(0);
+    const server = running;
+    // HTTP: kept-alive clients are told to reconnect before their connections close (http-drain.ts).
+    const drained = httpDrain ? httpDrain.drain(plan.gracefulTimeoutSeconds * 1000) : Promise.resolve();
+    void drained.then(() => server.close()).then(() => process.exit(0));
+  };
+  // The master decides about reloads and the worker count; a terminal's signals to the whole group
+  // (SIGHUP on hang-up, SIGTTIN/SIGTTOU) must not stop or suspend a worker.
+  for (const signal of ['SIGHUP', 'SIGTTIN', 'SIGTTOU'] as const) process.on(signal, () => {});
+  process.on('SIGTERM', () => stop(null));
+  process.on('SIGINT', () => stop(null));
+  process.on('message', (message: MasterMessage) => {
+    if (message?.type === 'stop') stop(null);
+  });
+  // The master died (even by SIGKILL): the channel closes; stop accepting, drain, exit. No orphans.
+  process.on('disconnect', () => stop('the master is gone: finishing in-flight requests, then exiting'));
+
+  let recycleAsked = false;
+  const askRecycle = (reason: RecycleReason, detail: string): void => {
+    if (recycleAsked || stopping) return;
+    recycleAsked = true;
+    send({ type: 'recycle', reason, detail });
+  };
+
+  let app;
+  try {
+    app = await loadApp(plan.reference, plan.cwd);
+  } catch (error) {
+    return failBoot((error as Error).message);
+  }
+  const timeoutMs = Math.round(plan.timeoutSeconds * 1000);
+  const supervised = superviseApp(app, {
+    timeoutMs,
+    onRequest: (served) => {
+      if (requestLimit > 0 && served >= requestLimit) askRecycle('max-requests', `served ${served} requests (--max-requests ${plan.maxRequests})`);
+    },
+    onTimeout: (info: TimeoutInfo) => {
+      const answer = info.sent ? 'the response was cut (part of it had been sent)' : 'answered 504';
+      log(
+        `${info.method} ${info.uri} timed out: the app produced nothing for ${info.seconds} s while it was ` +
+          `waiting on ${info.waitingFor === 'response' ? "a promise (the app's response)" : 'the next chunk of its body'} ` +
+          `(no JavaScript was running, so there is no stack; the request was waiting asynchronously); ${answer}; recycling this worker`,
+      );
+      askRecycle('timeout', `${info.method} ${info.uri} timed out after ${info.seconds} s`);
+    },
+  });
+  try {
+    running = await startServer(plan, supervised.app, async (server: Server) => {
+      if (plan.transport === 'http') httpDrain = watchHttpConnections(server as HttpServer);
+      await listenOn(server, { kind: 'fd', fd: WORKER_LISTEN_FD });
+    });
+  } catch (error) {
+    return failBoot(`cannot listen on the master's socket (${(error as Error).message})`);
+  }
+  if (stopping) {
+    // Stopped while it was starting.
+    void running.close().then(() => process.exit(0));
+    return;
+  }
+  if (timeoutMs > 0) {
+    startWatchdog(timeoutMs, label);
+    setInterval(() => send({ type: 'beat' }), HEARTBEAT_INTERVAL_MS).unref();
+  }
+  if (plan.maxRssMiB > 0) {
+    const limit = plan.maxRssMiB * MIB;
+    const check = setInterval(() => {
+      const rss = process.memoryUsage.rss();
+      if (rss > limit) {
+        clearInterval(check);
+        askRecycle('max-rss', `RSS ${(rss / MIB).toFixed(1)} MiB is over --max-rss ${plan.maxRssMiB}`);
+      }
+    }, RSS_CHECK_MS);
+    check.unref();
+  }
+  const bound = running.server.address();
+  send({ type: 'ready', port: typeof bound === 'object' && bound !== null ? bound.port : null });
+}
+
+void runWorker().catch((error: unknown) => failBoot(error instanceof Error ? error.message : String(error)));
