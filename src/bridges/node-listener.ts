@@ -48,6 +48,8 @@ export interface NodeListenerOptions {
    * createHttpServer sets it; leave it false for a listener registered only on 'request'.
    */
   deferContinue?: boolean;
+  /** True when other processes serve the same app at the same time (`tsgi serve --workers N`, N > 1): the environ's `tsgi.multiprocess`. Default: false. */
+  multiprocess?: boolean;
 }
 
 export { HOP_BY_HOP_HEADERS };
@@ -80,6 +82,7 @@ export function toNodeListener(app: App, options: NodeListenerOptions = {}): Nod
     accessLog: options.accessLog,
     deferContinue: options.deferContinue ?? false,
     maxBodyBytes: checkMaxBodyBytes(options.maxBodyBytes),
+    multiprocess: options.multiprocess ?? false,
   };
   return (req, res) => {
     handleRequest(app, req, res, settings).catch((error: unknown) => {
@@ -95,6 +98,7 @@ interface Settings {
   accessLog: ((line: string) => void) | undefined;
   deferContinue: boolean;
   maxBodyBytes: number;
+  multiprocess: boolean;
 }
 
 async function handleRequest(app: App, req: IncomingMessage, res: ServerResponse, settings: Settings): Promise<void> {
@@ -119,7 +123,7 @@ async function handleRequest(app: App, req: IncomingMessage, res: ServerResponse
       errors,
       signal: () => abort.signal,
       multithread: true,
-      multiprocess: false,
+      multiprocess: settings.multiprocess,
       runOnce: false,
       ...(settings.deferContinue && expectsContinue(req) ? { onFirstRead: () => sendContinue(res) } : {}),
     });

@@ -1,5 +1,6 @@
 import type { Server as HttpServer } from 'node:http';
 import type { Server } from 'node:net';
+import { watchHttpConnections } from './http-drain.js';
 import { describeListenTarget, listenOn } from '../servers/listen.js';
 import type { App } from '../types.js';
 import { accessLog } from '../middleware/access-log.js';
@@ -16,8 +17,9 @@ export interface RunningServer {
   /** Requests accepted and not yet finished. */
   activeRequests(): number;
   /**
-   * Stops accepting, lets in-flight requests finish (idle kept-alive connections are closed at once), and cuts
-   * what is left after plan.gracefulTimeoutSeconds. Resolves when no request is left. Safe to call twice.
+   * Stops accepting, lets in-flight requests finish (over HTTP, kept-alive clients are told `Connection: close`
+   * and connections idle for a second are closed), and cuts what is left after plan.gracefulTimeoutSeconds.
+   * Resolves when no request is left. Safe to call twice.
    */
   close(): Promise<void>;
 }
@@ -35,10 +37,11 @@ export async function startServer(plan: ServePlan, app: App, listen?: (server: S
   const log = plan.accessLog !== undefined ? openAccessLogFile(plan.accessLog) : null;
   if (log) app = accessLog(app, log);
   const mountOptions = plan.mount !== undefined ? { mount: plan.mount || '/' } : {};
-  const bodyOptions = plan.maxBodyBytes !== undefined ? { maxBodyBytes: plan.maxBodyBytes } : {};
+  // Limits and the environ's tsgi.multiprocess (several workers serve the app at once).
+  const bodyOptions = { ...(plan.maxBodyBytes !== undefined ? { maxBodyBytes: plan.maxBodyBytes } : {}), multiprocess: plan.workers > 1 };
   let server: Server;
   let activeRequests: () => number;
-  let closeIdle: () => void = () => {};
+  let drain: ((graceMs: number) => Promise<void>) | null = null;
   let cutAll: () => void = () => {};
   if (plan.transport === 'http') {
     const { createHttpServer } = await import('../servers/http.js');
@@ -50,7 +53,9 @@ export async function startServer(plan: ServePlan, app: App, listen?: (server: S
     });
     server = http;
     activeRequests = () => active;
-    closeIdle = () => http.closeIdleConnections();
+    // Kept-alive clients are told to reconnect before their connections close (http-drain.ts).
+    const connections = watchHttpConnections(http);
+    drain = (graceMs) => connections.drain(graceMs);
     cutAll = () => http.closeAllConnections();
   } else if (plan.transport === 'fastcgi') {
     const { createFastCgiServer } = await import('../servers/fastcgi.js');
@@ -69,21 +74,21 @@ export async function startServer(plan: ServePlan, app: App, listen?: (server: S
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
-    closing ??= new Promise<void>((resolve) => {
-      server.close();
-      closeIdle();
+    closing ??= (async () => {
       const graceMs = (plan.gracefulTimeoutSeconds || DEFAULT_GRACEFUL_TIMEOUT_SECONDS) * 1000;
-      const started = Date.now();
-      const poll = setInterval(() => {
-        closeIdle();
-        if (activeRequests() === 0 || Date.now() - started >= graceMs) {
-          clearInterval(poll);
-          cutAll();
-          // The access log's last lines reach the file before the process exits.
-          void (log?.close() ?? Promise.resolve()).then(resolve);
+      if (drain) {
+        await drain(graceMs);
+      } else {
+        server.close();
+        const started = Date.now();
+        while (activeRequests() > 0 && Date.now() - started < graceMs) {
+          await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
         }
-      }, DRAIN_POLL_MS);
-    });
+      }
+      cutAll();
+      // The access log's last lines reach the file before the process exits.
+      await (log?.close() ?? Promise.resolve());
+    })();
     return closing;
   };
   return {

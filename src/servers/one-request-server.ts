@@ -47,6 +47,8 @@ export interface OneRequestServerOptions {
    * ("::ffff:127.0.0.1") count as their IPv4 address. Unix-socket peers have no address and are always allowed.
    */
   webServerAddrs?: readonly string[] | null;
+  /** True when other processes serve the same app at the same time (`tsgi serve --workers N`, N > 1): the environ's `tsgi.multiprocess`. Default: false. */
+  multiprocess?: boolean;
 }
 
 /** The options with their defaults applied. */
@@ -58,6 +60,7 @@ export interface ResolvedOneRequestOptions {
   maxConnections: number;
   errors: ErrorStream;
   webServerAddrs: ReadonlySet<string> | null;
+  multiprocess: boolean;
 }
 
 /** A request head as a protocol's reader returns it. */
@@ -93,6 +96,7 @@ export function resolveOneRequestOptions(options: OneRequestServerOptions, proto
     maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
     errors: options.errors ?? { write: (text) => void process.stderr.write(text) },
     webServerAddrs: addrs ? new Set(addrs.map((addr) => normalizeAddress(addr.trim())).filter((addr) => addr !== '')) : null,
+    multiprocess: options.multiprocess ?? false,
   };
 }
 
@@ -308,7 +312,7 @@ class OneRequestConnection {
         ownsVariables: true,
         urlScheme: scheme,
         multithread: true,
-        multiprocess: false,
+        multiprocess: options.multiprocess,
         runOnce: false,
       });
       run = runApp(this.#server.app, environ, sink, { abortReason: () => this.#abort.reason });

@@ -10,6 +10,7 @@ import {
   PROXY_FCGI_MODULE,
   startApache,
   startBackend,
+  findDescendants,
 } from './servers.js';
 
 const MOUNT = '/app';
@@ -25,7 +26,7 @@ async function deploy(): Promise<FastCgiDeployment> {
     });
     return {
       server,
-      backendPids: async () => [backend.pid],
+      backendPids: async () => [backend.pid, ...(await findDescendants(backend.pid, 'cluster/worker'))],
       ...(backend.port ? { backendPort: backend.port } : {}),
       logs: async () => `${await server.errorLog()}${backend.output()}`,
       stop: async () => {

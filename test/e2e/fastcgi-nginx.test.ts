@@ -9,6 +9,7 @@ import {
   startBackend,
   startNginx,
   type BackendTransport,
+  findDescendants,
 } from './servers.js';
 
 const MOUNT = '/app';
@@ -24,7 +25,7 @@ async function deploy(transport: BackendTransport): Promise<FastCgiDeployment> {
     });
     return {
       server,
-      backendPids: async () => [backend.pid],
+      backendPids: async () => [backend.pid, ...(await findDescendants(backend.pid, 'cluster/worker'))],
       ...(backend.port ? { backendPort: backend.port } : {}),
       logs: async () => `${await server.errorLog()}${backend.output()}`,
       stop: async () => {

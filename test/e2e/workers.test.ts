@@ -269,6 +269,7 @@ describeWithServer('tsgi serve --workers: recycling and reload under load (HTTP)
   it('SIGTTIN adds a worker, SIGTTOU removes one (never below 1)', { timeout: 60_000 }, async () => {
     const master = await startMaster(['--workers', '1']);
     expect(await childrenOf(master.pid)).toHaveLength(1);
+    expect((await get(`${master.base}/multiprocess`)).body).toBe('false');
     process.kill(master.pid, 'SIGTTIN');
     await waitFor('2 workers', async () => (await childrenOf(master.pid)).length === 2 || undefined, 20_000);
     await waitFor('the new worker ready', () => count(master.output(), /\) ready/) >= 2, 20_000);
@@ -289,6 +290,10 @@ describeWithServer('tsgi serve --workers: --timeout', available, () => {
   beforeAll(async () => {
     master = await startMaster(['--workers', '2', '--timeout', '1.5']);
   }, START_TIMEOUT_MS + 5_000);
+
+  it('two workers: the environ says tsgi.multiprocess', async () => {
+    expect((await get(`${master.base}/multiprocess`)).body).toBe('true');
+  });
 
   it('a request hanging on a promise gets 504; its worker is replaced while other requests keep answering', { timeout: 60_000 }, async () => {
     const hanging = get(`${master.base}/hang`);

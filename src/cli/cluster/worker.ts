@@ -3,13 +3,11 @@
  * the app anew, listens on the master's socket (inherited on fd 3) and accepts connections itself, and
  * reports to the master over the IPC channel: ready, heartbeats, and requests to be recycled.
  */
-import type { Server as HttpServer } from 'node:http';
 import type { Server } from 'node:net';
 import { listenOn } from '../../servers/listen.js';
 import { loadApp } from '../load-app.js';
 import { startServer, type RunningServer } from '../start-server.js';
 import { WORKER_ENV, WORKER_LISTEN_FD, type MasterMessage, type RecycleReason, type WorkerConfig, type WorkerMessage } from './messages.js';
-import { watchHttpConnections, type HttpDrain } from './http-drain.js';
 import { HEARTBEAT_INTERVAL_MS } from './policy.js';
 import { superviseApp, type TimeoutInfo } from './supervise.js';
 import { startWatchdog } from './watchdog.js';
@@ -54,7 +52,6 @@ async function runWorker(): Promise<void> {
   const log = (text: string): void => void process.stderr.write(`${label}: ${text}\n`);
 
   let running: RunningServer | null = null;
-  let httpDrain: HttpDrain | null = null;
   let stopping = false;
   const stop = (why: string | null): void => {
     if (stopping) return;
@@ -62,9 +59,8 @@ async function runWorker(): Promise<void> {
     if (why) log(why);
     if (!running) process.exit(0);
     const server = running;
-    // HTTP: kept-alive clients are told to reconnect before their connections close (http-drain.ts).
-    const drained = httpDrain ? httpDrain.drain(plan.gracefulTimeoutSeconds * 1000) : Promise.resolve();
-    void drained.then(() => server.close()).then(() => process.exit(0));
+    // HTTP: kept-alive clients are told to reconnect before their connections close (see startServer).
+    void server.close().then(() => process.exit(0));
   };
   // The master decides about reloads and the worker count; a terminal's signals to the whole group
   // (SIGHUP on hang-up, SIGTTIN/SIGTTOU) must not stop or suspend a worker.
@@ -107,10 +103,7 @@ async function runWorker(): Promise<void> {
     },
   });
   try {
-    running = await startServer(plan, supervised.app, async (server: Server) => {
-      if (plan.transport === 'http') httpDrain = watchHttpConnections(server as HttpServer);
-      await listenOn(server, { kind: 'fd', fd: WORKER_LISTEN_FD });
-    });
+    running = await startServer(plan, supervised.app, (server: Server) => listenOn(server, { kind: 'fd', fd: WORKER_LISTEN_FD }));
   } catch (error) {
     return failBoot(`cannot listen on the master's socket (${(error as Error).message})`);
   }

@@ -40,6 +40,8 @@ export interface FastCgiServerOptions {
   authorizer?: App;
   /** The app for the Filter role (default: the main app). Its DATA stream is `environ['tsgi.fastcgi.data']`. */
   filter?: App;
+  /** True when other processes serve the same app at the same time (`tsgi serve --workers N`, N > 1): the environ's `tsgi.multiprocess`. Default: false. */
+  multiprocess?: boolean;
 }
 
 /** The options with their defaults applied. */
@@ -55,6 +57,7 @@ export interface ResolvedFastCgiOptions {
   webServerAddrs: ReadonlySet<string> | null;
   authorizer: App | null;
   filter: App | null;
+  multiprocess: boolean;
 }
 
 /** Applies defaults; reads FCGI_WEB_SERVER_ADDRS when `webServerAddrs` is not given. */
@@ -73,6 +76,7 @@ export function resolveFastCgiOptions(options: FastCgiServerOptions, env: NodeJS
     webServerAddrs: addrs ? new Set(addrs.map((addr) => normalizeAddress(addr.trim())).filter((addr) => addr !== '')) : null,
     authorizer: options.authorizer ?? null,
     filter: options.filter ?? null,
+    multiprocess: options.multiprocess ?? false,
   };
 }
 

@@ -53,6 +53,8 @@ export class FastCgiRequest {
   // Only the Filter role has a DATA stream: created on demand.
   #data: ByteQueue | null = null;
   #started = false;
+  /** The app was started (or the request refused) and will settle into #finish: it owns the release. */
+  #running = false;
   #done = false;
   #stdinBytes = 0;
   #stderrUsed = false;
@@ -132,6 +134,12 @@ export class FastCgiRequest {
     this.#abort.abort(reason);
     this.stdin.fail(reason);
     this.#data?.fail(reason);
+    // No app runs for a request whose PARAMS never completed (or were malformed): nothing else would free its
+    // slot, and each such request would count against maxRequests for the life of the server.
+    if (!this.#running && !this.#done) {
+      this.#done = true;
+      this.#host.release(this);
+    }
   }
 
 
@@ -148,6 +156,7 @@ export class FastCgiRequest {
     if (this.#host.options.mount !== null && this.role !== Role.AUTHORIZER) applyMount(variables, this.#host.options.mount);
     const sink = this.#createSink();
     const errors = this.#createErrorStream();
+    this.#running = true;
     let run: Promise<RunResult>;
     try {
       const environ = createEnviron({
@@ -160,7 +169,7 @@ export class FastCgiRequest {
         signal: () => this.#abort.signal,
         ownsVariables: true,
         multithread: true,
-        multiprocess: false,
+        multiprocess: this.#host.options.multiprocess,
         runOnce: false,
       });
       if (this.role === Role.FILTER) {
