@@ -47,7 +47,7 @@ Loads the app MODULE exports and serves it until SIGINT or SIGTERM. MODULE is Ty
 (TypeScript loads without a build step); the app is EXPORT, else the default export, else the export "app".
 
 Transports (one at most; ADDR is HOST:PORT, :PORT or PORT (host 127.0.0.1), [V6]:PORT, unix:PATH, fd:N,
-or "systemd" for the socket systemd passed):
+or "systemd" / "systemd:NAME" for the socket systemd passed):
   --http ADDR               HTTP/1.1, the embedded server
   --fastcgi ADDR            FastCGI, for nginx fastcgi_pass, Apache mod_proxy_fcgi, lighttpd, mod_fcgid
   --scgi ADDR               SCGI (one request per connection)
@@ -200,18 +200,20 @@ function buildPlan(reference: string, values: FlagValues): ServePlan {
   let transport: ServePlan['transport'];
   let target: ListenTarget;
   let inherited = false;
-  // ADDR "systemd" = the socket systemd passed (socket activation); with no transport flag, a
-  // socket-activated tsgi serves HTTP on it.
-  const activated = socketActivationTarget();
-  const addressOf = (address: string): ListenTarget => {
-    if (address !== 'systemd') return parseListenTarget(address);
-    if (!activated) throw new Error('tsgi serve: ADDR "systemd" needs socket activation (LISTEN_FDS/LISTEN_PID for this process)');
-    return activated;
-  };
   const http = text('http');
   const fastcgi = text('fastcgi');
   const scgi = text('scgi');
   const uwsgi = text('uwsgi');
+  // ADDR "systemd" (or "systemd:NAME", a name from the .socket unit's FileDescriptorName=) = the socket systemd
+  // passed (socket activation); with no transport flag, a socket-activated tsgi serves HTTP on it. When an ADDR
+  // asks for it and it is missing, the error says why (a wrapper's pid, no variables, LISTEN_FDS=0).
+  const isSystemd = (address: string | undefined): address is string => address === 'systemd' || (address?.startsWith('systemd:') ?? false);
+  const wanted = [http, fastcgi, scgi, uwsgi].find(isSystemd);
+  const activated = socketActivationTarget(process.env, process.pid, {
+    required: wanted !== undefined,
+    ...(wanted?.startsWith('systemd:') ? { name: wanted.slice('systemd:'.length) } : {}),
+  });
+  const addressOf = (address: string): ListenTarget => (isSystemd(address) && activated ? activated : parseListenTarget(address));
   if (fastcgi !== undefined) {
     transport = 'fastcgi';
     target = addressOf(fastcgi);

@@ -113,6 +113,16 @@ describe('tsgi serve (the built command)', () => {
     expect(noExport.stderr).toContain('has no export "nothing"');
   });
 
+  it('ADDR "systemd" without socket activation says why, exit 1', async () => {
+    const noVariables = await execa('node', [BIN, 'serve', 'examples/hello.ts', '--fastcgi', 'systemd'], { reject: false, env: { LISTEN_PID: '', LISTEN_FDS: '' }, extendEnv: true });
+    expect(noVariables.exitCode).toBe(1);
+    expect(noVariables.stderr).toMatch(/no socket from systemd/);
+    // A pid of another process: the variables were meant for a wrapper (npx, a shell), not for tsgi.
+    const wrapper = await execa('node', [BIN, 'serve', 'examples/hello.ts', '--http', 'systemd:web'], { reject: false, env: { LISTEN_PID: '1', LISTEN_FDS: '1' } });
+    expect(wrapper.exitCode).toBe(1);
+    expect(wrapper.stderr).toMatch(/LISTEN_PID=1 names another process/);
+  });
+
   it('usage errors exit 2; help exits 0', async () => {
     expect((await execa('node', [BIN, 'serve'], { reject: false })).exitCode).toBe(2);
     expect((await execa('node', [BIN, 'bogus'], { reject: false })).exitCode).toBe(2);
