@@ -24,7 +24,7 @@ export interface ServePlan {
   /** Combined Log Format access log: "-" for stderr, else a file path (appended). Undefined: no access log. */
   accessLog?: string;
   /**
-   * Worker processes under a master (node:cluster). 0 = no master: the app runs in this process (the default
+   * Worker processes under a master (prefork: src/cli/cluster/). 0 = no master: the app runs in this process (the default
    * when a web server spawned tsgi with a socket on fd 0, since the web server manages processes then).
    */
   workers: number;

@@ -265,8 +265,8 @@ export interface SocketActivationOptions {
  * listenOn passes net.core.somaxconn, the most the kernel allows (see inheritedBacklog). A Backlog= below it in
  * the .socket unit is therefore raised to it; one above it was clamped by the kernel anyway.
  *
- * Run this in the process systemd started (with `tsgi serve`'s master + workers, the master: it listens on the
- * descriptor and node:cluster hands the connections to the workers).
+ * Run this in the process systemd started (with `tsgi serve`'s master + workers, the master: it keeps the
+ * descriptor and passes it to each worker, which accepts on it).
  */
 export function socketActivationTarget(
   env: NodeJS.ProcessEnv = process.env,
