@@ -3,6 +3,7 @@
  * byte, U+0000..U+00FF (latin-1), exactly as PEP 3333 does for WSGI. Transports that receive raw bytes
  * decode them as latin-1; apps that want text decode with `decodeLatin1Utf8()`.
  */
+import { setVariable } from './variables.js';
 
 /** Turns raw bytes into a byte string (one char per byte). */
 export function bytesToByteString(bytes: Uint8Array): string {
@@ -53,7 +54,7 @@ const ASCII_RE = /^[\x00-\x7f]*$/;
 /**
  * Converts a process environment (which Node decodes as UTF-8) to CGI variables under the byte policy.
  * Where the decoding was lossy (a byte that isn't UTF-8 became U+FFFD in PATH_INFO), PATH_INFO is rebuilt
- * from the raw REQUEST_URI when it starts with SCRIPT_NAME (conformance A8, field-notes T24).
+ * from the raw REQUEST_URI when that is SCRIPT_NAME followed by the same path (conformance A8, field-notes T24).
  */
 export function decodeProcessEnv(env: Record<string, string | undefined>): Record<string, string> {
   const out: Record<string, string> = {};
@@ -62,14 +63,20 @@ export function decodeProcessEnv(env: Record<string, string | undefined>): Recor
   for (const key of Object.keys(copy)) {
     const value = copy[key];
     // Most values are ASCII, the same in both forms: skip the round trip through a Buffer (CGI start-up).
-    if (typeof value === 'string') out[key] = ASCII_RE.test(value) ? value : encodeUtf8Latin1(value);
+    if (typeof value === 'string') setVariable(out, key, ASCII_RE.test(value) ? value : encodeUtf8Latin1(value));
   }
   const pathInfo = env.PATH_INFO;
   const requestUri = out.REQUEST_URI;
   if (pathInfo !== undefined && pathInfo.includes(REPLACEMENT) && requestUri !== undefined) {
     const rawPath = percentDecodeToByteString(requestUri.split('?', 1)[0] ?? '');
     const scriptName = out.SCRIPT_NAME ?? '';
-    if (rawPath.startsWith(scriptName)) out.PATH_INFO = rawPath.slice(scriptName.length);
+    if (rawPath.startsWith(scriptName)) {
+      // Taken only when it is provably the same path: it splits at a segment boundary ("/app" is no prefix of
+      // "/apple") and its bytes read as UTF-8 are what Node decoded. A rewritten URL keeps the lossy PATH_INFO.
+      const rest = rawPath.slice(scriptName.length);
+      const boundary = rest === '' || rest.startsWith('/') || scriptName.endsWith('/');
+      if (boundary && decodeLatin1Utf8(rest) === pathInfo) out.PATH_INFO = rest;
+    }
   }
   return out;
 }

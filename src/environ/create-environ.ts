@@ -1,6 +1,7 @@
 import { RequestError } from '../errors.js';
 import type { Environ, ErrorStream } from '../types.js';
 import { createInput } from './input.js';
+import { setVariable } from './variables.js';
 
 /** The largest CONTENT_LENGTH accepted: beyond it, byte counts lose precision in a JS number. */
 export const MAX_CONTENT_LENGTH = Number.MAX_SAFE_INTEGER;
@@ -36,6 +37,7 @@ export interface EnvironSource {
 }
 
 const CONTENT_LENGTH_RE = /^[0-9]+$/;
+const BLANKS_RE = /^[ \t]+|[ \t]+$/g;
 
 /**
  * The one translator from CGI variables to an Environ, used by every transport. It applies the rules every
@@ -43,9 +45,10 @@ const CONTENT_LENGTH_RE = /^[0-9]+$/;
  * - httpoxy: HTTP_PROXY is never passed (a client's `Proxy:` header would otherwise steer outgoing requests);
  * - HTTP_CONTENT_TYPE / HTTP_CONTENT_LENGTH never appear (RFC 3875 §4.1.18);
  * - empty CONTENT_LENGTH / CONTENT_TYPE mean absent (nginx sends them empty);
- * - CONTENT_LENGTH must be decimal digits, else RequestError 400 ("-1", "+5", "5,5", "0x10", huge);
- * - QUERY_STRING, SCRIPT_NAME and PATH_INFO always exist; SCRIPT_NAME is never "/", PATH_INFO is "" or
- *   starts with "/".
+ * - CONTENT_LENGTH must be decimal digits (spaces or tabs around them tolerated), else RequestError 400
+ *   ("-1", "+5", "5,5", "0x10", "\v5", huge);
+ * - QUERY_STRING, SCRIPT_NAME and PATH_INFO always exist; SCRIPT_NAME is "" or starts with "/" and never ends
+ *   in "/" (trailing slashes move to PATH_INFO); PATH_INFO is "" or starts with "/".
  * Throws RequestError(400) for a request that can't be represented.
  */
 export function createEnviron(source: EnvironSource): Environ {
@@ -56,7 +59,7 @@ export function createEnviron(source: EnvironSource): Environ {
     vars = {};
     for (const key of Object.keys(source.variables)) {
       const value = source.variables[key];
-      if (typeof value === 'string') vars[key] = value;
+      if (typeof value === 'string') setVariable(vars, key, value);
     }
   }
   // Deleting only what is there keeps the object's shape (and V8's fast property access) on the hot path.
@@ -70,7 +73,10 @@ export function createEnviron(source: EnvironSource): Environ {
   if (rawLength === '') {
     delete vars.CONTENT_LENGTH;
   } else if (rawLength !== undefined) {
-    const trimmed = rawLength.trim();
+    // Blanks around the digits are tolerated (HTTP's OWS: space and tab), nothing else: String.trim() would
+    // also take vertical tabs, line ends and NBSP, so "\v5" or "5\n" would pass as 5.
+    const blankAtEdge = isBlank(rawLength.charCodeAt(0)) || isBlank(rawLength.charCodeAt(rawLength.length - 1));
+    const trimmed = blankAtEdge ? rawLength.replace(BLANKS_RE, '') : rawLength;
     const parsed = CONTENT_LENGTH_RE.test(trimmed) ? Number(trimmed) : Number.NaN;
     if (!Number.isSafeInteger(parsed) || parsed > MAX_CONTENT_LENGTH) {
       throw new RequestError(`environ: bad CONTENT_LENGTH (${JSON.stringify(rawLength).slice(0, 40)})`);
@@ -84,10 +90,13 @@ export function createEnviron(source: EnvironSource): Environ {
   vars.SERVER_PROTOCOL ??= 'HTTP/1.0';
   let scriptName = vars.SCRIPT_NAME ?? '';
   let pathInfo = vars.PATH_INFO ?? '';
+  if (scriptName !== '' && !scriptName.startsWith('/')) scriptName = `/${scriptName}`;
   if (scriptName.endsWith('/')) {
-    // "/" alone, or "/app/", moves its trailing slash to PATH_INFO (PEP 3333: SCRIPT_NAME never ends in "/").
-    scriptName = scriptName.slice(0, -1);
-    pathInfo = `/${pathInfo.startsWith('/') ? pathInfo.slice(1) : pathInfo}`;
+    // "/" alone, "/app/" or "/app//" moves its trailing slashes to PATH_INFO (PEP 3333: SCRIPT_NAME never ends
+    // in "/"); a PATH_INFO that starts with "/" already gives up that one.
+    const end = trailingSlashStart(scriptName);
+    pathInfo = scriptName.slice(end) + (pathInfo.startsWith('/') ? pathInfo.slice(1) : pathInfo);
+    scriptName = scriptName.slice(0, end);
   }
   if (pathInfo !== '' && !pathInfo.startsWith('/')) pathInfo = `/${pathInfo}`;
   vars.SCRIPT_NAME = scriptName;
@@ -132,6 +141,18 @@ export function createEnviron(source: EnvironSource): Environ {
   environ['tsgi.multiprocess'] = source.multiprocess ?? false;
   environ['tsgi.run_once'] = source.runOnce ?? false;
   return environ;
+}
+
+/** Space or tab (the only blanks tolerated around CONTENT_LENGTH's digits). */
+function isBlank(code: number): boolean {
+  return code === 0x20 || code === 0x09;
+}
+
+/** Where the run of "/" that ends `path` starts. */
+function trailingSlashStart(path: string): number {
+  let end = path.length;
+  while (end > 0 && path.charCodeAt(end - 1) === 0x2f) end--;
+  return end;
 }
 
 /** "https" when HTTPS is on/1/yes (any case) or REQUEST_SCHEME is https (RFC 3875 leaves this to servers). */

@@ -34,4 +34,15 @@ describe('byte policy', () => {
     const mismatch = decodeProcessEnv({ SCRIPT_NAME: '/s.cgi', PATH_INFO: '/\ufffd', REQUEST_URI: '/other/%E9' });
     expect(mismatch.PATH_INFO).toBe(encodeUtf8Latin1('/\ufffd'));
   });
+
+  // Found by fuzzing (test/fuzz/environ.test.ts): any REQUEST_URI starting with SCRIPT_NAME was taken, so
+  // "/app" + "/apple/%FF" gave PATH_INFO "le/\xff", and a missing SCRIPT_NAME put the script's path in PATH_INFO.
+  it('A8: PATH_INFO is rebuilt only from a REQUEST_URI that holds the same path below SCRIPT_NAME', () => {
+    const boundary = decodeProcessEnv({ SCRIPT_NAME: '/app', PATH_INFO: '/\ufffd', REQUEST_URI: '/apple/%FF' });
+    expect(boundary.PATH_INFO).toBe(encodeUtf8Latin1('/\ufffd'));
+    const noScript = decodeProcessEnv({ PATH_INFO: '/caf\ufffd', REQUEST_URI: '/s.cgi/caf%E9' });
+    expect(noScript.PATH_INFO).toBe(encodeUtf8Latin1('/caf\ufffd'));
+    const same = decodeProcessEnv({ SCRIPT_NAME: '/app', PATH_INFO: '/x/\ufffd\ufffd', REQUEST_URI: '/app/x/%FF%FE?q' });
+    expect(same.PATH_INFO).toBe('/x/\u00ff\u00fe');
+  });
 });

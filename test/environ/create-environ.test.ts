@@ -102,4 +102,35 @@ describe('createEnviron', () => {
     expect(make({ REQUEST_SCHEME: 'https' })['tsgi.url_scheme']).toBe('https');
     expect(make({}, { urlScheme: 'https' })['tsgi.url_scheme']).toBe('https');
   });
+
+  // Found by fuzzing (test/fuzz/environ.test.ts): "//" became SCRIPT_NAME "/", "/app//" became "/app/", and a
+  // relative "app" stayed relative, all against SPEC §5.1.
+  it('SCRIPT_NAME with several trailing slashes, or without a leading one, gets the SPEC shape', () => {
+    const pairs = (sn: string, pi: string) => {
+      const env = make({ SCRIPT_NAME: sn, PATH_INFO: pi });
+      return [env.SCRIPT_NAME, env.PATH_INFO];
+    };
+    expect(pairs('//', '')).toEqual(['', '//']);
+    expect(pairs('/app//', 'x')).toEqual(['/app', '//x']);
+    expect(pairs('/app//', '/x')).toEqual(['/app', '//x']);
+    expect(pairs('app', '/x')).toEqual(['/app', '/x']);
+    expect(pairs('app/', '')).toEqual(['/app', '/']);
+  });
+
+  // Found by fuzzing: String.trim() let "\v5", "5\n" and NBSP-padded lengths through as 5.
+  it.each(['\v5', '5\n', '\r5', '\u00a05', '\ufeff5', '\u20035'])('CONTENT_LENGTH %j -> RequestError 400', (length) => {
+    expect(() => make({ CONTENT_LENGTH: length })).toThrow(RequestError);
+  });
+
+  it('CONTENT_LENGTH with spaces or tabs around the digits is read as the digits', () => {
+    expect(make({ CONTENT_LENGTH: ' 5\t' }).CONTENT_LENGTH).toBe('5');
+  });
+
+  // Found by fuzzing: the copy dropped a variable named "__proto__".
+  it('copies variables named like Object.prototype members', () => {
+    const variables: Record<string, string> = {};
+    Object.defineProperty(variables, '__proto__', { value: 'a', enumerable: true, writable: true, configurable: true });
+    const env = make(variables);
+    expect(Object.getOwnPropertyDescriptor(env, '__proto__')?.value).toBe('a');
+  });
 });

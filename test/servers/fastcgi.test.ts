@@ -295,6 +295,34 @@ describe('FastCGI connections (C7-C13, C16, T4, T8-T12)', () => {
     expect((await c.reply(101)).protocolStatus).toBe(ProtocolStatus.OVERLOADED);
   });
 
+  // Found by fuzzing (test/fuzz/servers.test.ts): a request whose PARAMS never completed (the connection closed
+  // first, or they were malformed) kept its slot for good, so 1024 such connections left every later request
+  // refused with OVERLOADED.
+  it('C12: requests whose connection closes before their PARAMS end, or with malformed PARAMS, free their slots', async () => {
+    const { port, server } = await start(text('still here'), { maxRequests: 2 });
+    const waitForActive = async (count: number): Promise<void> => {
+      for (let i = 0; i < 500 && server.activeRequests !== count; i++) await delay(10);
+      expect(server.activeRequests).toBe(count);
+    };
+    const waitForIdle = (): Promise<void> => waitForActive(0);
+    for (let round = 0; round < 3; round++) {
+      const c = await client(port);
+      const params = encodeNameValuePairs(Object.entries(GET));
+      await c.send(Buffer.concat([encodeBeginRequest(1, Role.RESPONDER, 0), encodeRecord(RecordType.PARAMS, 1, params.subarray(0, 5))]));
+      await waitForActive(1);
+      c.close();
+      await waitForIdle();
+      const bad = await client(port);
+      // A name length running past the block, then the empty PARAMS record that makes the server decode it.
+      await bad.send(Buffer.concat([encodeBeginRequest(1, Role.RESPONDER, 0), encodeRecord(RecordType.PARAMS, 1, Uint8Array.of(0x7f, 0x01, 0x41)), encodeRecord(RecordType.PARAMS, 1)]));
+      await bad.closed;
+      await waitForIdle();
+    }
+    const reply = await (await client(port)).request({ params: GET });
+    expect(reply.protocolStatus).toBe(ProtocolStatus.REQUEST_COMPLETE);
+    expect(parseFastCgiResponse(reply).body.toString()).toBe('still here');
+  });
+
   it('C13: ABORT_REQUEST fires tsgi.signal, runs close(), sends END_REQUEST at once and nothing later for that id', async () => {
     let aborted = false;
     let closed = 0;

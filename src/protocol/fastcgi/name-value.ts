@@ -1,4 +1,5 @@
 import { ProtocolError } from '../../errors.js';
+import { setVariable } from '../../environ/variables.js';
 
 /** A name-value pair as byte strings (one char per byte, the tsgi byte policy). */
 export type NameValuePair = [name: string, value: string];
@@ -66,9 +67,7 @@ export function decodeNameValuePairsInto(
 ): Record<string, string> {
   forEachNameValuePair(
     bytes,
-    (name, value) => {
-      target[name] = value;
-    },
+    (name, value) => setVariable(target, name, value),
     cache,
   );
   return target;

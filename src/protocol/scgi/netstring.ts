@@ -1,4 +1,5 @@
 import { ProtocolError } from '../../errors.js';
+import { hasVariable, setVariable } from '../../environ/variables.js';
 
 /** Default cap on the header netstring's payload of one request: far above what web servers send (a few KiB). */
 export const DEFAULT_MAX_SCGI_HEADER_BYTES = 1024 * 1024;
@@ -73,8 +74,8 @@ export function decodeScgiHeaders(payload: Uint8Array): ScgiHeader {
     const name = buffer.toString('latin1', at, nameEnd);
     if (valueEnd < 0) throw new ProtocolError(`scgi: header without a value (${name.slice(0, 40)})`, 400);
     if (first && name !== 'CONTENT_LENGTH') throw new ProtocolError(`scgi: the first header must be CONTENT_LENGTH (${name.slice(0, 40)})`, 400);
-    if (variables[name] !== undefined) throw new ProtocolError(`scgi: duplicate header (${name.slice(0, 40)})`, 400);
-    variables[name] = buffer.toString('latin1', nameEnd + 1, valueEnd);
+    if (hasVariable(variables, name)) throw new ProtocolError(`scgi: duplicate header (${name.slice(0, 40)})`, 400);
+    setVariable(variables, name, buffer.toString('latin1', nameEnd + 1, valueEnd));
     first = false;
     at = valueEnd + 1;
   }

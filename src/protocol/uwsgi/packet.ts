@@ -1,4 +1,5 @@
 import { ProtocolError } from '../../errors.js';
+import { setVariable } from '../../environ/variables.js';
 
 /** Bytes of a uwsgi packet header: modifier1 (u8), datasize (u16 little-endian), modifier2 (u8). */
 export const UWSGI_HEADER_BYTES = 4;
@@ -97,7 +98,7 @@ export function decodeUwsgiVars(block: Uint8Array): Record<string, string> {
     const valueSize = (buffer[at] as number) | ((buffer[at + 1] as number) << 8);
     at += 2;
     if (end - at < valueSize) throw new ProtocolError(`uwsgi: truncated var: value of ${name.slice(0, 40)} runs past the block (${valueSize})`, 400);
-    variables[name] = buffer.toString('latin1', at, at + valueSize);
+    setVariable(variables, name, buffer.toString('latin1', at, at + valueSize));
     at += valueSize;
   }
   return variables;

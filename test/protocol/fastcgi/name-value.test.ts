@@ -76,4 +76,16 @@ describe('NameValueCache', () => {
     expect(second).toEqual({ REQUEST_METHOD: 'GET', REMOTE_PORT: '5002' });
     expect(third).toEqual({ REMOTE_PORT: '5003', REQUEST_METHOD: 'PUT', X: 'y'.repeat(100) });
   });
+
+  // Found by fuzzing (test/fuzz/fastcgi.test.ts): `target["__proto__"] = value` set nothing, so the pair vanished.
+  it('keeps pairs named like Object.prototype members as variables of their own', () => {
+    const block = encodeNameValuePairs([['__proto__', 'a'], ['constructor', 'b'], ['X', 'c']]);
+    const collector = new NameValueCollector(1024);
+    collector.push(block);
+    const variables = collector.finish();
+    expect(Object.keys(variables)).toEqual(['__proto__', 'constructor', 'X']);
+    expect(Object.getOwnPropertyDescriptor(variables, '__proto__')?.value).toBe('a');
+    expect(Object.getPrototypeOf(variables)).toBe(Object.prototype);
+    expect(variables.constructor).toBe('b');
+  });
 });

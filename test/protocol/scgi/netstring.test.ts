@@ -132,4 +132,15 @@ describe('SCGI header reader (D1-D3)', () => {
     expect(reader.push(SPEC_EXAMPLE)).not.toBeNull();
     expect(() => reader.push(SPEC_BODY)).toThrow(ProtocolError);
   });
+
+  // Found by fuzzing (test/fuzz/scgi.test.ts): "constructor" or "toString" read as already present (a
+  // "duplicate"), and "__proto__" vanished.
+  it('accepts headers named like Object.prototype members, and still refuses their duplicates', () => {
+    const payload = 'CONTENT_LENGTH\x000\x00SCGI\x001\x00constructor\x00a\x00toString\x00b\x00__proto__\x00c\x00';
+    const header = decodeScgiHeaders(latin1(payload));
+    expect(Object.keys(header.variables)).toEqual(['CONTENT_LENGTH', 'SCGI', 'constructor', 'toString', '__proto__']);
+    expect(Object.getOwnPropertyDescriptor(header.variables, '__proto__')?.value).toBe('c');
+    expect(header.variables.constructor).toBe('a');
+    expect(() => decodeScgiHeaders(latin1(`${payload}__proto__\x00d\x00`))).toThrow(/duplicate header \(__proto__\)/);
+  });
 });

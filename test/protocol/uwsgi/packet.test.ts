@@ -133,4 +133,12 @@ describe('uwsgi request reader (E1-E4)', () => {
     expect(decodeUwsgiVars(block)).toEqual({ X: '\u00c3\u00a9', Y: 'A' });
     expect(decodeUwsgiVars(Buffer.concat([block, Buffer.from('0100' + '59' + '0100' + '42', 'hex')])).Y).toBe('B');
   });
+
+  // Found by fuzzing (test/fuzz/uwsgi.test.ts): a var named "__proto__" vanished.
+  it('keeps vars named like Object.prototype members as variables of their own', () => {
+    const variables = decodeUwsgiVars(encodeUwsgiVars([['__proto__', 'a'], ['toString', 'b']]));
+    expect(Object.keys(variables)).toEqual(['__proto__', 'toString']);
+    expect(Object.getOwnPropertyDescriptor(variables, '__proto__')?.value).toBe('a');
+    expect(Object.getPrototypeOf(variables)).toBe(Object.prototype);
+  });
 });
