@@ -2,8 +2,9 @@ import type { Header } from '../types.js';
 
 /**
  * Formats a CGI response head (RFC 3875 §6.2-6.3): `Status: NNN reason`, the headers, a blank line. With
- * `nph`, a full HTTP status line instead (§5.2). Lines end in CRLF. Header values are byte strings; chars
- * above U+00FF can't be sent and are encoded as UTF-8.
+ * `nph`, a full HTTP status line instead (§5.2). Lines end in CRLF. Header values are byte strings (one char
+ * per byte); a field holding chars above U+00FF can't be sent as such, and only that field is encoded as UTF-8
+ * (the others keep their bytes).
  */
 export function formatCgiHead(
   code: number,
@@ -14,5 +15,15 @@ export function formatCgiHead(
   let head = nph ? `${nph.protocol} ${code} ${reason}\r\n` : `Status: ${code} ${reason}\r\n`;
   for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
   head += '\r\n';
-  return /[^\x00-\xff]/.test(head) ? Buffer.from(head, 'utf8') : Buffer.from(head, 'latin1');
+  if (!WIDE_CHAR_RE.test(head)) return Buffer.from(head, 'latin1');
+  let wide = nph ? `${nph.protocol} ${code} ${utf8Bytes(reason)}\r\n` : `Status: ${code} ${utf8Bytes(reason)}\r\n`;
+  for (const [name, value] of headers) wide += `${utf8Bytes(name)}: ${utf8Bytes(value)}\r\n`;
+  return Buffer.from(`${wide}\r\n`, 'latin1');
+}
+
+const WIDE_CHAR_RE = /[^\x00-\xff]/;
+
+/** `text` as a byte string: unchanged when every char fits a byte, else its UTF-8 bytes one char each. */
+function utf8Bytes(text: string): string {
+  return WIDE_CHAR_RE.test(text) ? Buffer.from(text, 'utf8').toString('latin1') : text;
 }
