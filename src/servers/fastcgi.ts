@@ -23,7 +23,8 @@ export class FastCgiServer extends Server implements ConnectionServer {
   readonly #connections = new Set<FastCgiConnection>();
 
   constructor(app: App, options: FastCgiServerOptions = {}) {
-    super({ noDelay: true });
+    // allowHalfOpen: a web server that shuts down its sending side after a request still gets the answer.
+    super({ noDelay: true, allowHalfOpen: true });
     this.app = app;
     this.options = resolveFastCgiOptions(options);
     this.maxConnections = this.options.maxConnections;

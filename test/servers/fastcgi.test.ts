@@ -623,3 +623,24 @@ describe('conformance suite over FastCGI (in-process client, nginx-like params)'
     });
   }
 });
+
+describe('FastCGI: maxBodyBytes', () => {
+  it('a CONTENT_LENGTH over the limit gets 413 before the app runs; the connection keeps serving', async () => {
+    let calls = 0;
+    const { port } = await start(
+      (_e, startResponse) => {
+        calls++;
+        startResponse('200 OK', []);
+        return ['ran'];
+      },
+      { maxBodyBytes: 100 },
+    );
+    const c = await client(port);
+    const refused = await c.request({ params: { ...GET, REQUEST_METHOD: 'POST', CONTENT_LENGTH: '1000' }, stdin: Buffer.alloc(1000, 7), keepConn: true });
+    expect(parseFastCgiResponse(refused).status).toBe(413);
+    expect(calls).toBe(0);
+    const small = await c.request({ id: 2, params: { ...GET, REQUEST_METHOD: 'POST', CONTENT_LENGTH: '100' }, stdin: Buffer.alloc(100, 7), keepConn: true });
+    expect(parseFastCgiResponse(small).body.toString()).toBe('ran');
+    expect(calls).toBe(1);
+  });
+});

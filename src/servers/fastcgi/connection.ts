@@ -63,8 +63,13 @@ export class FastCgiConnection implements RequestHost {
       server.forget(this);
     });
     socket.on('end', () => {
-      // The web server closed its side: requests still running may answer (half-close), then we close ours.
-      if (this.#requests.size === 0) socket.end();
+      // The web server closed its sending side (half-close): complete requests still answer, then release()
+      // closes ours; a request whose records can no longer all arrive is aborted (its app sees the abort).
+      const cut = new AbortError('fastcgi: the web server closed its side of the connection before the request was complete');
+      for (const request of [...this.#requests.values()]) {
+        if (!request.complete) request.abort(cut);
+      }
+      if (this.#requests.size === 0) this.#close();
     });
   }
 

@@ -128,6 +128,11 @@ export class FastCgiRequest {
     if (!this.#done) this.#finish(1, ProtocolStatus.REQUEST_COMPLETE, true);
   }
 
+  /** True once every record of the request arrived: the PARAMS, the STDIN (and for a Filter the DATA) ended. */
+  get complete(): boolean {
+    return this.#started && this.stdin.ended && (this.role !== Role.FILTER || (this.#data?.ended ?? false));
+  }
+
   /** The client or the connection is gone: fire the signal, stop the input. */
   abort(reason: Error): void {
     if (this.#abort.reason !== null) return;
@@ -172,6 +177,11 @@ export class FastCgiRequest {
         multiprocess: this.#host.options.multiprocess,
         runOnce: false,
       });
+      // A declared body over the limit is refused before the app runs (as over HTTP, SCGI and uwsgi).
+      const { maxBodyBytes } = this.#host.options;
+      if (environ.CONTENT_LENGTH && Number(environ.CONTENT_LENGTH) > maxBodyBytes) {
+        throw new InputError(`fastcgi: request body exceeds maxBodyBytes (${environ.CONTENT_LENGTH} > ${maxBodyBytes})`, 413);
+      }
       if (this.role === Role.FILTER) {
         const length = Number(variables.FCGI_DATA_LENGTH ?? '0');
         environ['tsgi.fastcgi.data'] = createInput({
@@ -182,7 +192,8 @@ export class FastCgiRequest {
       }
       run = runApp(this.#host.appFor(this.role), environ, sink, { abortReason: () => this.#abort.reason });
     } catch (error) {
-      // createEnviron refused the request (a bad CONTENT_LENGTH): answer it without running the app.
+      // createEnviron refused the request (a bad CONTENT_LENGTH), or its body is over maxBodyBytes: answer it
+      // without running the app.
       errors.write(`tsgi: ${describeError(error)}\n`);
       run = refuseRequest(sink, error, variables.REQUEST_METHOD === 'HEAD');
     }
