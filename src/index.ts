@@ -16,7 +16,7 @@ export { runWithCgi, type CgiIo, type CgiOptions } from './servers/cgi.js';
 export * from './middleware/index.js';
 export * from './helpers/index.js';
 export { toNodeListener, buildVariables, HOP_BY_HOP_HEADERS, type NodeListener, type NodeListenerOptions } from './bridges/node-listener.js';
-export { fromNodeHandler, environOf, DEFAULT_MAX_HEADER_BYTES, type NodeHandler, type NodeHandlerOptions } from './bridges/node-handler.js';
+export { fromNodeHandler, environOf, DEFAULT_MAX_HEADER_BYTES, type NodeHandler, type NodeHandlerOptions, type NodeHandlerEngine } from './bridges/node-handler.js';
 export { fromFetch, toFetch, FETCH_RESPONSE_HIGH_WATER_BYTES, type FetchHandler, type FromFetchOptions, type ToFetchOptions } from './bridges/fetch.js';
 export { createHttpServer, type HttpServerOptions } from './servers/http.js';
 export { serveHttp, SHUTDOWN_TIMEOUT_MS, type ServeHttpOptions, type HttpServing } from './servers/http-serve.js';

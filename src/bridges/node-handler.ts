@@ -2,35 +2,52 @@
  * The bridge from a Node `(req, res)` handler (Express, Fastify's `routing`, Koa's `callback()`, plain
  * node:http listeners) to a tsgi app.
  *
- * How it gets real objects. Frameworks depend on the exact behaviour of `http.IncomingMessage` and
+ * Why real objects. Frameworks depend on the exact behaviour of `http.IncomingMessage` and
  * `http.ServerResponse`: Express swaps their prototypes, its body parser checks the socket's state, `res.json`
  * and `res.sendFile` rely on how headers, drain and 'finish' work, `on-finished` on 'close'. Emulating those
- * objects is what broke node-fastcgi for Express users (fbbdev/node-fastcgi#4, #7; field-notes item 7). So
- * this bridge lets Node build them: each request gets an in-memory Duplex "socket" that is handed to a private,
- * never-listening `http.Server` through its documented `'connection'` event ("any Duplex stream can be
- * passed"). The socket carries a request head serialized from the environ and then the body pulled from
- * `tsgi.input`; Node's own parser creates the IncomingMessage/ServerResponse pair and emits 'request'. What
- * Node writes back (`HTTP/1.1 200 OK`, headers, the body, chunked when Node chose to) is parsed again: the
- * status and headers go to startResponse, the body bytes (de-chunked) become the app's body. Only documented
- * behaviour of Node is used: the 'connection' event, stream backpressure (`_read`/`_write` callbacks), the
- * HTTP/1.1 wire format, and public fields of req/res (`url`, `method`, `httpVersion`, 'finish', 'close').
+ * objects is what broke node-fastcgi for Express users (fbbdev/node-fastcgi#4, #7; field-notes item 7). So the
+ * handler always gets instances Node built with its own constructors, over an in-memory Duplex "socket"
+ * (BridgeSocket) whose readable side carries the request body and whose writable side receives what the
+ * ServerResponse writes: its head, as Node serialized it (status, reason, headers in Node's order, Node's Date
+ * and Content-Length), then the body. The head is parsed into startResponse's status and headers, the body
+ * bytes become the app's body. Two engines make the pair:
  *
- * Consequences: backpressure holds both ways (the handler's `res.write()` returns false and 'drain' follows
- * when the tsgi server is slow; the body is pulled from `tsgi.input` only as fast as the handler reads it),
+ * - "objects" (the default): the bridge does what Node's http.Server does for each request it parsed: it
+ *   creates `new IncomingMessage(socket)`, hands it the raw header list and method/url/version the way the
+ *   parser does (`_addHeaderLines`, so `headers`/`headersDistinct` are Node's own), creates
+ *   `new ServerResponse(req)` and assigns it the socket, calls the handler, pushes the body pulled from
+ *   tsgi.input into the request (`complete`, then end-of-stream), and at 'finish' dumps an unread body,
+ *   detaches the socket and emits the response's 'close', as the server does. No HTTP text is produced for
+ *   the request and no parser is set up; a socket whose response finished cleanly is reused for a later
+ *   request, as a kept-alive connection is (at most MAX_REQUESTS_PER_SOCKET requests; an aborted or failed
+ *   request's socket is closed). It relies on a few undocumented members of Node's http classes
+ *   (node-handler/objects.ts lists them); probeObjectsEngine() checks them once per process, and the bridge
+ *   uses the other engine when the check fails.
+ * - "http-server": each request gets a BridgeSocket handed to a private, never-listening `http.Server`
+ *   through its documented 'connection' event; the socket carries a request head serialized from the environ
+ *   and then the body; Node's parser creates the pair and emits 'request'; the response is de-chunked when
+ *   Node chose chunked framing. Only documented behaviour of Node is used, at several times the CPU cost.
+ *
+ * Either way: backpressure holds both ways (the handler's `res.write()` returns false and 'drain' follows when
+ * the tsgi server is slow; the body is pulled from `tsgi.input` only as fast as the handler reads it),
  * `Expect: 100-continue` reaches the handler, whose `res.writeContinue()` is harmless (interim 1xx heads are
  * dropped: the tsgi server sends `100 Continue` itself when the body is first read), and a client that goes
  * away (`tsgi.signal`) closes the socket, so `req` emits 'aborted'/'close' and `res` 'close', as under
  * node:http.
  */
 import { HOP_BY_HOP_HEADERS } from '../response/status.js';
-import { METHODS, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { IncomingMessage, METHODS, ServerResponse, createServer, type Server } from 'node:http';
 import { Duplex } from 'node:stream';
 import { AbortError, AppError, RequestError, TsgiError } from '../errors.js';
 import { rawPathBelow } from '../environ/byte-policy.js';
-import type { App, Body, Environ, Header } from '../types.js';
+import { ServerResponseWithOptions, connectionReset, kNeedDrain, objectsEngineSupported, type IncomingInternals, type ResponseInternals } from './node-handler/objects.js';
+import type { App, Body, Environ, Header, StartResponse } from '../types.js';
 
 /** A Node request handler: what `http.createServer()` takes, an Express app, Koa's `app.callback()`... */
 export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+/** Which engine makes the request/response pair (see the top of this file). */
+export type NodeHandlerEngine = 'objects' | 'http-server';
 
 /** Options for fromNodeHandler. */
 export interface NodeHandlerOptions {
@@ -43,8 +60,17 @@ export interface NodeHandlerOptions {
    * node-fastcgi does.
    */
   url?: 'path-info' | 'request-uri';
-  /** Largest request head Node's parser accepts, in bytes. Default DEFAULT_MAX_HEADER_BYTES. */
+  /**
+   * Largest request head accepted, in bytes (request line and headers as HTTP/1.1 text); a larger one gets
+   * 431. Default DEFAULT_MAX_HEADER_BYTES.
+   */
   maxHeaderSize?: number;
+  /**
+   * "objects" builds IncomingMessage/ServerResponse directly, "http-server" through a private http.Server;
+   * see the top of this file. Default: "objects" when this Node passes probeObjectsEngine(), else
+   * "http-server". Asking for "objects" on a Node that fails the probe throws.
+   */
+  engine?: NodeHandlerEngine;
 }
 
 /** Default for `maxHeaderSize`: the FastCGI server's own PARAMS cap, so the bridge refuses nothing it accepted. */
@@ -61,56 +87,85 @@ const HTTP_KEY_RE = /^HTTP_[A-Za-z0-9_]+$/;
 // llhttp refuses control characters in header values (RFC 9110 §5.5); such a value can only come from a
 // FastCGI param, and one header is better lost than the whole request.
 const BAD_HEADER_VALUE_RE = /[\x00-\x08\x0a-\x1f\x7f]/;
+const UPGRADE_RE = /upgrade/i;
+const CONTINUE_RE = /(?:^|\W)100-continue(?:$|\W)/i;
 const STATUS_LINE_RE = /^HTTP\/\d\.\d (\d{3})(?: (.*))?$/;
+const CHUNKED_RE = /(?:^|,)\s*chunked\s*$/i;
 const PROTOCOL_RE = /^HTTP\/(\d+)(?:\.(\d+))?$/;
 // RFC 3986 pchar plus "/": what may stay unescaped in a path rebuilt from the decoded PATH_INFO.
 const PATH_SAFE_RE = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/g;
 /** Longest response head Node may write: it validates every header, this only bounds a runaway parse. */
 const MAX_RESPONSE_HEAD_CHARS = 1024 * 1024;
+/** http.Server's default maxHeadersCount: headers past it are dropped, under either engine. */
+const MAX_HEADERS_COUNT = 2000;
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+const EMPTY = Buffer.alloc(0);
 
-const environs = new WeakMap<IncomingMessage, Environ>();
+/**
+ * Objects engine: how many idle sockets a handler keeps, and how many requests one carries before it is
+ * closed (as a web server closes a kept-alive connection after so many requests, so that listeners an app
+ * leaves on `req.socket` do not pile up forever).
+ */
+const MAX_POOLED_SOCKETS = 64;
+const MAX_REQUESTS_PER_SOCKET = 100;
+
+/** Where a request built by this bridge keeps its environ (a symbol: invisible to apps, kept by prototype swaps). */
+const ENVIRON = Symbol('tsgi.environ');
 const exchanges = new WeakMap<Duplex, Exchange>();
+const readIncoming = IncomingMessage.prototype._read as (this: IncomingMessage, size: number) => void;
 
 /**
  * Returns the tsgi environ behind a request that fromNodeHandler created (undefined for any other request):
  * the way to reach `tsgi.*` keys, FastCGI params or middleware keys from inside a Node handler.
  */
 export function environOf(req: IncomingMessage): Environ | undefined {
-  return environs.get(req);
+  return (req as { [ENVIRON]?: Environ })[ENVIRON];
 }
 
 /**
  * Turns a Node `(req, res)` handler into a tsgi app. The handler gets real `http.IncomingMessage` and
- * `http.ServerResponse` objects built by Node itself (see the top of this file), so Express (prototype swap,
- * body parsers, res.json/redirect/sendFile/cookie), Fastify (`(req, res) => fastify.routing(req, res)` after
- * `await fastify.ready()`), Koa (`app.callback()`) and plain listeners behave as under node:http.
+ * `http.ServerResponse` objects built by Node's own constructors (see the top of this file), so Express
+ * (prototype swap, body parsers, res.json/redirect/sendFile/cookie), Fastify (`(req, res) =>
+ * fastify.routing(req, res)` after `await fastify.ready()`), Koa (`app.callback()`) and plain listeners behave
+ * as under node:http.
  * - `req.url` follows `options.url`; `req.method`, `req.httpVersion`, `req.headers`/`req.rawHeaders` (from
  *   HTTP_*, CONTENT_TYPE, CONTENT_LENGTH; names title-cased) come from the environ; `req.socket` has
  *   remoteAddress/remotePort (REMOTE_ADDR/PORT), localAddress/localPort (SERVER_ADDR/SERVER_PORT) and
  *   `encrypted` when `tsgi.url_scheme` is https. `environOf(req)` returns the environ.
  * - A body of unknown length (no CONTENT_LENGTH, `tsgi.input_terminated`) reaches Node as a chunked upload
- *   when the client sent Transfer-Encoding or the method usually has a body; otherwise the request is bodyless.
+ *   (`Transfer-Encoding: chunked` in the headers) when the client sent Transfer-Encoding or the method usually
+ *   has a body; otherwise the request is bodyless.
  * - The response: status and reason as the handler set them; headers as [name, value] pairs in Node's order,
  *   repeated ones (Set-Cookie) separate; hop-by-hop headers dropped; Node's Date and Content-Length kept; the
  *   body streamed as written, never chunk-framed.
  * - A handler that throws or rejects, or destroys the response, fails the request (500 before the head, a
- *   cut response after it); the error goes to `tsgi.errors`. A request Node's parser refuses gets a 400.
+ *   cut response after it); the error goes to `tsgi.errors`. A request head over maxHeaderSize gets a 431,
+ *   one Node's parser refuses (http-server engine) a 400.
  */
 export function fromNodeHandler(handler: NodeHandler, options: NodeHandlerOptions = {}): App {
-  const settings: Settings = { handler, urlMode: options.url ?? 'path-info' };
-  const server = createHiddenServer(options.maxHeaderSize ?? DEFAULT_MAX_HEADER_BYTES);
+  const maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_BYTES;
+  const engine = options.engine ?? (objectsEngineSupported() ? 'objects' : 'http-server');
+  if (engine === 'objects' && !objectsEngineSupported()) {
+    throw new TypeError(`fromNodeHandler: engine "objects" needs http internals this Node (${process.version}) lacks; use engine "http-server"`);
+  }
+  if (engine !== 'objects' && engine !== 'http-server') throw new TypeError(`fromNodeHandler: unknown engine ${JSON.stringify(engine)}`);
+  const settings: Settings = { handler, urlMode: options.url ?? 'path-info', maxHeaderSize, objects: engine === 'objects', pools: [[], []] };
+  const server = settings.objects ? null : createHiddenServer(maxHeaderSize);
   return (environ, startResponse) => {
     const exchange = new Exchange(environ, settings);
-    return exchange.start(server).then(({ status, headers }) => {
-      startResponse(status, headers);
-      return exchange.body;
-    });
+    exchange.start(server);
+    return exchange.respond(startResponse);
   };
 }
 
 interface Settings {
   handler: NodeHandler;
   urlMode: 'path-info' | 'request-uri';
+  maxHeaderSize: number;
+  /** True for the objects engine, false for the http-server one. */
+  objects: boolean;
+  /** Objects engine: idle sockets of finished requests, [plain, https], reused as kept-alive connections are. */
+  pools: [BridgeSocket[], BridgeSocket[]];
 }
 
 /** The private http.Server: never listens (so none of its timers run), only parses what exchanges feed it. */
@@ -137,34 +192,66 @@ interface ResponseHead {
   headers: Header[];
 }
 
+type BodyMode = 'none' | 'length' | 'chunked';
+
+/** The request head as the environ describes it: raw header list (name, value, ...) and how the body is framed. */
+interface RequestHead {
+  raw: string[];
+  bodyMode: BodyMode;
+  /** Its size as HTTP/1.1 text, for maxHeaderSize. */
+  bytes: number;
+}
+
 /**
- * The in-memory connection Node's server talks to. Its readable side carries the request (head, then body
- * pulled from tsgi.input when Node asks for more), its writable side receives the response and hands it to
- * the exchange; a write's callback runs only once the tsgi side took its bytes (backpressure).
+ * The in-memory connection. Its readable side carries the request (http-server engine: head, then body pulled
+ * from tsgi.input when Node asks for more; objects engine: nothing, the body goes into the request itself),
+ * its writable side receives the response and hands it to the exchange; a write's callback runs only once the
+ * tsgi side took its bytes (backpressure).
  */
 class BridgeSocket extends Duplex {
-  readonly remoteAddress: string | undefined;
-  readonly remotePort: number | undefined;
-  readonly remoteFamily: string | undefined;
-  readonly localAddress: string | undefined;
-  readonly localPort: number | undefined;
+  remoteAddress: string | undefined = undefined;
+  remotePort: number | undefined = undefined;
+  remoteFamily: string | undefined = undefined;
+  localAddress: string | undefined = undefined;
+  localPort: number | undefined = undefined;
   readonly connecting = false;
   readonly pending = false;
   bytesRead = 0;
   bytesWritten = 0;
-  readonly #exchange: Exchange;
+  /** Requests this socket carried (a pooled one is retired after MAX_REQUESTS_PER_SOCKET). */
+  requests = 0;
+  #exchange: Exchange | null = null;
 
-  constructor(exchange: Exchange, environ: Environ) {
+  constructor(https: boolean) {
     // Strings reach _write undecoded: Node writes its head as latin-1 text, sometimes joined to a UTF-8 body.
     super({ decodeStrings: false, allowHalfOpen: true });
-    this.#exchange = exchange;
-    this.remoteAddress = environ.REMOTE_ADDR || undefined;
-    this.remotePort = toPort(environ.REMOTE_PORT);
-    this.remoteFamily = familyOf(this.remoteAddress);
-    this.localAddress = (typeof environ.SERVER_ADDR === 'string' && environ.SERVER_ADDR) || undefined;
-    this.localPort = toPort(environ.SERVER_PORT);
     // TLSSocket's marker, which Express (req.protocol), Koa and Fastify read; absent on plain sockets.
-    if (environ['tsgi.url_scheme'] === 'https') (this as { encrypted?: boolean }).encrypted = true;
+    if (https) (this as { encrypted?: boolean }).encrypted = true;
+  }
+
+  /** Gives the socket to a request: the addresses are the environ's, its events go to `exchange`. */
+  attach(exchange: Exchange, environ: Environ): void {
+    this.#exchange = exchange;
+    this.requests++;
+    const remote = environ.REMOTE_ADDR || undefined;
+    if (remote !== this.remoteAddress) {
+      this.remoteAddress = remote;
+      this.remoteFamily = familyOf(remote);
+    }
+    this.remotePort = toPort(environ.REMOTE_PORT);
+    const local = (typeof environ.SERVER_ADDR === 'string' && environ.SERVER_ADDR) || undefined;
+    if (local !== this.localAddress) this.localAddress = local;
+    this.localPort = toPort(environ.SERVER_PORT);
+  }
+
+  /** The request is over (the socket goes back to the pool, or is destroyed). */
+  detach(): void {
+    this.#exchange = null;
+  }
+
+  /** The current request's exchange (null while pooled). */
+  get exchange(): Exchange | null {
+    return this.#exchange;
   }
 
   /** As net.Socket: the local address. */
@@ -197,16 +284,18 @@ class BridgeSocket extends Duplex {
   }
 
   override _read(): void {
-    this.#exchange.pullBody();
+    this.#exchange?.socketRead();
   }
 
   override _write(chunk: Buffer | string, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.bytesWritten += typeof chunk === 'string' ? Buffer.byteLength(chunk, encoding) : chunk.length;
-    this.#exchange.onOutput(chunk, encoding, callback);
+    // Nothing is written to a pooled socket (a finished response is detached from it); dropped if it were.
+    if (this.#exchange) this.#exchange.onOutput(chunk, encoding, callback);
+    else callback();
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    this.#exchange.onOutputEnd();
+    this.#exchange?.onOutputEnd();
     callback();
   }
 
@@ -225,7 +314,7 @@ class Exchange {
   #req: IncomingMessage | null = null;
   #res: ServerResponse | null = null;
   // Request body.
-  #bodyMode: 'none' | 'length' | 'chunked' = 'none';
+  #bodyMode: BodyMode = 'none';
   #input: AsyncIterator<Uint8Array> | null = null;
   #bodyGate = false;
   #wantsBody = false;
@@ -234,50 +323,124 @@ class Exchange {
   // Response head.
   #headText = '';
   #headDone = false;
-  #resolveHead!: (head: ResponseHead) => void;
-  #rejectHead!: (error: unknown) => void;
-  readonly #headPromise: Promise<ResponseHead>;
+  #head: ResponseHead | null = null;
+  /** Set while respond() waits for the head. */
+  #headWaiter: { resolve: () => void; reject: (error: unknown) => void } | null = null;
   // Response body.
   #chunked = false;
-  readonly #dechunker = new Dechunker();
+  #dechunker: Dechunker | null = null;
   readonly #queue: Buffer[] = [];
+  #queuedBytes = 0;
   #pendingCallback: ((error?: Error | null) => void) | null = null;
   #ended = false;
   #failure: unknown = null;
   #wake: (() => void) | null = null;
   #closed = false;
   #onAbort: (() => void) | null = null;
+  /** Objects engine: the response finished (what takes a request off Node's server's in-flight list). */
+  #responseFinished = false;
+  /** The response emitted 'finish' (`writableFinished` turns true a tick earlier). */
+  #finishEmitted = false;
 
   constructor(environ: Environ, settings: Settings) {
     this.#environ = environ;
     this.#settings = settings;
-    this.#socket = new BridgeSocket(this, environ);
-    exchanges.set(this.#socket, this);
-    this.#headPromise = new Promise<ResponseHead>((resolve, reject) => {
-      this.#resolveHead = resolve;
-      this.#rejectHead = reject;
-    });
-    // Handled by the caller; this keeps a failure after the caller stopped listening from being "unhandled".
-    this.#headPromise.catch(() => undefined);
+    const https = environ['tsgi.url_scheme'] === 'https';
+    let socket: BridgeSocket | undefined;
+    if (settings.objects) {
+      const pool = settings.pools[https ? 1 : 0];
+      do socket = pool.pop();
+      // (An app may still destroy a pooled socket: through an old request it destroys, say.)
+      while (socket !== undefined && socket.destroyed);
+      if (socket === undefined) {
+        socket = new BridgeSocket(https);
+        // As Node's server, once per connection: a socket 'drain' is the response's 'drain' when a
+        // res.write() returned false; socket errors (a request destroyed with an error destroys its socket
+        // with it) are dropped; a socket that closes aborts the request in flight.
+        socket.on('drain', relayDrain);
+        socket.on('error', ignoreError);
+        socket.on('close', onSocketClose);
+      }
+    } else {
+      socket = new BridgeSocket(https);
+      exchanges.set(socket, this);
+    }
+    socket.attach(this, environ);
+    this.#socket = socket;
   }
 
-  /** Feeds the request head to `server` and resolves with the response head once Node wrote it. */
-  start(server: Server): Promise<ResponseHead> {
+  /** Starts the request (through `server` for the http-server engine): the handler runs. */
+  start(server: Server | null): void {
     const environ = this.#environ;
-    const signal = environ['tsgi.signal'];
-    if (signal.aborted) return Promise.reject(signal.reason instanceof Error ? signal.reason : new AbortError());
+    const head = requestHeadOf(environ);
+    this.#bodyMode = head.bodyMode;
+    if (head.bytes > this.#settings.maxHeaderSize) {
+      this.#fail(new RequestError(`node-handler: request head larger than maxHeaderSize (${head.bytes} > ${this.#settings.maxHeaderSize} bytes)`, 431));
+    } else if (server === null) {
+      this.#startObjects(head);
+    } else {
+      server.emit('connection', this.#socket);
+      this.#socket.feed(Buffer.from(serializeRequestHead(environ.REQUEST_METHOD, head), 'latin1'));
+    }
+  }
+
+  /**
+   * Calls startResponse once Node wrote the response head, and returns the body: right away when the handler
+   * answered synchronously (no promise), else once the head comes; rejects when the request failed first.
+   */
+  respond(startResponse: StartResponse): Body | Promise<Body> {
+    // A handler that answered synchronously is done; any other must learn when the client goes away.
+    // (tsgi.signal is only read here: servers create it lazily.)
+    if (!this.#isComplete()) this.#watchAbort();
+    if (this.#head === null && this.#failure === null) {
+      return new Promise<void>((resolve, reject) => {
+        this.#headWaiter = { resolve, reject };
+      }).then(
+        () => this.#respondNow(startResponse),
+        (error: unknown) => {
+          this.#cleanUp();
+          throw error;
+        },
+      );
+    }
+    return this.#respondNow(startResponse);
+  }
+
+  #respondNow(startResponse: StartResponse): Body {
+    const head = this.#head;
+    if (head === null) {
+      this.#cleanUp();
+      throw this.#failure;
+    }
+    startResponse(head.status, head.headers);
+    if (!this.#isComplete()) return this.#asyncBody;
+    // The whole response is here already (the usual case of a small response written at once): a plain
+    // iterable lets the tsgi server send it and end the request in one go.
+    const parts = this.#queue.splice(0);
+    this.#queuedBytes = 0;
+    return { [Symbol.iterator]: () => parts[Symbol.iterator](), close: () => this.#close() };
+  }
+
+  /** Closes the socket when the client goes away (`tsgi.signal`), as a dropped connection would. */
+  #watchAbort(): void {
+    if (this.#onAbort !== null || this.#failure !== null) return;
+    const signal = this.#environ['tsgi.signal'];
+    if (signal.aborted) {
+      this.#fail(signal.reason instanceof Error ? signal.reason : new AbortError());
+      return;
+    }
     this.#onAbort = () => this.#socket.destroy();
     signal.addEventListener('abort', this.#onAbort, { once: true });
-    server.emit('connection', this.#socket);
-    this.#socket.feed(Buffer.from(this.#buildRequestHead(), 'latin1'));
-    return this.#headPromise.catch((error: unknown) => {
-      this.#cleanUp();
-      throw error;
-    });
+  }
+
+  /** True when the handler ended the response and every byte of it reached the queue. */
+  #isComplete(): boolean {
+    const res = this.#res;
+    return res !== null && res.writableEnded && this.#failure === null && this.#pendingCallback === null && this.#socket.writableLength === 0;
   }
 
   /** The response body for runApp: what Node writes after the head, until the response finishes. */
-  readonly body: Body = {
+  readonly #asyncBody: Body = {
     [Symbol.asyncIterator]: () => ({
       next: () => this.#next(),
       return: () => Promise.resolve({ done: true as const, value: undefined }),
@@ -285,44 +448,54 @@ class Exchange {
     close: () => this.#close(),
   };
 
-  #buildRequestHead(): string {
-    const environ = this.#environ;
-    const method = environ.REQUEST_METHOD;
-    let head = `${WIRE_METHODS.has(method) ? method : 'POST'} / HTTP/1.1\r\n`;
-    let clientChunked = false;
-    for (const key of Object.keys(environ)) {
-      if (!key.startsWith('HTTP_')) continue;
-      const value = environ[key];
-      if (typeof value !== 'string' || !HTTP_KEY_RE.test(key) || BAD_HEADER_VALUE_RE.test(value)) continue;
-      const lower = key.toLowerCase();
-      // Framing is the bridge's (below); an upgrade can't happen over tsgi, and llhttp would stop parsing.
-      if (lower === 'http_transfer_encoding') {
-        clientChunked = true;
-        continue;
-      }
-      if (lower === 'http_upgrade' || lower === 'http_content_length' || lower === 'http_content_type') continue;
-      if (lower === 'http_connection' && /upgrade/i.test(value)) continue;
-      head += `${titleCase(key.slice(5))}: ${value}\r\n`;
+  /**
+   * The objects engine: what Node's http.Server does between parsing a request head and emitting 'request'
+   * (parserOnIncoming), and at the end of the response (resOnFinish) and of the connection (abortIncoming).
+   */
+  #startObjects(head: RequestHead): void {
+    const socket = this.#socket;
+    const req = new IncomingMessage(socket as never) as IncomingMessage & IncomingInternals;
+    this.#dress(req);
+    // As the parser does: the raw list; Node derives `headers` and `headersDistinct` from it when read.
+    if (head.raw.length > 0) req._addHeaderLines(head.raw, head.raw.length);
+    const res = new ServerResponseWithOptions(req, { highWaterMark: socket.writableHighWaterMark });
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && CONTINUE_RE.test(req.headers.expect ?? '')) res._expect_continue = true;
+    res.assignSocket(socket);
+    res.on('finish', () => {
+      this.#responseFinished = true;
+      // A body the handler never read is discarded (pulled from tsgi.input and dropped), as Node does.
+      if (!req._consuming && req.readableFlowing !== true) req._dump();
+      res.detachSocket(socket);
+      process.nextTick(emitResponseClose, res);
+    });
+    if (this.#bodyMode !== 'none') {
+      req._read = (size: number): void => {
+        readIncoming.call(req, size);
+        this.#openBodyGate();
+        this.pullBody();
+      };
     }
-    if (environ.CONTENT_TYPE !== undefined && !BAD_HEADER_VALUE_RE.test(environ.CONTENT_TYPE)) {
-      head += `Content-Type: ${environ.CONTENT_TYPE}\r\n`;
+    this.run(req, res);
+    // A bodyless request is complete as soon as its head is: Node ends it right after the handler returns.
+    if (this.#bodyMode === 'none' && !req.destroyed) {
+      req.complete = true;
+      req.push(null);
     }
-    if (environ.CONTENT_LENGTH !== undefined) {
-      head += `Content-Length: ${environ.CONTENT_LENGTH}\r\n`;
-      if (environ.CONTENT_LENGTH !== '0') this.#bodyMode = 'length';
-    } else if (environ['tsgi.input_terminated'] && (clientChunked || !BODYLESS_METHODS.has(method))) {
-      head += 'Transfer-Encoding: chunked\r\n';
-      this.#bodyMode = 'chunked';
-    }
-    return `${head}\r\n`;
   }
 
-  /** Node emitted 'request' for this exchange's socket: dress the request as the environ says, run the handler. */
-  run(req: IncomingMessage, res: ServerResponse): void {
-    this.#req = req;
-    this.#res = res;
+  /**
+   * Objects engine: the socket closed (abort, failure, a retired socket). A request still in flight is
+   * destroyed as Node destroys it ('aborted', then 'close'); the response's 'close' comes from assignSocket.
+   */
+  socketClosed(): void {
+    const req = this.#req;
+    if (req !== null && !this.#responseFinished && !req.destroyed) req.destroy(connectionReset());
+  }
+
+  /** Sets url, method and version from the environ, and the environ itself, on a request. */
+  #dress(req: IncomingMessage): void {
     const environ = this.#environ;
-    environs.set(req, environ);
+    (req as { [ENVIRON]?: Environ })[ENVIRON] = environ;
     const { url, originalUrl } = buildUrl(environ, this.#settings.urlMode);
     req.url = url;
     if (originalUrl !== undefined) (req as { originalUrl?: string }).originalUrl = originalUrl;
@@ -332,16 +505,32 @@ class Exchange {
       req.httpVersionMajor = Number(protocol[1]);
       req.httpVersionMinor = Number(protocol[2] ?? '0');
       req.httpVersion = `${req.httpVersionMajor}.${req.httpVersionMinor}`;
+    } else if (req.httpVersion !== '1.1') {
+      req.httpVersionMajor = 1;
+      req.httpVersionMinor = 1;
+      req.httpVersion = '1.1';
     }
-    // The body is pulled from tsgi.input only once the handler reads (Readable calls _read then): a body the
-    // handler never reads is never requested, so `100 Continue` goes out only when it is wanted (SPEC 5.4).
-    const readOwn = req._read;
-    req._read = (size: number): void => {
-      req._read = readOwn;
-      this.#openBodyGate();
-      readOwn.call(req, size);
-    };
-    res.once('finish', () => this.onOutputEnd());
+  }
+
+  /** Node emitted 'request' for this exchange's socket (or the objects engine built the pair): run the handler. */
+  run(req: IncomingMessage, res: ServerResponse): void {
+    this.#req = req;
+    this.#res = res;
+    if (!this.#settings.objects) {
+      this.#dress(req);
+      // The body is pulled from tsgi.input only once the handler reads (Readable calls _read then): a body the
+      // handler never reads is never requested, so `100 Continue` goes out only when it is wanted (SPEC 5.4).
+      const readOwn = req._read;
+      req._read = (size: number): void => {
+        req._read = readOwn;
+        this.#openBodyGate();
+        readOwn.call(req, size);
+      };
+    }
+    res.once('finish', () => {
+      this.#finishEmitted = true;
+      this.onOutputEnd();
+    });
     res.once('close', () => {
       if (!res.writableFinished) this.#fail(this.#abortReason() ?? new AppError('node-handler: the response was closed before it ended'));
     });
@@ -357,11 +546,12 @@ class Exchange {
   refuse(error: Error): void {
     const gone = this.#abortReason();
     if (gone) this.#fail(gone);
-    // The bridge's own errors (a truncated body from tsgi.input) keep their status; the parser's become 400s.
+    // The bridge's own errors (a truncated body from tsgi.input) keep their status; the parser's become 400s
+    // (431 for a head too large).
     else if (error instanceof TsgiError) this.#fail(error);
     else {
       const code = (error as { code?: string }).code ?? error.message;
-      this.#fail(new RequestError(`node-handler: Node's HTTP parser refused the request (${code})`, 400, error));
+      this.#fail(new RequestError(`node-handler: Node's HTTP parser refused the request (${code})`, code === 'HPE_HEADER_OVERFLOW' ? 431 : 400, error));
     }
   }
 
@@ -378,7 +568,11 @@ class Exchange {
   #fail(error: unknown): void {
     if (this.#failure !== null || this.#ended) return;
     this.#failure = error;
-    if (!this.#headDone) this.#rejectHead(error);
+    if (!this.#headDone) {
+      const waiter = this.#headWaiter;
+      this.#headWaiter = null;
+      waiter?.reject(error);
+    }
     this.#wakeUp();
     if (!this.#socket.destroyed) this.#socket.destroy();
   }
@@ -391,7 +585,12 @@ class Exchange {
     if (this.#wantsBody) this.pullBody();
   }
 
-  /** Node's side wants more request bytes (socket._read). */
+  /** The socket's _read: Node's parser wants more request bytes (the objects engine never reads the socket). */
+  socketRead(): void {
+    if (!this.#settings.objects) this.pullBody();
+  }
+
+  /** Node's side wants more request bytes (http-server: socket._read; objects: req._read). */
   pullBody(): void {
     this.#wantsBody = true;
     if (!this.#bodyGate || this.#pumping || this.#inputDone || this.#bodyMode === 'none') return;
@@ -401,22 +600,34 @@ class Exchange {
 
   async #pump(): Promise<void> {
     const socket = this.#socket;
+    const req = this.#req;
+    const objects = this.#settings.objects;
     this.#input ??= this.#environ['tsgi.input'][Symbol.asyncIterator]();
     try {
       for (;;) {
         const { value, done } = await this.#input.next();
-        if (socket.destroyed) return;
+        // (Objects engine: the socket is the connection's, and outlives the request; a closed one destroys it.)
+        if (objects ? req === null || req.destroyed : socket.destroyed) return;
         if (done) {
           this.#inputDone = true;
-          // The socket stays open after the body, as a kept-alive connection does: Express's body parser takes
-          // a socket that is no longer readable for a finished request.
-          if (this.#bodyMode === 'chunked') socket.feed(Buffer.from('0\r\n\r\n', 'latin1'));
+          if (objects && req) {
+            // As the parser does at the end of the message.
+            req.complete = true;
+            req.push(null);
+          } else if (this.#bodyMode === 'chunked') {
+            // The socket stays open after the body, as a kept-alive connection does: Express's body parser
+            // takes a socket that is no longer readable for a finished request.
+            socket.feed(Buffer.from('0\r\n\r\n', 'latin1'));
+          }
           return;
         }
         if (value.length === 0) continue;
         const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
         let more: boolean;
-        if (this.#bodyMode === 'chunked') {
+        if (objects && req) {
+          socket.bytesRead += bytes.length;
+          more = req.push(bytes);
+        } else if (this.#bodyMode === 'chunked') {
           socket.feed(Buffer.from(`${value.length.toString(16)}\r\n`, 'latin1'));
           socket.feed(bytes);
           more = socket.feed(Buffer.from('\r\n', 'latin1'));
@@ -427,9 +638,17 @@ class Exchange {
       }
     } catch (error) {
       this.#inputDone = true;
-      // Destroying with the error makes Node do what it does when a client breaks off mid-body: 'clientError'
-      // (-> refuse), then req 'aborted' and 'close'.
-      socket.destroy(error instanceof Error ? error : new AbortError(String(error)));
+      const cause = error instanceof Error ? error : new AbortError(String(error));
+      if (objects) {
+        // What Node does when a client breaks off mid-body: the request fails (refuse), the connection closes,
+        // so the request emits 'aborted' and 'close'.
+        socket.destroy();
+        if (req && !req.destroyed) req.destroy(connectionReset());
+        this.refuse(cause);
+      } else {
+        // Destroying with the error makes Node do the same: 'clientError' (-> refuse), then req 'aborted'.
+        socket.destroy(cause);
+      }
     } finally {
       this.#pumping = false;
     }
@@ -452,47 +671,65 @@ class Exchange {
       return;
     }
     if (rest !== null && rest.length > 0) {
-      if (this.#chunked) this.#dechunker.push(rest, (part) => this.#queue.push(part));
-      else this.#queue.push(rest);
+      if (this.#chunked) (this.#dechunker ??= new Dechunker()).push(rest, (part) => this.#enqueue(part));
+      else this.#enqueue(rest);
     }
-    if (this.#queue.length === 0) {
-      callback();
-      return;
-    }
-    // Released when the tsgi side has taken these bytes: until then Node's socket buffer fills and
-    // res.write() returns false.
-    this.#pendingCallback = callback;
     this.#wakeUp();
+    // Up to a socket buffer's worth is taken at once, as a kernel socket buffer takes small writes (so a
+    // small response is complete as soon as the handler ended it); past that the write is released only when
+    // the tsgi side has taken enough: until then Node's socket buffer fills and res.write() returns false.
+    if (this.#queuedBytes <= this.#socket.writableHighWaterMark) callback();
+    else this.#pendingCallback = callback;
   }
 
-  /** Parses the head text out of a write; returns the body bytes after it (null while the head is incomplete). */
+  #enqueue(part: Buffer): void {
+    this.#queue.push(part);
+    this.#queuedBytes += part.length;
+  }
+
+  /** Takes the head out of a write; returns the body bytes after it (null while the head is incomplete). */
   #takeHead(chunk: Buffer | string, encoding: BufferEncoding): Buffer | null {
-    const text = typeof chunk === 'string' ? chunk : chunk.toString('latin1');
-    const before = this.#headText.length;
-    this.#headText += text;
+    if (this.#headText === '' && typeof chunk !== 'string') {
+      // The usual case for a Buffer: the whole head in this write. Only the head is decoded.
+      const end = chunk.indexOf(HEAD_END);
+      if (end >= 0) {
+        const rest = chunk.subarray(end + 4);
+        if (this.#acceptHead(chunk.toString('latin1', 0, end))) return rest;
+        return rest.length === 0 ? null : this.#takeHead(rest, encoding);
+      }
+    }
+    // Strings (Node's head, maybe with the first body chunk joined to it), and heads split across writes.
+    let text = this.#headText + (typeof chunk === 'string' ? chunk : chunk.toString('latin1'));
+    // What follows the head always comes from this write: re-encode it as it came.
+    const restEncoding = typeof chunk === 'string' ? encoding : 'latin1';
+    this.#headText = '';
     for (;;) {
-      const end = this.#headText.indexOf('\r\n\r\n');
+      const end = text.indexOf('\r\n\r\n');
       if (end < 0) {
-        if (this.#headText.length > MAX_RESPONSE_HEAD_CHARS) throw new AppError(`node-handler: response head too long (${this.#headText.length})`);
+        if (text.length > MAX_RESPONSE_HEAD_CHARS) throw new AppError(`node-handler: response head too long (${text.length})`);
+        this.#headText = text;
         return null;
       }
-      const head = parseResponseHead(this.#headText.slice(0, end));
-      const consumed = end + 4 - before;
-      this.#headText = this.#headText.slice(end + 4);
-      if (head.code < 200) {
-        // 100 Continue from writeContinue(), 102/103 from writeProcessing()/writeEarlyHints(): tsgi has no
-        // interim responses; drop them and read on.
-        if (this.#headText === '') return null;
-        continue;
-      }
-      this.#headDone = true;
-      this.#headText = '';
-      const isHead = this.#environ.REQUEST_METHOD === 'HEAD';
-      this.#chunked = head.chunked && !isHead && head.code !== 204 && head.code !== 304;
-      this.#resolveHead({ status: head.status, headers: head.headers });
-      if (consumed >= text.length) return Buffer.alloc(0);
-      return typeof chunk === 'string' ? Buffer.from(chunk.slice(consumed), encoding) : chunk.subarray(consumed);
+      const done = this.#acceptHead(text.slice(0, end));
+      text = text.slice(end + 4);
+      if (done) return text === '' ? EMPTY : Buffer.from(text, restEncoding);
+      if (text === '') return null;
     }
+  }
+
+  /** Parses one head; false for an interim (1xx) one, which is dropped (tsgi has no interim responses). */
+  #acceptHead(text: string): boolean {
+    const head = parseResponseHead(text);
+    // 100 Continue from writeContinue(), 102/103 from writeProcessing()/writeEarlyHints().
+    if (head.code < 200) return false;
+    this.#headDone = true;
+    const isHead = this.#environ.REQUEST_METHOD === 'HEAD';
+    this.#chunked = head.chunked && !isHead && head.code !== 204 && head.code !== 304;
+    this.#head = { status: head.status, headers: head.headers };
+    const waiter = this.#headWaiter;
+    this.#headWaiter = null;
+    waiter?.resolve();
+    return true;
   }
 
   /** The response finished ('finish'), or Node ended the socket after it (`Connection: close`). */
@@ -511,7 +748,8 @@ class Exchange {
     for (;;) {
       const part = this.#queue.shift();
       if (part !== undefined) {
-        if (this.#queue.length === 0) this.#releaseWrite();
+        this.#queuedBytes -= part.length;
+        if (this.#queuedBytes <= this.#socket.writableHighWaterMark) this.#releaseWrite();
         return { done: false, value: part };
       }
       if (this.#failure !== null) throw this.#failure;
@@ -553,11 +791,130 @@ class Exchange {
     if (this.#onAbort) this.#environ['tsgi.signal'].removeEventListener('abort', this.#onAbort);
     this.#onAbort = null;
     this.#queue.length = 0;
+    this.#queuedBytes = 0;
     this.#releaseWrite();
-    // The exchange is over: close the in-memory connection (a response still running sees 'close', as when a
-    // client disconnects).
-    if (!this.#socket.destroyed) this.#socket.destroy();
+    const socket = this.#socket;
+    if (socket.destroyed) return;
+    const res = this.#res;
+    // The handler ended the response and its last write was taken: 'finish' is a tick away; release after it.
+    // (Not from within 'finish': that runs inside the socket's write completion, and a stream destroyed there
+    // makes an error object for its finish callbacks, which costs more than the rest of the cleanup.)
+    if (res !== null && res.writableEnded && !this.#finishEmitted && this.#failure === null) {
+      res.once('finish', () => process.nextTick(() => this.#release()));
+      return;
+    }
+    this.#release();
   }
+
+  /**
+   * The exchange is over. Objects engine: a socket whose response finished cleanly goes back to the pool, as
+   * a kept-alive connection waits for the next request. Otherwise the in-memory connection closes (a response
+   * still running sees 'close', as when a client disconnects).
+   */
+  #release(): void {
+    const socket = this.#socket;
+    if (socket.destroyed || socket.exchange !== this) return;
+    const pool = this.#settings.pools[(socket as { encrypted?: boolean }).encrypted ? 1 : 0];
+    const reusable =
+      this.#settings.objects &&
+      this.#responseFinished &&
+      this.#failure === null &&
+      socket.writableLength === 0 &&
+      !socket.writableEnded &&
+      (socket as { _httpMessage?: unknown })._httpMessage == null &&
+      socket.requests < MAX_REQUESTS_PER_SOCKET &&
+      pool.length < MAX_POOLED_SOCKETS;
+    if (reusable) {
+      socket.detach();
+      pool.push(socket);
+    } else {
+      socket.destroy();
+    }
+  }
+}
+
+/** As Node's server on a socket's 'drain' (`this` is the socket): the response waiting for one gets it. */
+function relayDrain(this: Duplex): void {
+  const res = (this as { _httpMessage?: (ServerResponse & Record<symbol, unknown>) | null })._httpMessage;
+  if (!res || res.writableEnded || kNeedDrain === undefined || res[kNeedDrain] !== true) return;
+  res[kNeedDrain] = false;
+  res.emit('drain');
+}
+
+function ignoreError(): void {}
+
+/** Objects engine, once per socket: the socket closed; the request on it (if any) hears of it. */
+function onSocketClose(this: BridgeSocket): void {
+  const exchange = this.exchange;
+  this.detach();
+  exchange?.socketClosed();
+}
+
+/** As Node's server after a response finished: the response's single 'close'. */
+function emitResponseClose(res: ServerResponse & ResponseInternals): void {
+  if (res._closed) return;
+  res.destroyed = true;
+  res._closed = true;
+  res.emit('close');
+}
+
+/** Title-cased header names by CGI key ("HTTP_USER_AGENT" -> "User-Agent"); a bounded cache. */
+const headerNames = new Map<string, string>();
+const HEADER_NAME_CACHE = 512;
+
+/** The request head the environ describes (both engines start from it). */
+function requestHeadOf(environ: Environ): RequestHead {
+  const method = environ.REQUEST_METHOD;
+  const raw: string[] = [];
+  // "METHOD / HTTP/1.1\r\n" and the blank line: what the http-server engine sends (its url is always "/").
+  let bytes = method.length + 17;
+  let clientChunked = false;
+  const add = (name: string, value: string): void => {
+    if (raw.length >= MAX_HEADERS_COUNT * 2) return;
+    raw.push(name, value);
+    bytes += name.length + value.length + 4;
+  };
+  for (const key of Object.keys(environ)) {
+    if (!key.startsWith('HTTP_')) continue;
+    const value = environ[key];
+    if (typeof value !== 'string' || !HTTP_KEY_RE.test(key) || BAD_HEADER_VALUE_RE.test(value)) continue;
+    // Framing is the bridge's (below); an upgrade can't happen over tsgi, and llhttp would stop parsing.
+    switch (key) {
+      case 'HTTP_TRANSFER_ENCODING':
+        clientChunked = true;
+        continue;
+      case 'HTTP_UPGRADE':
+      case 'HTTP_CONTENT_LENGTH':
+      case 'HTTP_CONTENT_TYPE':
+        continue;
+      case 'HTTP_CONNECTION':
+        if (UPGRADE_RE.test(value)) continue;
+    }
+    let name = headerNames.get(key);
+    if (name === undefined) {
+      name = titleCase(key.slice(5));
+      if (headerNames.size < HEADER_NAME_CACHE) headerNames.set(key, name);
+    }
+    add(name, value);
+  }
+  if (environ.CONTENT_TYPE !== undefined && !BAD_HEADER_VALUE_RE.test(environ.CONTENT_TYPE)) add('Content-Type', environ.CONTENT_TYPE);
+  let bodyMode: BodyMode = 'none';
+  if (environ.CONTENT_LENGTH !== undefined) {
+    add('Content-Length', environ.CONTENT_LENGTH);
+    if (environ.CONTENT_LENGTH !== '0') bodyMode = 'length';
+  } else if (environ['tsgi.input_terminated'] && (clientChunked || !BODYLESS_METHODS.has(method))) {
+    add('Transfer-Encoding', 'chunked');
+    bodyMode = 'chunked';
+  }
+  return { raw, bodyMode, bytes };
+}
+
+/** The http-server engine's request head as HTTP/1.1 text. */
+function serializeRequestHead(method: string, head: RequestHead): string {
+  let text = `${WIRE_METHODS.has(method) ? method : 'POST'} / HTTP/1.1\r\n`;
+  const raw = head.raw;
+  for (let i = 0; i < raw.length; i += 2) text += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  return `${text}\r\n`;
 }
 
 interface ParsedHead {
@@ -582,7 +939,7 @@ function parseResponseHead(text: string): ParsedHead {
     const name = line.slice(0, colon);
     const value = line.slice(line.charCodeAt(colon + 1) === 0x20 ? colon + 2 : colon + 1);
     const lower = name.toLowerCase();
-    if (lower === 'transfer-encoding' && /(?:^|,)\s*chunked\s*$/i.test(value)) chunked = true;
+    if (lower === 'transfer-encoding' && CHUNKED_RE.test(value)) chunked = true;
     if (HOP_BY_HOP.has(lower)) continue;
     headers.push([name, value]);
   }
