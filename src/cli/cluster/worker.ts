@@ -7,6 +7,7 @@ import type { Server } from 'node:net';
 import { listenOn } from '../../servers/listen.js';
 import { loadApp } from '../load-app.js';
 import { startServer, type RunningServer } from '../start-server.js';
+import type { App } from '../../types.js';
 import { WORKER_ENV, WORKER_LISTEN_FD, type MasterMessage, type RecycleReason, type WorkerConfig, type WorkerMessage } from './messages.js';
 import { HEARTBEAT_INTERVAL_MS } from './policy.js';
 import { superviseApp, type TimeoutInfo } from './supervise.js';
@@ -87,7 +88,18 @@ async function runWorker(): Promise<void> {
     return failBoot((error as Error).message);
   }
   const timeoutMs = Math.round(plan.timeoutSeconds * 1000);
-  const supervised = superviseApp(app, {
+  const loaded: App = app;
+  let served = 0;
+  // Without --timeout, nothing per request but the count --max-requests needs (and not even that without
+  // it): the body goes to the server untouched, so its fast paths (one write per small response) stay.
+  const counted: App =
+    requestLimit > 0
+      ? (environ, startResponse) => {
+          if (++served >= requestLimit) askRecycle('max-requests', `served ${served} requests (--max-requests ${plan.maxRequests})`);
+          return loaded(environ, startResponse);
+        }
+      : loaded;
+  const supervised = timeoutMs <= 0 ? { app: counted } : superviseApp(app, {
     timeoutMs,
     onRequest: (served) => {
       if (requestLimit > 0 && served >= requestLimit) askRecycle('max-requests', `served ${served} requests (--max-requests ${plan.maxRequests})`);
