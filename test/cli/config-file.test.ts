@@ -1,11 +1,11 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkConfig, ConfigError, loadConfigFile, mergeConfig } from '../../src/cli/config-file.js';
 import { SERVE_OPTIONS } from '../../src/cli/serve-command.js';
+import { freePort, waitForLine } from './cli-helpers.js';
 
 const BIN = join(process.cwd(), 'bin', 'tsgi.js');
 const HELLO = join(process.cwd(), 'examples', 'hello.ts');
@@ -110,35 +110,7 @@ describe('loadConfigFile', () => {
   });
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
-/** Resolves with stdout once it holds a line matching `pattern` (bounded). */
-function waitForLine(child: ResultPromise, pattern: RegExp, timeoutMs = 30_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const timer = setTimeout(() => reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms: ${text}`)), timeoutMs);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      text += chunk.toString();
-      if (pattern.test(text)) {
-        clearTimeout(timer);
-        resolve(text);
-      }
-    });
-    child.catch((error: unknown) => {
-      clearTimeout(timer);
-      reject(error instanceof Error ? error : new Error(String(error)));
-    });
-  });
-}
 
 describe('tsgi serve --config (the built command)', () => {
   it('serves what the file says, with command-line flags overriding it', async () => {

@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,38 +5,11 @@ import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseListenTarget } from '../../src/servers/listen.js';
 import { loadApp, parseAppReference } from '../../src/cli/load-app.js';
+import { freePort, firstLine } from './cli-helpers.js';
 
 const BIN = join(process.cwd(), 'bin', 'tsgi.js');
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
-/** Waits for the first stdout line of a started server, bounded. */
-async function firstLine(child: ResultPromise, timeoutMs = 20_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const timer = setTimeout(() => reject(new Error(`no startup line within ${timeoutMs} ms: ${text}`)), timeoutMs);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      text += chunk.toString();
-      if (text.includes('\n')) {
-        clearTimeout(timer);
-        resolve(text);
-      }
-    });
-    child.catch((error: unknown) => {
-      clearTimeout(timer);
-      reject(error instanceof Error ? error : new Error(String(error)));
-    });
-  });
-}
 
 describe('address and module references', () => {
   it('parses listen addresses', () => {
