@@ -1,6 +1,6 @@
 import type { Server as HttpServer } from 'node:http';
 import type { Server } from 'node:net';
-import { watchHttpConnections } from './http-drain.js';
+import { watchHttpConnections } from '../servers/http-drain.js';
 import { describeListenTarget, listenOn } from '../servers/listen.js';
 import type { App } from '../types.js';
 import { accessLog } from '../middleware/access-log.js';

@@ -2,12 +2,11 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { App } from '../types.js';
+import { watchHttpConnections } from './http-drain.js';
 import { createHttpServer, type HttpServerOptions } from './http.js';
 
 /** How long a graceful shutdown waits for in-flight responses before cutting their connections, in ms. */
 export const SHUTDOWN_TIMEOUT_MS = 10_000;
-/** How often a shutting-down server closes the keep-alive connections that went idle, in ms. */
-const IDLE_SWEEP_INTERVAL_MS = 50;
 
 /** Options for serveHttp. */
 export interface ServeHttpOptions extends HttpServerOptions {
@@ -32,8 +31,9 @@ export interface HttpServing {
   /** "http://host:port/" for the bound address. */
   url: string;
   /**
-   * Stops accepting connections, lets in-flight responses finish (closing each keep-alive connection once it
-   * is idle), and after `shutdownTimeoutMs` cuts whatever is left. Resolves once every connection is closed.
+   * Stops accepting connections, lets in-flight responses finish (kept-alive clients are told
+   * `Connection: close`; a connection idle for a second is closed), and after `shutdownTimeoutMs` cuts whatever
+   * is left. Resolves once every connection is closed.
    * Removes the signal handlers. Safe to call more than once.
    */
   shutdown(): Promise<void>;
@@ -42,11 +42,12 @@ export interface HttpServing {
 /**
  * Runs `app` on the embedded HTTP server (createHttpServer): listens on host:port, resolves once bound, and
  * (unless `handleSignals` is false) shuts down gracefully on SIGINT/SIGTERM. Rejects when listening fails
- * (EADDRINUSE, EACCES...). What `tsgi serve` calls.
+ * (EADDRINUSE, EACCES...).
  */
 export async function serveHttp(app: App, options: ServeHttpOptions = {}): Promise<HttpServing> {
   const { host = '127.0.0.1', port = 8000, shutdownTimeoutMs = SHUTDOWN_TIMEOUT_MS, handleSignals = true } = options;
   const server = createHttpServer(app, options);
+  const connections = watchHttpConnections(server);
   server.listen(port, host);
   await Promise.race([
     once(server, 'listening'),
@@ -62,19 +63,11 @@ export async function serveHttp(app: App, options: ServeHttpOptions = {}): Promi
   };
   async function stop(): Promise<void> {
     removeSignalHandlers();
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    // node:http keeps an idle keep-alive connection open until its timeout, even while closing.
-    const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_INTERVAL_MS);
-    const deadline = setTimeout(() => server.closeAllConnections(), shutdownTimeoutMs);
-    sweep.unref();
-    deadline.unref();
-    server.closeIdleConnections();
-    try {
-      await closed;
-    } finally {
-      clearInterval(sweep);
-      clearTimeout(deadline);
-    }
+    const closed = server.listening ? once(server, 'close') : Promise.resolve();
+    // Kept-alive clients are told `Connection: close` rather than having idle connections shut under them.
+    await connections.drain(shutdownTimeoutMs);
+    server.closeAllConnections();
+    await closed;
   }
 
   const onSignal = (signal: NodeJS.Signals): void => {

@@ -103,6 +103,11 @@ export async function listenOn(server: Server, target: ListenTarget, unix: UnixS
   };
   server.once('close', removeSync);
   process.once('exit', removeSync);
+  await applyUnixSocketOptions(path, unix);
+}
+
+/** Gives the unix socket file at `path` the mode, owner and group of `unix` (names looked up like chown(1)). */
+export async function applyUnixSocketOptions(path: string, unix: UnixSocketOptions): Promise<void> {
   if (unix.mode !== undefined) await chmod(path, unix.mode);
   if (unix.owner !== undefined || unix.group !== undefined) {
     const uid = unix.owner === undefined ? -1 : await resolveId(unix.owner, '/etc/passwd');
@@ -125,7 +130,8 @@ function listenOnce(server: Server, options: { host?: string; port?: number; pat
   });
 }
 
-function isSocketAlive(path: string): Promise<boolean> {
+/** True when a server accepts connections on the unix socket at `path` (else the file is a stale leftover). */
+export function isSocketAlive(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const probe = connect(path);
     probe.once('connect', () => {

@@ -1,8 +1,8 @@
 import { lookup } from 'node:dns/promises';
-import { chmodSync, chownSync, fstatSync, readFileSync, unlinkSync } from 'node:fs';
+import { fstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { getSystemErrorName } from 'node:util';
-import type { ListenTarget, UnixSocketOptions } from '../../servers/listen.js';
+import { applyUnixSocketOptions, describeListenTarget, isSocketAlive, type ListenTarget, type UnixSocketOptions } from '../../servers/listen.js';
 
 /**
  * The master's listening socket. It lives in the master for the master's whole life and is handed to every
@@ -62,7 +62,7 @@ export async function openListenSocket(target: ListenTarget, unix: UnixSocketOpt
       throw new Error(`tsgi serve: cannot resolve ${target.host} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
     }
     const handle = create(resolved.address, target.port, resolved.family === 6 ? 6 : 4);
-    if (typeof handle === 'number') throw new Error(`tsgi serve: cannot listen on ${describeTcp(target)} (${errorName(handle)})`);
+    if (typeof handle === 'number') throw new Error(`tsgi serve: cannot listen on ${describeListenTarget(target)} (${errorName(handle)})`);
     return closable(handle, () => {});
   }
   const path = target.path;
@@ -86,12 +86,7 @@ export async function openListenSocket(target: ListenTarget, unix: UnixSocketOpt
   };
   process.once('exit', removeFile);
   try {
-    if (unix.mode !== undefined) chmodSync(path, unix.mode);
-    if (unix.owner !== undefined || unix.group !== undefined) {
-      const uid = unix.owner === undefined ? -1 : resolveId(unix.owner, '/etc/passwd');
-      const gid = unix.group === undefined ? -1 : resolveId(unix.group, '/etc/group');
-      chownSync(path, uid, gid);
-    }
+    await applyUnixSocketOptions(path, unix);
   } catch (error) {
     handle.close();
     removeFile();
@@ -113,36 +108,10 @@ function closable(handle: ServerHandle, after: () => void): ListenSocket {
   };
 }
 
-function describeTcp(target: { host: string; port: number }): string {
-  return `${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
-}
-
 function errorName(code: number): string {
   try {
     return getSystemErrorName(code);
   } catch {
     return `error ${code}`;
   }
-}
-
-function isSocketAlive(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-}
-
-/** A numeric id as is; a name looked up in /etc/passwd or /etc/group. */
-function resolveId(value: string | number, database: string): number {
-  if (typeof value === 'number') return value;
-  if (/^[0-9]+$/.test(value)) return Number(value);
-  for (const line of readFileSync(database, 'utf8').split('\n')) {
-    const fields = line.split(':');
-    if (fields[0] === value && fields[2] !== undefined) return Number(fields[2]);
-  }
-  throw new Error(`no such ${database.endsWith('group') ? 'group' : 'user'} (${value})`);
 }
