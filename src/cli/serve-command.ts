@@ -365,13 +365,14 @@ async function serveInProcess(plan: ServePlan, io: Io): Promise<number> {
     return 1;
   }
   const where = plan.transport === 'http' && plan.target.kind === 'tcp' ? `http://${running.address}/` : running.address;
-  io.stdout.write(`tsgi: serving ${plan.reference} over ${running.transportName} at ${where} with no workers: single process (pid ${process.pid})\n`);
+  const startup = `tsgi: serving ${plan.reference} over ${running.transportName} at ${where} with no workers: single process (pid ${process.pid})\n`;
   const settings = [
     plan.mount !== undefined ? `mount ${plan.mount || '/'}` : null,
     plan.maxBodyBytes !== undefined ? `bodies up to ${plan.maxBodyBytes} bytes` : null,
     plan.accessLog !== undefined ? `access log ${plan.accessLog === '-' ? 'to stderr' : plan.accessLog}` : null,
   ].filter((item) => item !== null);
-  if (settings.length > 0) io.stdout.write(`tsgi: ${settings.join('; ')}\n`);
+  // One write: whoever waits for the startup line has the settings line with it.
+  io.stdout.write(settings.length > 0 ? `${startup}tsgi: ${settings.join('; ')}\n` : startup);
   const onSignal = (signal: NodeJS.Signals): void => {
     process.once(signal, () => process.exit(1));
     io.stderr.write(`tsgi: ${signal} received, finishing in-flight requests (at most ${plan.gracefulTimeoutSeconds} s)\n`);
