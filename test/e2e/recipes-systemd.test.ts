@@ -160,6 +160,8 @@ describeWithServer('systemd recipe: tsgi-http.socket + tsgi-http.service (socket
     expect(first.status, proc.output()).toBe(200);
     expect(answeredBy(first.json, proc.pid), first.text).toBe(true);
     expect(first.json).toMatchObject({ method: 'GET', scriptName: '', pathInfo: '/first', query: 'x=1', listenPid: null, listenFds: null });
+    // The master prints its line once it hears the worker is ready, which may be just after the first answer.
+    await waitFor('the startup line', () => /tsgi: serving app\.js over HTTP at fd:3\b/.test(proc.output()));
     expect(proc.output()).toMatch(/tsgi: serving app\.js over HTTP at fd:3\b/);
     expect(await commandLine(proc.pid)).toContain(`${TSGI_BIN} serve app.js --http systemd`);
 
@@ -275,6 +277,8 @@ describeWithServer('systemd recipe: tsgi-fastcgi.socket + tsgi-fastcgi.service b
     expect(first.status, `${proc.output()}\n${await nginx.errorLog()}`).toBe(200);
     expect(answeredBy(first.json, proc.pid), first.text).toBe(true);
     expect(first.json).toMatchObject({ scriptName: mount, pathInfo: '/hello/world', query: 'x=1', listenPid: null, listenFds: null });
+    // The master prints its line once it hears the worker is ready, which may be just after the first answer.
+    await waitFor('the startup line', () => /tsgi: serving app\.js over FastCGI at fd:3\b/.test(proc.output()));
     expect(proc.output()).toMatch(/tsgi: serving app\.js over FastCGI at fd:3\b/);
 
     const sockets = await listeningSockets(await processTree(proc.pid));
