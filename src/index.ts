@@ -1,3 +1,7 @@
+// First, before any other module of the package or of the script importing it: loading servers/httpoxy.js drops
+// HTTP_PROXY (under CGI, the client's `Proxy:` header) from process.env (httpoxy). A re-export rather than a
+// bare import, which bundlers drop in a package marked "sideEffects": false.
+export { dropHttpoxy } from './servers/httpoxy.js';
 export type * from './types.js';
 export * from './errors.js';
 export { createEnviron, schemeOf, type EnvironSource } from './environ/create-environ.js';

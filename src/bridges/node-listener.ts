@@ -12,6 +12,8 @@ import { HOP_BY_HOP_HEADERS } from '../response/status.js';
 import { headersToVariables } from '../environ/header-variables.js';
 import { LazyAbort } from '../servers/lazy-abort.js';
 import { readVersion } from '../version.js';
+import { createLimitLog, type LimitLog } from '../servers/limit-log.js';
+import { DEFAULT_BODY_TIMEOUT_MS } from '../servers/limits.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { AbortError, describeError, InputError, RequestError, statusOfError, TsgiError } from '../errors.js';
@@ -50,7 +52,26 @@ export interface NodeListenerOptions {
   deferContinue?: boolean;
   /** True when other processes serve the same app at the same time (`tsgi serve --workers N`, N > 1): the environ's `tsgi.multiprocess`. Default: false. */
   multiprocess?: boolean;
+  /**
+   * Most request header lines; a request with more gets 431 before the app runs (logged, rate-limited). Node's
+   * parser keeps only the first `server.maxHeadersCount` lines (1,000 when unset) and drops the rest unseen, so
+   * a request at that count may have lost headers (a Transfer-Encoding, say) that framed its body: the server
+   * must keep at least maxHeaders + 1 lines for this check to see them (createHttpServer sets maxHeadersCount
+   * so). Default: DEFAULT_LISTENER_MAX_HEADERS (999: on a server left at Node's default, 1,000 lines are refused).
+   */
+  maxHeaders?: number;
+  /**
+   * While the app waits for request body bytes, none arriving for this long (ms) makes its read fail with a 408
+   * InputError (logged, rate-limited) and the connection close after the response; 0 turns it off.
+   * Default: DEFAULT_BODY_TIMEOUT_MS (30 s).
+   */
+  bodyTimeoutMs?: number;
+  /** Where refusals at a limit are logged (rate-limited). Default: a LimitLog on `errors`, prefix "http". */
+  limitLog?: LimitLog;
 }
+
+/** Default maxHeaders of toNodeListener: below the 1,000 header lines Node's parser keeps by default. */
+export const DEFAULT_LISTENER_MAX_HEADERS = 999;
 
 export { HOP_BY_HOP_HEADERS };
 
@@ -76,13 +97,17 @@ const JOIN_LIMIT_BYTES = 16 * 1024;
  * `options.errors`.
  */
 export function toNodeListener(app: App, options: NodeListenerOptions = {}): NodeListener {
+  const errors: ErrorStream = options.errors ?? { write: (text) => void process.stderr.write(text) };
   const settings: Settings = {
-    errors: options.errors ?? { write: (text) => void process.stderr.write(text) },
+    errors,
     scriptName: normalizeScriptName(options.scriptName ?? ''),
     accessLog: options.accessLog,
     deferContinue: options.deferContinue ?? false,
     maxBodyBytes: checkMaxBodyBytes(options.maxBodyBytes),
     multiprocess: options.multiprocess ?? false,
+    maxHeaderEntries: 2 * checkCount('maxHeaders', options.maxHeaders ?? DEFAULT_LISTENER_MAX_HEADERS, 1),
+    bodyTimeoutMs: checkCount('bodyTimeoutMs', options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS, 0),
+    limitLog: options.limitLog ?? createLimitLog(errors, 'http'),
   };
   return (req, res) => {
     handleRequest(app, req, res, settings).catch((error: unknown) => {
@@ -99,6 +124,10 @@ interface Settings {
   deferContinue: boolean;
   maxBodyBytes: number;
   multiprocess: boolean;
+  /** 2 x maxHeaders: the length of req.rawHeaders at most. */
+  maxHeaderEntries: number;
+  bodyTimeoutMs: number;
+  limitLog: LimitLog;
 }
 
 async function handleRequest(app: App, req: IncomingMessage, res: ServerResponse, settings: Settings): Promise<void> {
@@ -112,9 +141,14 @@ async function handleRequest(app: App, req: IncomingMessage, res: ServerResponse
   const { errors } = settings;
   const isHead = req.method === 'HEAD';
 
-  const body = createBodySource(req, settings.maxBodyBytes);
+  const body = createBodySource(req, settings);
   let environ: Environ;
   try {
+    // Node's parser kept only the first header lines: what it dropped was never checked (field-notes: a
+    // Transfer-Encoding past line 1,000 left the body unframed). Refused before anything else looks at them.
+    if (req.rawHeaders.length > settings.maxHeaderEntries) {
+      throw new RequestError(`http: more than ${settings.maxHeaderEntries / 2} request header lines`, 431);
+    }
     checkDeclaredLength(req, settings.maxBodyBytes);
     environ = createEnviron({
       variables: buildVariables(req, settings.scriptName),
@@ -129,7 +163,12 @@ async function handleRequest(app: App, req: IncomingMessage, res: ServerResponse
     });
   } catch (error) {
     const code = statusOfError(error);
-    if (code !== 404) errors.write(`tsgi: request refused: ${error instanceof Error ? error.message : String(error)}\n`);
+    if (code === 431) {
+      const what = `a request with more than ${settings.maxHeaderEntries / 2} header lines got 431`;
+      settings.limitLog.hit('maxHeaders', what, 'the maxHeaders option of createHttpServer');
+    } else if (code !== 404) {
+      errors.write(`tsgi: request refused: ${error instanceof Error ? error.message : String(error)}\n`);
+    }
     // A request refused for its framing or headers may have left body bytes on the wire: close after the page.
     const sink = createSink(res, abort, () => code !== 404);
     try {
@@ -141,8 +180,8 @@ async function handleRequest(app: App, req: IncomingMessage, res: ServerResponse
     return;
   }
 
-  // A body cut at maxBodyBytes leaves the rest of it on the wire: the connection can't be reused.
-  const sink = createSink(res, abort, () => body.overLimit);
+  // A body cut at maxBodyBytes, stalled or malformed leaves the rest of it on the wire: the connection can't be reused.
+  const sink = createSink(res, abort, () => body.mustClose);
   await runApp(app, environ, sink, { abortReason: () => abort.reason });
   // Body bytes the app left unread would stall the next request on this connection.
   if (abort.reason === null) body.discardRest();
@@ -153,8 +192,28 @@ async function handleRequest(app: App, req: IncomingMessage, res: ServerResponse
 interface BodySource extends AsyncIterable<Uint8Array> {
   /** Reads and drops the rest of the body (as Node does for a body never touched), so keep-alive goes on. */
   discardRest(): void;
-  /** True once more than maxBodyBytes arrived (reads fail with a 413 from then on). */
-  readonly overLimit: boolean;
+  /**
+   * True once the rest of the body can't be read to its end: more than maxBodyBytes arrived (reads fail with a
+   * 413), it stopped arriving for bodyTimeoutMs (408), or the server failed it (failRequestBody).
+   */
+  readonly mustClose: boolean;
+}
+
+/** The event, and the request's property, by which failRequestBody reaches the body source. */
+const BODY_FAILURE: unique symbol = Symbol('tsgi.bodyFailure');
+type FailableRequest = IncomingMessage & { [BODY_FAILURE]?: Error };
+
+/**
+ * Fails the body of a request handed to a listener from toNodeListener: the app's pending and later reads of
+ * tsgi.input throw `error` (an InputError whose status the app's error page takes), and the response says
+ * `Connection: close`. createHttpServer calls it when Node's parser refuses the body (a malformed chunk, a
+ * request timeout) while the app may still answer. Does nothing to a request already complete.
+ */
+export function failRequestBody(req: IncomingMessage, error: Error): void {
+  const failable = req as FailableRequest;
+  if (req.complete || failable[BODY_FAILURE] !== undefined) return;
+  failable[BODY_FAILURE] = error;
+  req.emit(BODY_FAILURE, error);
 }
 
 /**
@@ -163,21 +222,27 @@ interface BodySource extends AsyncIterable<Uint8Array> {
  * Node, which discards it itself. Node's own async iterator can't be used here: once an app stops reading
  * part-way, nothing could drain the rest and the next pipelined request would never be parsed.
  */
-function createBodySource(req: IncomingMessage, maxBodyBytes: number): BodySource {
+function createBodySource(req: IncomingMessage, settings: Settings): BodySource {
+  const { maxBodyBytes, bodyTimeoutMs } = settings;
   const queue: Buffer[] = [];
   let attached = false;
   let ended = false;
   let failure: unknown = null;
   let received = 0;
   let overLimit = false;
+  let stalled = false;
+  let draining = false;
   let wake: (() => void) | null = null;
+  // One timer per body that is read (refreshed, never re-created), armed while the body has not ended.
+  let timer: NodeJS.Timeout | null = null;
   const notify = (): void => {
     const resolve = wake;
     wake = null;
     resolve?.();
   };
   const onData = (chunk: Buffer): void => {
-    if (overLimit) return;
+    timer?.refresh();
+    if (overLimit || draining) return;
     received += chunk.length;
     if (received > maxBodyBytes) {
       // Same rule as the FastCGI server's maxBodyBytes. What follows is read and dropped (not left unread in
@@ -195,6 +260,7 @@ function createBodySource(req: IncomingMessage, maxBodyBytes: number): BodySourc
   };
   const onEnd = (): void => {
     ended = true;
+    if (timer !== null) timer = stopTimer(timer);
     notify();
   };
   const onError = (error: Error): void => {
@@ -203,16 +269,48 @@ function createBodySource(req: IncomingMessage, maxBodyBytes: number): BodySourc
   };
   const onClose = (): void => {
     if (!req.complete) failure ??= new AbortError('http: the client closed the connection during the body');
+    if (timer !== null) timer = stopTimer(timer);
     notify();
   };
   return {
     async *[Symbol.asyncIterator]() {
+      // Made here, not per request: only a body that is read needs them.
+      const onTimeout = (): void => {
+        // Time the app spends not reading is not the client's: only a read left waiting counts (or a drain).
+        if (wake === null && !draining) {
+          timer?.refresh();
+          return;
+        }
+        timer = null;
+        if (req.complete) return;
+        stalled = true;
+        const seconds = bodyTimeoutMs / 1000;
+        settings.limitLog.hit('bodyTimeoutMs', `a request body stopped arriving for ${seconds} s`, '--body-timeout SECONDS');
+        if (draining) {
+          req.socket.destroy();
+          return;
+        }
+        failure ??= new InputError(`http: the request body stopped arriving (nothing for ${seconds} s)`, 408);
+        notify();
+      };
+      const onFailure = (error: Error): void => {
+        failure ??= error;
+        if (timer !== null) timer = stopTimer(timer);
+        notify();
+      };
       if (!attached) {
         attached = true;
         req.on('data', onData);
         req.on('end', onEnd);
         req.on('error', onError);
         req.on('close', onClose);
+        const failed = (req as FailableRequest)[BODY_FAILURE];
+        if (failed !== undefined) failure ??= failed;
+        else req.on(BODY_FAILURE, onFailure);
+        if (bodyTimeoutMs > 0 && failure === null && !req.complete) {
+          timer = setTimeout(onTimeout, bodyTimeoutMs);
+          timer.unref();
+        }
       }
       for (;;) {
         const chunk = queue.shift();
@@ -222,22 +320,34 @@ function createBodySource(req: IncomingMessage, maxBodyBytes: number): BodySourc
         }
         if (failure !== null) throw failure;
         if (ended) return;
+        // The wait starts the clock: time the app took before asking is not the client's.
+        timer?.refresh();
         await new Promise<void>((resolve) => {
           wake = resolve;
           req.resume();
         });
       }
     },
-    get overLimit() {
-      return overLimit;
+    get mustClose() {
+      return overLimit || stalled || (req as FailableRequest)[BODY_FAILURE] !== undefined;
     },
     discardRest() {
-      if (!attached || req.complete || req.destroyed) return;
-      // A body over the limit is not read to its end, however long it is: the connection ends here (the
-      // response head said so, unless the app had sent it before the limit was reached).
-      if (overLimit) req.socket.end();
-      req.off('data', onData);
+      if (!attached || req.complete || req.destroyed) {
+        if (timer !== null) timer = stopTimer(timer);
+        return;
+      }
       queue.length = 0;
+      // A body over the limit, stalled or failed is not read to its end: the connection ends here (the response
+      // head said so, unless the app had sent it before).
+      if (overLimit || stalled || failure !== null) {
+        if (timer !== null) timer = stopTimer(timer);
+        req.off('data', onData);
+        req.socket.end();
+        req.resume();
+        return;
+      }
+      // The rest is read and dropped, still under the body timeout (onData keeps refreshing it).
+      draining = true;
       req.resume();
     },
   };
@@ -254,11 +364,16 @@ function createBodySource(req: IncomingMessage, maxBodyBytes: number): BodySourc
  *   §5.4). Names holding anything but letters, digits and "-" are dropped, so `X-Forwarded_For` can't pose as
  *   `X-Forwarded-For` (field-notes T32). Content-Type and Content-Length become CONTENT_TYPE and CONTENT_LENGTH
  *   only; `Proxy:` is never passed (httpoxy).
- * Throws RequestError: 400 for zero (HTTP/1.1) or several Host headers, a Host that isn't `host[:port]`
- * (T33: "a.com@evil.com"), an absolute-form target naming another host, a Transfer-Encoding whose last coding
- * isn't chunked; 501 for any coding besides chunked; 404 for a path outside the mount.
+ * Throws RequestError: 505 for an HTTP major version other than 1 ("HTTP/2.0", "GET /"); 400 for zero
+ * (HTTP/1.1) or several Host headers, a Host that isn't `host[:port]` (T33: "a.com@evil.com"), an
+ * absolute-form target naming another host, a Transfer-Encoding whose last coding isn't chunked; 501 for any
+ * coding besides chunked; 404 for a path outside the mount.
  */
 export function buildVariables(req: IncomingMessage, scriptName = ''): Record<string, string | undefined> {
+  // RFC 9110 §15.6.6: "HTTP/2.0" or an HTTP/0.9-style line ("GET /") is not a version this server speaks.
+  if (req.httpVersionMajor !== 1) {
+    throw new RequestError(`http: HTTP version not supported (HTTP/${req.httpVersion})`, 505);
+  }
   const raw = req.rawHeaders;
   const pairs: Array<[string, string]> = [];
   let hosts = 0;
@@ -471,6 +586,19 @@ function checkDeclaredLength(req: IncomingMessage, maxBodyBytes: number): void {
   if (Number(declared) > maxBodyBytes) {
     throw new RequestError(`http: request body exceeds maxBodyBytes (${declared} > ${maxBodyBytes})`, 413);
   }
+}
+
+/** Clears a body timer; returns null for the variable that held it. */
+function stopTimer(timer: NodeJS.Timeout): null {
+  clearTimeout(timer);
+  return null;
+}
+
+function checkCount(name: string, value: number, min: number): number {
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new TsgiError(`http: ${name} must be a whole number >= ${min} (${value})`);
+  }
+  return value;
 }
 
 function checkMaxBodyBytes(value: number | undefined): number {

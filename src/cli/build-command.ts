@@ -1,13 +1,14 @@
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { HTTPOXY_GUARD } from '../servers/httpoxy.js';
 
 /** Lines put before the bundle: the interpreter line, and the httpoxy guard that must run before app code. */
 const BANNER = [
   '#!/usr/bin/env node',
   // httpoxy (CVE-2016-5385): under CGI, HTTP_PROXY is the client's `Proxy:` header; drop it before any module
   // (an HTTP client library reading it at load time) runs.
-  'if (process.env.GATEWAY_INTERFACE) delete process.env.HTTP_PROXY;',
+  HTTPOXY_GUARD,
 ].join('\n');
 
 /** Options for buildCgi. */

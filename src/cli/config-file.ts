@@ -45,6 +45,10 @@ const NUMBER_FLAGS = new Set([
   'timeout',
   'graceful-timeout',
   'max-body',
+  'max-connections',
+  'header-timeout',
+  'body-timeout',
+  'idle-timeout',
   'socket-owner',
   'socket-group',
 ]);
@@ -111,7 +115,7 @@ async function importConfigModule(file: string, absolute: string, extension: str
 
 /**
  * Checks a config object (parsed JSON or a module's default export). `baseDir` is the file's directory, against
- * which relative paths ("app", "access-log", "unix:..." addresses) are resolved.
+ * which relative paths ("app", "access-log", "error-log", "unix:..." addresses) are resolved.
  */
 export function checkConfig(data: unknown, flags: Readonly<Record<string, FlagSpec>>, file: string, baseDir: string): ServeConfig {
   const where = `tsgi serve: config ${file}`;
@@ -140,7 +144,7 @@ export function checkConfig(data: unknown, flags: Readonly<Record<string, FlagSp
       const wanted = NUMBER_FLAGS.has(key) ? 'a string or a number' : 'a string';
       throw new ConfigError(`${where}: "${key}" must be ${wanted} (got ${describe(value)})`);
     }
-    if (key === 'access-log' && text !== '-') text = resolve(baseDir, text);
+    if ((key === 'access-log' || key === 'error-log') && text !== '-') text = resolve(baseDir, text);
     if (ADDRESS_FLAGS.has(key) && text.startsWith('unix:') && !isAbsolute(text.slice(5)) && text.length > 5) {
       text = `unix:${resolve(baseDir, text.slice(5))}`;
     }

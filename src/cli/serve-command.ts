@@ -1,8 +1,12 @@
 import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
+import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { normalizeMount } from '../environ/mount.js';
 import { STATUS_TEXT } from '../helpers/status-text.js';
+import { dropHttpoxy } from '../servers/httpoxy.js';
+import { DEFAULT_MAX_CONNECTIONS } from '../servers/fastcgi/options.js';
+import { DEFAULT_BODY_TIMEOUT_MS, DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from '../servers/limits.js';
 import { describeListenTarget, hasInheritedListenSocket, parseListenTarget, socketActivationTarget, type ListenTarget } from '../servers/listen.js';
 import type { App } from '../types.js';
 import { ConfigError, loadConfigFile, mergeConfig, type FlagValues } from './config-file.js';
@@ -33,7 +37,12 @@ export const SERVE_OPTIONS = {
   timeout: { type: 'string', short: 't' },
   'graceful-timeout': { type: 'string' },
   'max-body': { type: 'string' },
+  'max-connections': { type: 'string' },
+  'header-timeout': { type: 'string' },
+  'body-timeout': { type: 'string' },
+  'idle-timeout': { type: 'string' },
   'access-log': { type: 'string' },
+  'error-log': { type: 'string' },
   reload: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -80,11 +89,22 @@ Processes:
 Limits:
   --max-body SIZE           refuse request bodies over SIZE bytes (suffix k, m or g: 512k, 10m) with 413:
                             a larger declared length before the app runs; a body that grows past SIZE (chunked,
-                            or any body over FastCGI) when the app reads past SIZE
+                            or any body over FastCGI) when the app reads past SIZE (default: no limit)
+  --max-connections N       connections open at once; more are closed at once (default ${DEFAULT_MAX_CONNECTIONS})
+  --header-timeout S        a connection must send a whole request head within S seconds of connecting, else
+                            it is closed (408 if it began one) (default ${DEFAULT_HEADER_TIMEOUT_MS / 1000})
+  --body-timeout S          a request body that stops arriving for S seconds fails the app's read (408) and
+                            its connection closes; an app reading slowly does not count (default ${DEFAULT_BODY_TIMEOUT_MS / 1000})
+  --idle-timeout S          FastCGI and HTTP: a kept-alive connection with no request for S seconds is closed
+                            (default ${DEFAULT_IDLE_TIMEOUT_MS / 1000}; HTTP: 5, Node's keepAliveTimeout)
+  A timeout of 0 is off. Each refusal at a limit is logged, at most a line per limit every 10 s, with the
+  flag that changes it.
 
 Logging:
   --access-log FILE         one Combined Log Format line per request, appended to FILE ("-" = stderr)
-  Startup lines go to stdout, errors and the app's tsgi.errors to stderr.
+  --error-log FILE          the servers' log (refused requests, the app's tsgi.errors and errors), appended
+                            to FILE, as well as FastCGI's STDERR records (default "-" = stderr)
+  Startup lines go to stdout, errors and the app's tsgi.errors to stderr (or --error-log).
 
 Unix sockets (for unix:PATH addresses):
   --socket-mode MODE        the socket file's mode, octal (660: the web server's group may connect)
@@ -142,6 +162,9 @@ export async function runServeCommand(args: string[], io: Io = process): Promise
     if (rest.length > 0) throw new UsageError(`expected one MODULE[:EXPORT] (got ${parsed.positionals.join(' ')})`);
     values = parsed.values;
     reference = positional;
+    // httpoxy: loading servers/httpoxy.js dropped HTTP_PROXY if GATEWAY_INTERFACE is set; `--cgi` says CGI too,
+    // before a config module runs.
+    if (values.cgi === true) dropHttpoxy(process.env, true);
     if (typeof values.config === 'string') {
       const config = await loadConfigFile(values.config, SERVE_OPTIONS);
       values = mergeConfig(config.values, values, TRANSPORT_FLAGS);
@@ -192,7 +215,7 @@ export async function runServeCommand(args: string[], io: Io = process): Promise
 }
 
 /** Turns the merged flag values into a ServePlan. Throws an Error with a clear message for a bad value. */
-function buildPlan(reference: string, values: FlagValues): ServePlan {
+export function buildPlan(reference: string, values: FlagValues): ServePlan {
   const text = (name: string): string | undefined => {
     const value = values[name];
     return typeof value === 'string' ? value : undefined;
@@ -246,6 +269,7 @@ function buildPlan(reference: string, values: FlagValues): ServePlan {
   const mount = text('mount');
   const maxBody = text('max-body');
   const accessLog = text('access-log');
+  const errorLog = text('error-log');
   const workers = text('workers');
   return {
     reference,
@@ -260,6 +284,7 @@ function buildPlan(reference: string, values: FlagValues): ServePlan {
     },
     ...(maxBody !== undefined ? { maxBodyBytes: parseSize(maxBody, '--max-body') } : {}),
     ...(accessLog !== undefined ? { accessLog } : {}),
+    ...(errorLog !== undefined ? { errorLog } : {}),
     // Started by a web server on fd 0: it manages the processes, so no master of our own unless asked.
     workers: workers !== undefined ? parseWorkers(workers) : inherited ? 0 : DEFAULT_WORKERS,
     maxRequests: parseCount(text('max-requests'), '--max-requests', 0),
@@ -267,6 +292,11 @@ function buildPlan(reference: string, values: FlagValues): ServePlan {
     maxRssMiB: parseCount(text('max-rss'), '--max-rss', 0),
     timeoutSeconds: parseSeconds(text('timeout'), '--timeout', 0),
     gracefulTimeoutSeconds: parseSeconds(text('graceful-timeout'), '--graceful-timeout', DEFAULT_GRACEFUL_TIMEOUT_SECONDS),
+    maxConnections: parseMaxConnections(text('max-connections')),
+    headerTimeoutMs: parseTimeoutMs(text('header-timeout'), '--header-timeout', DEFAULT_HEADER_TIMEOUT_MS),
+    bodyTimeoutMs: parseTimeoutMs(text('body-timeout'), '--body-timeout', DEFAULT_BODY_TIMEOUT_MS),
+    // Unset: each server's own default (FastCGI 30 s, HTTP 5 s: Node's keepAliveTimeout).
+    ...(text('idle-timeout') !== undefined ? { idleTimeoutMs: parseTimeoutMs(text('idle-timeout'), '--idle-timeout', DEFAULT_IDLE_TIMEOUT_MS) } : {}),
     // The server a reloading parent runs must not reload itself (the flag may come from a config file).
     reload: values.reload === true && !isReloadChild(),
   };
@@ -292,6 +322,22 @@ function parseSeconds(text: string | undefined, flag: string, fallback: number):
   return Number(text);
 }
 
+/** A peer timeout flag in seconds (0 = off) as milliseconds; at most a day (a larger one is surely a typo). */
+function parseTimeoutMs(text: string | undefined, flag: string, fallbackMs: number): number {
+  if (text === undefined) return fallbackMs;
+  const seconds = parseSeconds(text, flag, 0);
+  if (seconds > MAX_TIMEOUT_SECONDS) throw new Error(`tsgi serve: ${flag} takes at most ${MAX_TIMEOUT_SECONDS} seconds, 0 = off (${text})`);
+  return Math.round(seconds * 1000);
+}
+
+const MAX_TIMEOUT_SECONDS = 86_400;
+
+function parseMaxConnections(text: string | undefined): number {
+  const count = parseCount(text, '--max-connections', DEFAULT_MAX_CONNECTIONS);
+  if (count < 1) throw new Error(`tsgi serve: --max-connections takes a whole number of 1 or more (${text})`);
+  return count;
+}
+
 /** "1048576", "512k", "10m", "1g" (binary multiples). */
 function parseSize(text: string, flag: string): number {
   const match = /^([0-9]+)([kmg]?)$/i.exec(text);
@@ -301,27 +347,39 @@ function parseSize(text: string, flag: string): number {
 }
 
 /**
- * Answers the one CGI request in this process's environment (runWithCgi), with --max-body and --access-log
- * applied; the process-management and socket flags mean nothing here and are ignored. A module that fails to
+ * Answers the one CGI request in this process's environment (runWithCgi), with --max-body, --access-log and
+ * --error-log (instead of stderr) applied; the process-management and socket flags mean nothing here and are ignored. A module that fails to
  * load still gets the web server a 500 response (not "premature end of script headers"), the reason on stderr.
  */
 async function serveCgi(reference: string, values: FlagValues, io: Io): Promise<never> {
   const { runWithCgi } = await import('../servers/cgi.js');
   const { accessLog } = await import('../middleware/access-log.js');
   const { openAccessLogFile } = await import('./access-log-file.js');
+  // httpoxy: HTTP_PROXY is the client's `Proxy:` header here; gone before the app module's code runs.
+  dropHttpoxy(process.env, true);
   let app: App;
   let log: { write(line: string): void; close(): Promise<void> } | null = null;
+  let stderr: Writable | undefined;
   try {
     const maxBody = typeof values['max-body'] === 'string' ? parseSize(values['max-body'], '--max-body') : undefined;
     const target = values['access-log'];
     if (typeof target === 'string') log = openAccessLogFile(target, io.stderr);
+    if (typeof values['error-log'] === 'string') {
+      const errorLog = (await import('./error-log-file.js')).openErrorLog(values['error-log']);
+      stderr = new Writable({
+        write: (chunk: Buffer, _encoding, done) => {
+          errorLog.write(chunk.toString());
+          done();
+        },
+      });
+    }
     const loaded = await loadApp(reference, process.cwd());
     app = maxBody === undefined ? loaded : limitCgiBody(loaded, maxBody);
   } catch (error) {
     app = answerWith(500, (error as Error).message);
   }
   if (log) app = accessLog(app, log);
-  const status = await runWithCgi(app, { exit: false });
+  const status = await runWithCgi(app, { exit: false, ...(stderr ? { stderr } : {}) });
   await log?.close();
   process.exit(status);
 }

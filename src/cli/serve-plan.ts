@@ -23,6 +23,8 @@ export interface ServePlan {
   maxBodyBytes?: number;
   /** Combined Log Format access log: "-" for stderr, else a file path (appended). Undefined: no access log. */
   accessLog?: string;
+  /** The servers' own log (refusals, tsgi.errors, app errors): "-" for stderr, else a file (appended). Undefined: stderr. */
+  errorLog?: string;
   /**
    * Worker processes under a master (prefork: src/cli/cluster/). 0 = no master: the app runs in this process (the default
    * when a web server spawned tsgi with a socket on fd 0, since the web server manages processes then).
@@ -37,6 +39,13 @@ export interface ServePlan {
   timeoutSeconds: number;
   /** How long a stopping worker (or single process) waits for in-flight requests before it is cut, in seconds. */
   gracefulTimeoutSeconds: number;
+  /** Most connections open at once per server (--max-connections); more are closed at once. */
+  maxConnections: number;
+  /** Peer timeouts in milliseconds, 0 = off (--header-timeout, --body-timeout, --idle-timeout): see servers/limits.ts. */
+  headerTimeoutMs: number;
+  bodyTimeoutMs: number;
+  /** Undefined: each server's default (FastCGI DEFAULT_IDLE_TIMEOUT_MS, HTTP DEFAULT_HTTP_IDLE_TIMEOUT_MS). */
+  idleTimeoutMs?: number;
   /** Development: restart when a file under cwd changes. */
   reload: boolean;
 }

@@ -2,9 +2,10 @@ import type { Server as HttpServer } from 'node:http';
 import type { Server } from 'node:net';
 import { watchHttpConnections } from '../servers/http-drain.js';
 import { describeListenTarget, listenOn } from '../servers/listen.js';
-import type { App } from '../types.js';
+import type { App, ErrorStream } from '../types.js';
 import { accessLog } from '../middleware/access-log.js';
 import { openAccessLogFile } from './access-log-file.js';
+import { openErrorLog } from './error-log-file.js';
 import { DEFAULT_GRACEFUL_TIMEOUT_SECONDS, type ServePlan } from './serve-plan.js';
 
 /** A server `tsgi serve` started in this process. */
@@ -25,7 +26,6 @@ export interface RunningServer {
 }
 
 const TRANSPORT_NAMES = { http: 'HTTP', fastcgi: 'FastCGI', scgi: 'SCGI', uwsgi: 'uwsgi' } as const;
-const DRAIN_POLL_MS = 20;
 
 /**
  * Creates the plan's server for `app` and listens on plan.target. Rejects when listening fails, or when the
@@ -38,7 +38,14 @@ export async function startServer(plan: ServePlan, app: App, listen?: (server: S
   if (log) app = accessLog(app, log);
   const mountOptions = plan.mount !== undefined ? { mount: plan.mount || '/' } : {};
   // Limits and the environ's tsgi.multiprocess (several workers serve the app at once).
-  const bodyOptions = { ...(plan.maxBodyBytes !== undefined ? { maxBodyBytes: plan.maxBodyBytes } : {}), multiprocess: plan.workers > 1 };
+  // The peer limits (--max-connections, --header-timeout, --body-timeout, --idle-timeout): the same option names on every server.
+  const limitOptions = {
+    maxConnections: plan.maxConnections,
+    headerTimeoutMs: plan.headerTimeoutMs,
+    bodyTimeoutMs: plan.bodyTimeoutMs,
+    ...(plan.idleTimeoutMs !== undefined ? { idleTimeoutMs: plan.idleTimeoutMs } : {}),
+  };
+  const bodyOptions = { ...(plan.maxBodyBytes !== undefined ? { maxBodyBytes: plan.maxBodyBytes } : {}), multiprocess: plan.workers > 1, ...errorOptions(plan), ...limitOptions };
   let server: Server;
   let activeRequests: () => number;
   let drain: ((graceMs: number) => Promise<void>) | null = null;
@@ -62,6 +69,7 @@ export async function startServer(plan: ServePlan, app: App, listen?: (server: S
     const fastcgi = createFastCgiServer(app, { ...mountOptions, ...bodyOptions });
     server = fastcgi;
     activeRequests = () => fastcgi.activeRequests;
+    cutAll = () => fastcgi.destroyConnections();
   } else {
     const gateway =
       plan.transport === 'scgi'
@@ -79,11 +87,16 @@ export async function startServer(plan: ServePlan, app: App, listen?: (server: S
       if (drain) {
         await drain(graceMs);
       } else {
-        server.close();
-        const started = Date.now();
-        while (activeRequests() > 0 && Date.now() - started < graceMs) {
-          await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
-        }
+        // FastCGI, SCGI, uwsgi: the close callback fires once the last connection is gone, in-flight requests
+        // answered and each connection closed gracefully (a FIN, then read until the web server closes its
+        // side: exiting earlier would reset a connection the web server is writing a request into).
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, graceMs);
+          server.close(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
       }
       cutAll();
       // The access log's last lines reach the file before the process exits.
@@ -98,4 +111,9 @@ export async function startServer(plan: ServePlan, app: App, listen?: (server: S
     activeRequests,
     close,
   };
+}
+
+/** The servers' own log (`errors`: refusals, protocol errors, tsgi.errors, app stacks): plan.errorLog, else stderr. */
+function errorOptions(plan: ServePlan): { errors?: ErrorStream } {
+  return plan.errorLog !== undefined ? { errors: openErrorLog(plan.errorLog) } : {};
 }

@@ -1,11 +1,12 @@
 /**
- * The tsgi lint: rules F1-F22 of docs/conformance.md, checked on both sides of the interface.
+ * The tsgi lint: rules F1-F23 of docs/conformance.md, checked on both sides of the interface.
  *
  *   F1-F8    the environ the server built (environ-rules.ts)
  *   F9-F10   tsgi.input and tsgi.errors, as the app and the server use them (stream-wrappers.ts)
  *   F11-F17  startResponse, the status, the headers and write() (response-rules.ts)
  *   F18-F21  the body the app returns, as the server consumes it (body-wrapper.ts)
  *   F22      every hard failure is a LintError naming its rule and the bad value; soft rules only warn
+ *   F23      a 200 response that carries Location (soft: Apache CGI and mod_fcgid redirect; response-rules.ts)
  */
 import { LintError } from '../errors.js';
 import type { App, Body, Environ, ErrorStream, Middleware, StartResponse } from '../types.js';
@@ -38,7 +39,7 @@ export interface ValidatorOptions {
  *
  * Per request it: checks the environ (F1-F10) before the app runs; replaces `tsgi.input` and `tsgi.errors` in
  * the environ with checking wrappers (F9, F10; the environ object itself is kept, as it is the server's); passes
- * the app a checking startResponse (F11-F17); and returns a checking wrapper of the app's body (F18-F21), whose
+ * the app a checking startResponse (F11-F17, F23); and returns a checking wrapper of the app's body (F18-F21), whose
  * close() calls the app's close() exactly once.
  *
  * A hard failure throws a LintError (its `rule` is the id, e.g. "F13"), from wherever the rule was broken: the

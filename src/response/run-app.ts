@@ -61,6 +61,8 @@ export function chunkToBytes(chunk: unknown): Uint8Array {
  *   go to `tsgi.errors`; after the head, it is logged and the sink is told to abort.
  * - The body's `close()` runs exactly once, however the run ends.
  * - A declared Content-Length is enforced: extra bytes are dropped (logged), missing bytes fail the response.
+ *   One that is not digits, or two that differ, make startResponse throw (checkHeaders): such a head never
+ *   reaches any transport, the app gets a 500 unless it catches the error.
  * - A body given as an array with no Content-Length gets one computed; so does an empty body.
  * - HEAD: the body is not iterated (headers are computed the same way).
  * Never throws; the result says how the run ended.
@@ -175,7 +177,8 @@ class ResponseRun {
     if (!pending) throw new AppError('response: body produced before startResponse was called');
     this.#headSent = true;
     const length = findHeader(pending.headers, 'content-length');
-    this.#declaredLength = length !== undefined && /^[0-9]+$/.test(length) ? Number(length) : null;
+    // checkHeaders let through only 1*DIGIT values (and runApp adds only such values).
+    this.#declaredLength = length !== undefined ? Number(length) : null;
     return this.#sink.sendHead(pending.code, pending.reason, pending.headers);
   }
 

@@ -38,21 +38,66 @@ const parsedStatuses = new Map<string, Status>();
 /**
  * Checks response headers: an array of [name, value] string pairs, names are tokens and not "Status", values
  * hold no control character but HTAB (CR/LF would split the response, field-notes T36). Throws AppError naming the bad header.
+ *
+ * Content-Length frames the body for whoever reads the response (a browser, nginx reading FastCGI, SCGI or
+ * uwsgi), so it must mean one thing to every reader: its value must be 1*DIGIT up to Number.MAX_SAFE_INTEGER
+ * (not "-1", "+3", "", "3, 50", " 3"), and several Content-Length headers must all have the same value. Two
+ * readers could otherwise frame the response differently (tsgi by the first, nginx by the last: a response
+ * desync). Such a head is refused here, before anything is sent (the app error becomes a 500, logged).
+ * Repeated identical Content-Length headers are collapsed to one: the array returned is then a new one without
+ * the repeats; otherwise it is `headers` itself.
  */
 export function checkHeaders(headers: unknown): Header[] {
   if (!Array.isArray(headers)) throw new AppError('response: headers must be an array of [name, value] pairs');
+  let contentLength: string | undefined;
+  let repeatedLength = false;
   for (const pair of headers as unknown[]) {
     if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') {
       throw new AppError(`response: header must be a [name, value] pair of strings (${safeJson(pair)})`);
     }
     const [name, value] = pair as [string, string];
     if (!TOKEN_RE.test(name)) throw new AppError(`response: header name is not a token (${safeJson(name)})`);
-    if (name.toLowerCase() === 'status') throw new AppError('response: "Status" is not a header; pass it as status');
+    if (name.length === 6 && name.toLowerCase() === 'status') {
+      throw new AppError('response: "Status" is not a header; pass it as status');
+    }
     if (BAD_VALUE_RE.test(value)) {
       throw new AppError(`response: header value holds a control character (${name}: ${safeJson(value)})`);
     }
+    if (name.length === 14 && name.toLowerCase() === 'content-length') {
+      if (contentLength === undefined) {
+        if (!isContentLength(value)) {
+          throw new AppError(`response: Content-Length must be a number of bytes, digits only (${safeJson(value)})`);
+        }
+        contentLength = value;
+      } else if (value !== contentLength) {
+        throw new AppError(`response: two different Content-Length headers (${safeJson(contentLength)}, ${safeJson(value)})`);
+      } else {
+        repeatedLength = true;
+      }
+    }
   }
-  return headers as Header[];
+  if (!repeatedLength) return headers as Header[];
+  let seen = false;
+  return (headers as Header[]).filter(([name]) => {
+    if (name.length !== 14 || name.toLowerCase() !== 'content-length') return true;
+    const first = !seen;
+    seen = true;
+    return first;
+  });
+}
+
+/** Longest Content-Length accepted: Number.MAX_SAFE_INTEGER has 16 digits. */
+const MAX_LENGTH_DIGITS = 16;
+
+/** True for 1*DIGIT no larger than Number.MAX_SAFE_INTEGER (a digit loop: no regex on the response path). */
+function isContentLength(value: string): boolean {
+  const length = value.length;
+  if (length === 0 || length > MAX_LENGTH_DIGITS) return false;
+  for (let i = 0; i < length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 0x30 || code > 0x39) return false;
+  }
+  return length < MAX_LENGTH_DIGITS || Number(value) <= Number.MAX_SAFE_INTEGER;
 }
 
 /** Returns the value of the first header named `name` (case-insensitive), or undefined. */

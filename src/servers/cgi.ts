@@ -7,6 +7,7 @@ import { runApp, sendErrorPage, type ResponseSink } from '../response/run-app.js
 import type { App, ErrorStream } from '../types.js';
 import { createStdinReader } from './cgi-stdin.js';
 import { createFdWriter } from './fd-writer.js';
+import { dropHttpoxy } from './httpoxy.js';
 import { LazyAbort } from './lazy-abort.js';
 import { writeToStream } from './write-to-stream.js';
 
@@ -56,8 +57,8 @@ export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<nu
   const stderrOf = (): Writable => options.stderr ?? process.stderr;
   const exit = options.exit ?? usesProcess;
   // httpoxy (CVE-2016-5385): in CGI, HTTP_PROXY is the client's `Proxy:` header, never a real proxy setting.
-  delete env.HTTP_PROXY;
-  if (env !== process.env && usesProcess) delete process.env.HTTP_PROXY;
+  dropHttpoxy(env, true);
+  if (env !== process.env && usesProcess) dropHttpoxy(process.env, true);
 
   const abort = new LazyAbort();
   const onGone = (): void => {

@@ -21,3 +21,11 @@ export interface PeerTimeoutOptions {
   /** Default DEFAULT_IDLE_TIMEOUT_MS (kept-alive connections: FastCGI and HTTP). */
   idleTimeoutMs?: number;
 }
+
+/**
+ * How long a connection the server closed (a FIN sent after its last answer) stays open for reading, its bytes
+ * discarded, for the peer to close its side. Closing at once with unread bytes in the kernel, or bytes arriving
+ * after the close, sends a reset: it can destroy the end of an answer the peer has not read yet, and a web server
+ * cannot retry a request that met one. Every server's graceful close (FastCGI, SCGI, uwsgi) lingers this long.
+ */
+export const LINGER_MS = 2_000;

@@ -6,7 +6,7 @@
  */
 import { LazyAbort } from './lazy-abort.js';
 import { Server, type Socket } from 'node:net';
-import { AbortError, ProtocolError, describeError, statusOfError } from '../errors.js';
+import { AbortError, InputError, ProtocolError, describeError, statusOfError } from '../errors.js';
 import { createEnviron, schemeOf } from '../environ/create-environ.js';
 import { applyMount } from '../environ/mount.js';
 import { STATUS_TEXT } from '../helpers/status-text.js';
@@ -14,6 +14,8 @@ import { refuseRequest, runApp, type ResponseSink, type RunResult } from '../res
 import type { App, ErrorStream, Header } from '../types.js';
 import { ByteQueue } from './fastcgi/byte-queue.js';
 import { DEFAULT_INPUT_HIGH_WATER_BYTES, DEFAULT_MAX_CONNECTIONS, normalizeAddress } from './fastcgi/options.js';
+import { createLimitLog, type LimitLog } from './limit-log.js';
+import { DEFAULT_BODY_TIMEOUT_MS, DEFAULT_HEADER_TIMEOUT_MS, type PeerTimeoutOptions } from './limits.js';
 import { waitForDrain } from './write-to-stream.js';
 
 /**
@@ -23,8 +25,13 @@ import { waitForDrain } from './write-to-stream.js';
  */
 export const LINGER_MS = 5_000;
 
-/** Options shared by createScgiServer and createUwsgiServer. */
-export interface OneRequestServerOptions {
+/**
+ * Options shared by createScgiServer and createUwsgiServer. Of PeerTimeoutOptions, `headerTimeoutMs` (a whole
+ * request head within this of the connection's accept, else it is closed) and `bodyTimeoutMs` (body bytes
+ * announced by CONTENT_LENGTH and not arriving for this long: the app's read fails, the connection closes)
+ * apply; `idleTimeoutMs` does not (a connection carries one request). 0 turns a timeout off.
+ */
+export interface OneRequestServerOptions extends PeerTimeoutOptions {
   /**
    * Mount prefix: the app sees SCRIPT_NAME = this prefix and PATH_INFO = the rest of the request path, rebuilt
    * from REQUEST_URI (else DOCUMENT_URI), whatever split the web server made ("/" for an app at the root). See
@@ -38,7 +45,7 @@ export interface OneRequestServerOptions {
   maxBodyBytes?: number;
   /** Body bytes buffered before the socket is paused (the app reads slower than the body arrives). */
   inputHighWaterBytes?: number;
-  /** Most connections (so requests) at once; more are closed at once. Default DEFAULT_MAX_CONNECTIONS. */
+  /** Most connections (so requests) at once; more are closed at once (and logged). Default DEFAULT_MAX_CONNECTIONS. */
   maxConnections?: number;
   /** The server's log and the apps' `tsgi.errors` (these protocols have no error channel). Default: process.stderr. */
   errors?: ErrorStream;
@@ -58,6 +65,10 @@ export interface ResolvedOneRequestOptions {
   maxBodyBytes: number;
   inputHighWaterBytes: number;
   maxConnections: number;
+  /** 0 = off. */
+  headerTimeoutMs: number;
+  /** 0 = off. */
+  bodyTimeoutMs: number;
   errors: ErrorStream;
   webServerAddrs: ReadonlySet<string> | null;
   multiprocess: boolean;
@@ -94,10 +105,22 @@ export function resolveOneRequestOptions(options: OneRequestServerOptions, proto
     maxBodyBytes: options.maxBodyBytes ?? Number.POSITIVE_INFINITY,
     inputHighWaterBytes: options.inputHighWaterBytes ?? DEFAULT_INPUT_HIGH_WATER_BYTES,
     maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    headerTimeoutMs: timeoutOption(options.headerTimeoutMs, DEFAULT_HEADER_TIMEOUT_MS, 'headerTimeoutMs'),
+    bodyTimeoutMs: timeoutOption(options.bodyTimeoutMs, DEFAULT_BODY_TIMEOUT_MS, 'bodyTimeoutMs'),
     errors: options.errors ?? { write: (text) => void process.stderr.write(text) },
     webServerAddrs: addrs ? new Set(addrs.map((addr) => normalizeAddress(addr.trim())).filter((addr) => addr !== '')) : null,
     multiprocess: options.multiprocess ?? false,
   };
+}
+
+/** A timeout option: undefined = the default, 0 = off, else a positive number of milliseconds (a TypeError otherwise). */
+function timeoutOption(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !(value >= 0) || value === Number.POSITIVE_INFINITY) {
+    throw new TypeError(`${name} must be a number of milliseconds >= 0, 0 = off (got ${String(value)})`);
+  }
+  // setTimeout's largest delay; above it Node fires at once.
+  return Math.min(value, 2 ** 31 - 1);
 }
 
 /**
@@ -111,6 +134,8 @@ export class OneRequestServer extends Server {
   readonly options: ResolvedOneRequestOptions;
   /** Requests whose app is running (for a graceful shutdown). */
   activeRequests = 0;
+  /** Refusals at a limit (timeouts, maxConnections, maxBodyBytes): a few log lines, never one per connection. */
+  readonly limitLog: LimitLog;
 
   constructor(app: App, protocol: OneRequestProtocol, options: OneRequestServerOptions = {}) {
     // allowHalfOpen: a client that shuts down its sending side after the request still gets the answer.
@@ -119,7 +144,12 @@ export class OneRequestServer extends Server {
     this.protocol = protocol;
     this.options = resolveOneRequestOptions(options, protocol);
     this.maxConnections = this.options.maxConnections;
+    this.limitLog = createLimitLog(this.options.errors, protocol.name);
     this.on('connection', (socket: Socket) => this.#accept(socket));
+    // net.Server closes a connection over maxConnections itself, silently: say so (rate-limited).
+    this.on('drop', () =>
+      this.limitLog.hit('maxConnections', `closed a new connection: ${this.maxConnections} connections are open`, '--max-connections N (option maxConnections)'),
+    );
   }
 
   #accept(socket: Socket): void {
@@ -140,7 +170,9 @@ const PEER_GONE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
  * One connection: reads the head, runs the app while the body streams in (the socket is paused while more
  * than inputHighWaterBytes wait for the app), writes the response, closes. A malformed head is answered 400
  * (nothing was sent yet) and logged; the loss of the connection fires `tsgi.signal`; nothing here throws out
- * of a socket event.
+ * of a socket event. One timer per phase the peer controls: the head must be complete within headerTimeoutMs
+ * of the accept; then, while body bytes are due and the socket is not paused for the app, each chunk re-arms
+ * (refresh()) a bodyTimeoutMs timer.
  */
 class OneRequestConnection {
   readonly #server: OneRequestServer;
@@ -159,6 +191,8 @@ class OneRequestConnection {
   /** The response is complete (or abandoned): what still arrives is discarded. */
   #finished = false;
   #active = false;
+  /** The head timer, then the body timer (null when none is due). */
+  #timer: NodeJS.Timeout | null = null;
 
   constructor(server: OneRequestServer, socket: Socket) {
     this.#server = server;
@@ -174,6 +208,65 @@ class OneRequestConnection {
       if (!this.#finished) this.#abortRequest(new AbortError(`${this.#name}: the web server closed the connection (${error.code ?? error.message})`));
     });
     socket.on('close', () => this.#onClose());
+    const headerTimeoutMs = this.#options.headerTimeoutMs;
+    if (headerTimeoutMs > 0) this.#timer = setTimeout(() => this.#onHeaderTimeout(), headerTimeoutMs).unref();
+  }
+
+  #clearTimer(): void {
+    if (this.#timer === null) return;
+    clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  /** No complete head within headerTimeoutMs of the accept: logged (rate-limited), 408 if a head was begun, closed. */
+  #onHeaderTimeout(): void {
+    this.#timer = null;
+    if (this.#reader === null || this.#finished) return;
+    const options = this.#options;
+    const seconds = options.headerTimeoutMs / 1000;
+    this.#server.limitLog.hit(
+      'headerTimeoutMs',
+      this.#received === 0
+        ? `a connection sent nothing for ${seconds} s`
+        : `a connection sent ${this.#received} bytes and no complete request head in ${seconds} s`,
+      '--header-timeout SECONDS (option headerTimeoutMs)',
+    );
+    this.#reader = null;
+    this.#finished = true;
+    const socket = this.#socket;
+    if (this.#received === 0 || socket.destroyed) {
+      // Nothing was asked: nobody to answer.
+      socket.destroy();
+      return;
+    }
+    // A web server that began a request waits for an answer. The peer has stopped sending (nothing unread to
+    // turn the close into a reset), so no lingering: closed once the page is out.
+    const page = Buffer.from('408 Request Timeout\n');
+    const head = this.#server.protocol.formatHead(408, 'Request Timeout', [
+      ['Content-Type', 'text/plain; charset=utf-8'],
+      ['Content-Length', String(page.length)],
+    ]);
+    socket.end(Buffer.concat([head, page]), () => socket.destroy());
+    // A peer that does not read either: cut after LINGER_MS at most.
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  }
+
+  /**
+   * Body bytes stopped arriving for bodyTimeoutMs: the app's read fails with an InputError (408), its answer
+   * (if it gives one) is sent and the connection closes. A socket paused because the app reads slowly does not
+   * count: the timer is ignored then and re-armed on resume.
+   */
+  #onBodyTimeout(): void {
+    if (this.#finished || this.#remaining === 0 || this.#paused) return;
+    this.#timer = null;
+    const seconds = this.#options.bodyTimeoutMs / 1000;
+    this.#server.limitLog.hit(
+      'bodyTimeoutMs',
+      `a request body stopped arriving for ${seconds} s (${this.#remaining} of its CONTENT_LENGTH bytes missing)`,
+      '--body-timeout SECONDS (option bodyTimeoutMs)',
+    );
+    this.#remaining = 0;
+    this.#queue?.fail(new InputError(`${this.#name}: the request body stopped arriving (no bytes for ${seconds} s)`, 408));
   }
 
   #onData(chunk: Buffer): void {
@@ -190,6 +283,7 @@ class OneRequestConnection {
       }
       if (head === null) return;
       this.#reader = null;
+      this.#clearTimer();
       this.#start(head);
       if (head.rest.length > 0) this.#feed(head.rest);
       return;
@@ -204,8 +298,11 @@ class OneRequestConnection {
     const take = Math.min(this.#remaining, chunk.length);
     queue.push(take === chunk.length ? chunk : chunk.subarray(0, take));
     this.#remaining -= take;
-    if (this.#remaining === 0) queue.end();
-    else if (!this.#paused && queue.queued > this.#options.inputHighWaterBytes) {
+    if (this.#remaining === 0) {
+      queue.end();
+      this.#clearTimer();
+    } else if (this.#timer !== null) this.#timer.refresh();
+    if (this.#remaining > 0 && !this.#paused && queue.queued > this.#options.inputHighWaterBytes) {
       this.#paused = true;
       this.#socket.pause();
     }
@@ -215,6 +312,8 @@ class OneRequestConnection {
     if (!this.#paused) return;
     this.#paused = false;
     this.#socket.resume();
+    // The peer gets a whole bodyTimeoutMs from now (the timer may have fired, ignored, while paused).
+    this.#timer?.refresh();
   }
 
   #onEnd(): void {
@@ -226,12 +325,17 @@ class OneRequestConnection {
       this.#socket.destroy();
       return;
     }
-    // A body cut short: the app's next read fails with an InputError (fewer bytes than CONTENT_LENGTH).
-    if (this.#remaining > 0) this.#queue?.end();
+    // A body cut short: the app's next read fails with an InputError (fewer bytes than CONTENT_LENGTH). Nothing
+    // more can arrive, so there is no stall left to time.
+    if (this.#remaining > 0) {
+      this.#clearTimer();
+      this.#queue?.end();
+    }
     if (this.#finished) this.#socket.destroySoon();
   }
 
   #onClose(): void {
+    this.#clearTimer();
     if (!this.#finished) this.#abortRequest(new AbortError(`${this.#name}: the web server closed the connection`));
     this.#finished = true;
   }
@@ -291,13 +395,20 @@ class OneRequestConnection {
       return;
     }
     if (head.contentLength > options.maxBodyBytes) {
-      options.errors.write(`tsgi: ${this.#name}: request body exceeds maxBodyBytes (${head.contentLength} > ${options.maxBodyBytes})\n`);
+      this.#server.limitLog.hit(
+        'maxBodyBytes',
+        `a request body of ${head.contentLength} bytes was answered 413 (over ${options.maxBodyBytes})`,
+        '--max-body SIZE (option maxBodyBytes)',
+      );
       this.#finished = true;
       this.#writeErrorPage(413);
       return;
     }
     this.#remaining = head.contentLength;
-    if (head.contentLength > 0) this.#queue = new ByteQueue(() => this.#resume(), options.inputHighWaterBytes / 2);
+    if (head.contentLength > 0) {
+      this.#queue = new ByteQueue(() => this.#resume(), options.inputHighWaterBytes / 2);
+      if (options.bodyTimeoutMs > 0) this.#timer = setTimeout(() => this.#onBodyTimeout(), options.bodyTimeoutMs).unref();
+    }
     const sink = this.#createSink();
     const scheme = variables.UWSGI_SCHEME?.toLowerCase() === 'https' ? 'https' : schemeOf(variables);
     this.#active = true;
@@ -375,6 +486,7 @@ class OneRequestConnection {
       end: () => {
         if (this.#finished) return;
         this.#finished = true;
+        this.#clearTimer();
         const head = this.#pendingHead;
         this.#pendingHead = null;
         // The input is over too: drop what the app left unread, and read on so the socket closes cleanly.
@@ -386,6 +498,7 @@ class OneRequestConnection {
       abort: () => {
         if (this.#finished) return;
         this.#finished = true;
+        this.#clearTimer();
         this.#queue?.fail(new AbortError(`${this.#name}: the request has ended`));
         // After the head, the only way to tell the web server the body is incomplete is to cut the
         // connection; a reset (not a FIN) makes it a failed response rather than a short one.

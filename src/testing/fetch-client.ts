@@ -1,4 +1,5 @@
-import type { ConformanceClient, ConformanceResponse } from './conformance-cases.js';
+import { request as httpRequest } from 'node:http';
+import type { ConformanceClient, ConformanceRequest, ConformanceResponse } from './conformance-cases.js';
 
 /**
  * Returns a conformance client that sends each request over the network with fetch to `baseUrl` + the
@@ -8,6 +9,8 @@ import type { ConformanceClient, ConformanceResponse } from './conformance-cases
  */
 export function createFetchClient(baseUrl: string): ConformanceClient {
   return async (request): Promise<ConformanceResponse> => {
+    // fetch joins a repeated header into one line; the web server must see each line (case "repeated-header").
+    if (hasRepeatedHeader(request.headers ?? [])) return sendWithRawHeaders(`${baseUrl}${request.path}`, request);
     const init: RequestInit = { method: request.method, redirect: 'manual', headers: request.headers ?? [] };
     if (request.body) init.body = Buffer.from(request.body);
     const response = await fetch(`${baseUrl}${request.path}`, init);
@@ -18,4 +21,32 @@ export function createFetchClient(baseUrl: string): ConformanceClient {
     for (const cookie of response.headers.getSetCookie()) headers.push(['set-cookie', cookie]);
     return { status: response.status, headers, body: new Uint8Array(await response.arrayBuffer()) };
   };
+}
+
+function hasRepeatedHeader(headers: ReadonlyArray<readonly [string, string]>): boolean {
+  const names = headers.map(([name]) => name.toLowerCase());
+  return new Set(names).size < names.length;
+}
+
+/** Sends `request` with node:http given the header lines as a raw list, so each goes out as its own line. */
+function sendWithRawHeaders(url: string, request: ConformanceRequest): Promise<ConformanceResponse> {
+  // Given a raw list, node:http adds no header of its own (not even Host).
+  const raw: string[] = ['Host', new URL(url).host, 'Connection', 'close'];
+  for (const [name, value] of request.headers ?? []) raw.push(name, value);
+  const body = request.body ? Buffer.from(request.body) : null;
+  if (body) raw.push('Content-Length', String(body.length));
+  return new Promise((resolve, reject) => {
+    const outgoing = httpRequest(url, { method: request.method, headers: raw, agent: false }, (incoming) => {
+      const chunks: Buffer[] = [];
+      incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+      incoming.on('error', reject);
+      incoming.on('end', () => {
+        const headers: Array<[string, string]> = [];
+        for (let i = 0; i < incoming.rawHeaders.length; i += 2) headers.push([(incoming.rawHeaders[i] as string).toLowerCase(), incoming.rawHeaders[i + 1] as string]);
+        resolve({ status: incoming.statusCode ?? 0, headers, body: new Uint8Array(Buffer.concat(chunks)) });
+      });
+    });
+    outgoing.on('error', reject);
+    outgoing.end(body ?? undefined);
+  });
 }

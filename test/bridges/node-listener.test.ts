@@ -253,4 +253,20 @@ describe('toNodeListener', () => {
       expect(calls[0]?.['tsgi.url_scheme']).toBe('https');
     }
   });
+  it('on a node:http server left at its defaults, a request at the 1,000 header lines Node keeps gets 431 (its end may be lost)', async () => {
+    const { port, calls, log } = await start();
+    const fillers = (count: number): string => Array.from({ length: count }, (_, i) => `X-F${i}: 1\r\n`).join('');
+    const refused = await send(port, `GET / HTTP/1.1\r\nHost: t\r\n${fillers(998)}X-Last: 1\r\n\r\n`);
+    expect(refused.text).toMatch(/^HTTP\/1\.1 431 /);
+    expect(calls).toHaveLength(0);
+    expect(log.join('')).toMatch(/refused at the limit maxHeaders/);
+    const served = await send(port, `GET / HTTP/1.1\r\nHost: t\r\n${fillers(998)}\r\n`);
+    expect(served.text).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
+  it('answers 505 to an HTTP major version other than 1', async () => {
+    const { port, calls } = await start();
+    expect((await send(port, 'GET / HTTP/2.0\r\nHost: t\r\n\r\n')).text).toMatch(/^HTTP\/1\.1 505 HTTP Version Not Supported\r\n/);
+    expect(calls).toHaveLength(0);
+  });
 });

@@ -62,6 +62,17 @@ describe('checkConfig', () => {
     expect(check({ cgi: true, uwsgi: 'unix:/run/u.sock' }).values).toEqual({ cgi: true, uwsgi: 'unix:/run/u.sock' });
   });
 
+  it('takes the peer limits as numbers or strings', () => {
+    expect(check({ 'max-connections': 256, 'header-timeout': 2.5, 'body-timeout': '60', 'idle-timeout': 0 }).values).toEqual({
+      'max-connections': '256',
+      'header-timeout': '2.5',
+      'body-timeout': '60',
+      'idle-timeout': '0',
+    });
+    expect(() => check({ 'header-timeout': -1 })).toThrow('"header-timeout" must be a string or a number (got -1)');
+    expect(() => check({ headerTimeout: 5 })).toThrow('(did you mean "header-timeout"?)');
+  });
+
   it('names the key of an unknown option or a wrong type', () => {
     expect(() => check({ htpp: '8000' })).toThrow(/config tsgi\.json: unknown key "htpp" \(keys: app, http, fastcgi, .*reload\)/);
     expect(() => check({ maxRequests: 5 })).toThrow('unknown key "maxRequests" (did you mean "max-requests"?)');

@@ -60,6 +60,25 @@ describe('help texts document every flag parseArgs accepts', () => {
     expect(SERVE_USAGE).toContain('127.0.0.1:8000');
   });
 
+  it('lists every limit with its default', () => {
+    const entry = (flag: string): string => {
+      const start = SERVE_USAGE.indexOf(`  ${flag} `);
+      expect(start, flag).toBeGreaterThan(0);
+      // The entry: its line and the indented lines that continue it.
+      const rest = SERVE_USAGE.slice(start + 2);
+      const next = rest.search(/\n(?! {20,})/);
+      return rest.slice(0, next);
+    };
+    expect(entry('--max-body')).toMatch(/\(default: no limit\)/);
+    expect(entry('--max-connections')).toMatch(/\(default 1024\)/);
+    expect(entry('--header-timeout')).toMatch(/\(default 10\)/);
+    expect(entry('--body-timeout')).toMatch(/\(default 30\)/);
+    expect(entry('--idle-timeout')).toMatch(/\(default 30; HTTP: 5, Node's keepAliveTimeout\)/);
+    expect(entry('--graceful-timeout')).toMatch(/\(default 10\)/);
+    expect(entry('-t, --timeout')).toMatch(/\(default 0 = no limit\)/);
+    expect(SERVE_USAGE).toMatch(/Each refusal at a limit is logged, at most a line per limit every 10 s/);
+  });
+
   it('the README section "The tsgi command" lists every flag of every verb', async () => {
     const readme = await readFile(join(process.cwd(), 'README.md'), 'utf8');
     const start = readme.indexOf('\n## The tsgi command');

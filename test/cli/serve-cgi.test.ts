@@ -116,3 +116,54 @@ describe('tsgi serve under CGI (real pipes)', () => {
     expect(result.stderr).toContain('--http and --cgi exclude each other');
   });
 });
+
+describe('httpoxy: no CGI path lets app code see HTTP_PROXY (the client\'s Proxy: header)', () => {
+  const FIXTURES = join(process.cwd(), 'test', 'fixtures');
+  // HTTP_PROXY is what a web server makes of a client's `Proxy: http://evil.test:1` header; the real proxy
+  // setting, when a CGI script is given one at all, is the lower-case http_proxy, which must stay.
+  const proxyEnv = { HTTP_PROXY: 'http://evil.test:1', http_proxy: 'http://proxy.example:3128' };
+  const seen = (stdout: string): Record<string, unknown> => JSON.parse(stdout.slice(stdout.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
+  const clean = { seenAtLoad: null, lowerCaseAtLoad: 'http://proxy.example:3128', seenAtRun: null, inEnviron: null };
+
+  it('tsgi serve --cgi: the app module\'s top-level code runs without it', async () => {
+    const result = await runCgi([join(FIXTURES, 'httpoxy-app.mjs'), '--cgi'], cgiEnv(proxyEnv));
+    expect(result.exitCode).toBe(0);
+    expect(seen(result.stdout)).toEqual(clean);
+  });
+
+  it('tsgi serve with CGI detected from GATEWAY_INTERFACE, JavaScript and TypeScript modules', async () => {
+    const typed = join(dir, 'httpoxy-app.ts');
+    await writeFile(
+      typed,
+      "const seenAtLoad: string | null = process.env.HTTP_PROXY ?? null;\n" +
+        "export default (_e: unknown, s: (status: string, h: [string, string][]) => void) => { s('200 OK', [['Content-Type', 'application/json']]); return [JSON.stringify({ seenAtLoad })]; };\n",
+    );
+    const plain = await runCgi([join(FIXTURES, 'httpoxy-app.mjs')], cgiEnv(proxyEnv));
+    expect(seen(plain.stdout)).toEqual(clean);
+    const ts = await runCgi([typed], cgiEnv(proxyEnv));
+    expect(seen(ts.stdout)).toEqual({ seenAtLoad: null });
+  });
+
+  it('an unbundled ESM script that imports tsgi first: neither its body nor the modules imported after tsgi see it', async () => {
+    const result = await execa('node', [join(FIXTURES, 'httpoxy-script.mjs')], {
+      env: cgiEnv(proxyEnv),
+      extendEnv: false,
+      reject: false,
+      timeout: TIMEOUT_MS,
+    });
+    expect(result.exitCode).toBe(0);
+    expect(seen(result.stdout)).toEqual({ proxyAtImport: null, ...clean });
+  });
+
+  it('leaves HTTP_PROXY alone outside CGI (no GATEWAY_INTERFACE): there it is a real proxy setting', async () => {
+    const { GATEWAY_INTERFACE: _dropped, ...env } = cgiEnv(proxyEnv);
+    const result = await execa('node', ['--input-type=module', '-e', "await import('tsgi'); process.stdout.write(String(process.env.HTTP_PROXY));"], {
+      env,
+      extendEnv: false,
+      reject: false,
+      timeout: TIMEOUT_MS,
+      cwd: process.cwd(),
+    });
+    expect(result.stdout).toBe('http://evil.test:1');
+  });
+});

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from 'node:net';
+import { buildPlan } from '../../src/cli/serve-command.js';
 import { parseListenTarget } from '../../src/servers/listen.js';
 import { loadApp, parseAppReference } from '../../src/cli/load-app.js';
 import { freePort, firstLine } from './cli-helpers.js';
@@ -125,5 +127,90 @@ describe('tsgi build', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('tsgi serve: the peer limits (--max-connections, --header-timeout, --body-timeout, --idle-timeout)', () => {
+  const plan = (...args: string[]) => {
+    const values: Record<string, string | boolean | undefined> = {};
+    for (let i = 0; i < args.length; i += 2) values[(args[i] as string).slice(2)] = args[i + 1];
+    return buildPlan('app.ts', { http: '127.0.0.1:0', ...values });
+  };
+
+  it('defaults: 1024 connections, a head within 10 s, a body stalled 30 s; the idle timeout is left to each server', () => {
+    const { maxConnections, headerTimeoutMs, bodyTimeoutMs, idleTimeoutMs } = plan();
+    expect({ maxConnections, headerTimeoutMs, bodyTimeoutMs, idleTimeoutMs }).toEqual({ maxConnections: 1024, headerTimeoutMs: 10_000, bodyTimeoutMs: 30_000, idleTimeoutMs: undefined });
+  });
+
+  it('seconds (decimals allowed, 0 = off) become milliseconds; a count of connections', () => {
+    const { maxConnections, headerTimeoutMs, bodyTimeoutMs, idleTimeoutMs } = plan('--max-connections', '64', '--header-timeout', '2.5', '--body-timeout', '0', '--idle-timeout', '120');
+    expect({ maxConnections, headerTimeoutMs, bodyTimeoutMs, idleTimeoutMs }).toEqual({ maxConnections: 64, headerTimeoutMs: 2_500, bodyTimeoutMs: 0, idleTimeoutMs: 120_000 });
+  });
+
+  it('bad values are clear errors naming the flag', () => {
+    expect(() => plan('--header-timeout', 'ten')).toThrow('tsgi serve: --header-timeout takes seconds, like 30 or 2.5 (ten)');
+    expect(() => plan('--body-timeout', '-1')).toThrow('tsgi serve: --body-timeout takes seconds, like 30 or 2.5 (-1)');
+    expect(() => plan('--idle-timeout', '1e3')).toThrow('tsgi serve: --idle-timeout takes seconds');
+    expect(() => plan('--idle-timeout', '100000')).toThrow('tsgi serve: --idle-timeout takes at most 86400 seconds, 0 = off (100000)');
+    expect(() => plan('--max-connections', '0')).toThrow('tsgi serve: --max-connections takes a whole number of 1 or more (0)');
+    expect(() => plan('--max-connections', '1.5')).toThrow('tsgi serve: --max-connections takes a whole number (1.5)');
+  });
+
+  it('a bad value exits 1 with the message (the convention for bad values), before anything listens', async () => {
+    const result = await execa('node', [BIN, 'serve', 'examples/hello.ts', '--scgi', '127.0.0.1:0', '--header-timeout', 'soon'], { reject: false });
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toBe('tsgi serve: --header-timeout takes seconds, like 30 or 2.5 (soon)');
+  });
+
+  it('--header-timeout and --max-connections reach the server: a silent connection is closed and logged naming the flag', async () => {
+    const port = await freePort();
+    const child = execa('node', [BIN, 'serve', 'examples/hello.ts', '--scgi', `127.0.0.1:${port}`, '-w', '0', '--header-timeout', '0.3', '--max-connections', '1'], {
+      reject: false,
+    });
+    try {
+      await firstLine(child);
+      const silent = connect(port, '127.0.0.1');
+      const closedAfter = await new Promise<number>((resolve, reject) => {
+        const started = Date.now();
+        silent.on('error', reject);
+        silent.on('close', () => resolve(Date.now() - started));
+      });
+      expect(closedAfter).toBeGreaterThanOrEqual(250);
+      expect(closedAfter).toBeLessThan(5_000);
+      // Two at once with --max-connections 1: the second is dropped, and that is logged too.
+      const first = connect(port, '127.0.0.1');
+      await new Promise((resolve) => first.once('connect', resolve));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const second = connect(port, '127.0.0.1');
+      await new Promise((resolve) => second.once('close', resolve));
+      first.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const result = await child;
+    expect(result.stderr).toMatch(/tsgi: scgi: a connection sent nothing for 0\.3 s: refused at the limit headerTimeoutMs; to change it: --header-timeout SECONDS/);
+    expect(result.stderr).toMatch(/tsgi: scgi: closed a new connection: 1 connections are open: refused at the limit maxConnections; to change it: --max-connections N/);
+  });
+
+  it.each(['http', 'fastcgi', 'uwsgi'])('--header-timeout reaches the %s server too', async (transport) => {
+    const port = await freePort();
+    const child = execa('node', [BIN, 'serve', 'examples/hello.ts', `--${transport}`, `127.0.0.1:${port}`, '-w', '0', '--header-timeout', '0.5'], { reject: false });
+    try {
+      await firstLine(child);
+      // Read (and drop) what comes, so the server's FIN is seen (HTTP answers 408 first).
+      const silent = connect(port, '127.0.0.1').resume();
+      const closedAfter = await new Promise<number>((resolve, reject) => {
+        const started = Date.now();
+        silent.on('error', reject);
+        silent.on('close', () => resolve(Date.now() - started));
+      });
+      // The default is 10 s.
+      expect(closedAfter).toBeGreaterThanOrEqual(400);
+      expect(closedAfter).toBeLessThan(5_000);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect((await child).stderr).toMatch(/refused at the limit headerTimeoutMs; to change it: --header-timeout/);
   });
 });

@@ -192,7 +192,8 @@ describeWithServer('FastCGI driven by libfcgi\'s cgi-fcgi (tsgi serve --fastcgi,
       const variables = baseVariables(`${MOUNT}${request.path}`, request.method);
       for (const [name, value] of request.headers ?? []) {
         const key = name.toLowerCase() === 'content-type' ? 'CONTENT_TYPE' : `HTTP_${name.toUpperCase().replace(/-/g, '_')}`;
-        variables[key] = variables[key] !== undefined && key !== 'CONTENT_TYPE' ? `${variables[key]}, ${value}` : value;
+        // Joined as HTTP joins repeated fields (cgi-fcgi takes the environment: a name can't repeat there).
+        variables[key] = variables[key] !== undefined && key !== 'CONTENT_TYPE' ? `${variables[key]}${key === 'HTTP_COOKIE' ? '; ' : ', '}${value}` : value;
       }
       if (request.body) variables.CONTENT_LENGTH = String(request.body.length);
       // Like nginx's stock params: the app sees SCRIPT_NAME=/app only thanks to --mount.

@@ -420,6 +420,24 @@ export async function startNginx(confName: string, options: StartOptions): Promi
   });
 }
 
+/**
+ * Starts nginx from a configuration template the test wrote itself (same placeholders as the conf/ files),
+ * for setups no shipped recipe covers (an upstream with a small keepalive pool, proxy_pass to HTTP workers).
+ */
+export async function startNginxWithTemplate(template: string, options: StartOptions): Promise<ServerHandle> {
+  return launch({
+    label: options.label ?? 'nginx',
+    confName: 'nginx.conf',
+    confTemplate: template,
+    binary: NGINX_BIN,
+    args: (confFile) => {
+      const root = dirname(confFile);
+      return ['-p', `${root}/`, '-e', join(root, 'logs', 'error.log'), '-c', confFile, '-g', 'daemon off;'];
+    },
+    vars: { ...options.vars },
+  });
+}
+
 /** Where a tsgi FastCGI backend listens: TCP on 127.0.0.1 (a free port) or a unix socket in a scratch dir. */
 export type BackendTransport = 'tcp' | 'unix';
 
@@ -452,7 +470,7 @@ export interface BackendOptions {
   /** Extra environment variables for the backend. */
   env?: Record<string, string>;
   /** SCGI / uwsgi (issue 4): the protocol the backend serves (`--fastcgi`, `--scgi` or `--uwsgi`). Default 'fastcgi'. */
-  protocol?: 'fastcgi' | 'scgi' | 'uwsgi';
+  protocol?: 'fastcgi' | 'scgi' | 'uwsgi' | 'http';
 }
 
 /**
@@ -509,7 +527,7 @@ export async function startBackend(module: string, transport: BackendTransport, 
 
   const deadline = Date.now() + BACKEND_START_TIMEOUT_MS;
   let match: RegExpExecArray | null = null;
-  while (!(match = /^tsgi: serving .* over (?:FastCGI|SCGI|uwsgi) at .* \(pid (\d+)\)$/m.exec(output))) {
+  while (!(match = /^tsgi: serving .* over (?:FastCGI|SCGI|uwsgi|HTTP) at .* \(pid (\d+)\)$/m.exec(output))) {
     if (exitStatus !== null || Date.now() > deadline) {
       await stop();
       const why = exitStatus !== null ? `exited (${exitStatus})` : `printed no startup line within ${BACKEND_START_TIMEOUT_MS} ms`;

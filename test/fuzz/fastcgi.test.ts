@@ -178,9 +178,13 @@ const nameArb: fc.Arbitrary<string> = fc.oneof(
 const pairsArb: fc.Arbitrary<Array<[string, string]>> = fc.array(fc.tuple(nameArb, nvStringArb), { maxLength: 12 });
 
 /** What a block of pairs means as variables: later names win. */
+/** The environ a list of pairs makes: a repeated HTTP_* name joined (", ", "; " for HTTP_COOKIE), else the last wins. */
 function asObject(pairs: ReadonlyArray<readonly [string, string]>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, value] of pairs) Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
+  for (const [name, value] of pairs) {
+    const joined = name.startsWith('HTTP_') && Object.hasOwn(out, name) ? `${out[name]}${name === 'HTTP_COOKIE' ? '; ' : ', '}${value}` : value;
+    Object.defineProperty(out, name, { value: joined, enumerable: true, writable: true, configurable: true });
+  }
   return out;
 }
 

@@ -36,22 +36,26 @@ const AREA = /^uwsgi: /;
 
 const nameArb: fc.Arbitrary<string> = fc.oneof(
   { weight: 10, arbitrary: fc.string({ unit: byteChar(), minLength: 1, maxLength: 24 }) },
-  { weight: 2, arbitrary: fc.constantFrom('REQUEST_METHOD', 'REQUEST_URI', 'PATH_INFO', 'HTTP_HOST', 'UWSGI_SCHEME', 'QUERY_STRING') },
+  { weight: 2, arbitrary: fc.constantFrom('REQUEST_METHOD', 'REQUEST_URI', 'PATH_INFO', 'HTTP_HOST', 'UWSGI_SCHEME', 'QUERY_STRING', 'HTTP_COOKIE') },
   { weight: 1, arbitrary: fc.constantFrom('__proto__', 'constructor', 'toString', 'hasOwnProperty') },
 );
 const valueArb: fc.Arbitrary<string> = fc.oneof(
   { weight: 10, arbitrary: byteString({ maxLength: 40 }) },
   { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 100, max: 20_000 }), fc.nat(255)).map(([n, c]) => String.fromCharCode(c).repeat(n)) },
 );
-/** Vars as a web server sends them (duplicates allowed: the later wins), without CONTENT_LENGTH. */
+/** Vars as a web server sends them (duplicates allowed: see asObject), without CONTENT_LENGTH. */
 const varsArb: fc.Arbitrary<Array<[string, string]>> = fc
   .array(fc.tuple(nameArb, valueArb), { maxLength: 10 })
   .map((pairs) => pairs.filter(([name]) => name !== 'CONTENT_LENGTH'));
 const bodyArb = fc.uint8Array({ maxLength: 300 });
 
+/** What pairs mean as variables: repeats of an HTTP_* name joined (", ", "; " for HTTP_COOKIE), else the later wins. */
 function asObject(pairs: ReadonlyArray<readonly [string, string]>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, value] of pairs) Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
+  for (const [name, value] of pairs) {
+    const joined = name.startsWith('HTTP_') && Object.hasOwn(out, name) ? `${out[name]}${name === 'HTTP_COOKIE' ? '; ' : ', '}${value}` : value;
+    Object.defineProperty(out, name, { value: joined, enumerable: true, writable: true, configurable: true });
+  }
   return out;
 }
 

@@ -221,6 +221,30 @@ describe('validator: startResponse (F11-F17)', () => {
     expect(warnings).toEqual(['F15', 'F15']);
   });
 
+  it('F23: a 200 that carries Location warns (Apache CGI and mod_fcgid turn it into a redirect); 201 and 3xx do not', async () => {
+    const warnings: LintWarning[] = [];
+    const lenient = validator({ onWarning: (warning) => void warnings.push(warning) });
+    const ok = await runApp(lenient(respond('200 OK', [...TEXT, ['location', '/elsewhere']], ['body'])), buildEnviron());
+    expect(ok.error).toBeUndefined();
+    expect(ok.text).toBe('body');
+    expect(warnings).toEqual([{ rule: 'F23', message: expect.stringContaining('200 response carries Location') as unknown as string, value: '/elsewhere' }]);
+    warnings.length = 0;
+    for (const status of ['201 Created', '302 Found', '303 See Other']) {
+      expect((await runApp(lenient(respond(status, [...TEXT, ['Location', '/new']], ['x'])), buildEnviron())).error).toBeUndefined();
+    }
+    expect(warnings).toEqual([]);
+    // By default the warning goes to tsgi.errors; strict makes it the request's LintError.
+    const logged = await runApp(validator()(respond('200 OK', [...TEXT, ['Location', 'http://example.org/']], ['x'])), buildEnviron());
+    expect(logged.errors).toMatch(/^tsgi\.lint: warning F23 a 200 response carries Location .*\("http:\/\/example\.org\/"\)\n$/);
+    const strict = await runApp(validator({ strict: true })(respond('200 OK', [...TEXT, ['Location', '/x']], ['x'])), buildEnviron());
+    expect((strict.error as LintError | undefined)?.rule).toBe('F23');
+    // The standalone check warns the same way.
+    const seen: string[] = [];
+    checkResponseHeaders([...TEXT, ['Location', '/x']], 200, (warning) => void seen.push(warning.rule));
+    checkResponseHeaders([...TEXT, ['Location', '/x']], 201, (warning) => void seen.push(warning.rule));
+    expect(seen).toEqual(['F23']);
+  });
+
   it('F16: a second call needs excInfo', async () => {
     await expectRule('F16', (_environ, startResponse) => {
       startResponse('200 OK', TEXT);

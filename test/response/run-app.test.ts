@@ -214,4 +214,51 @@ describe('runApp', () => {
     expect(produced).toBeLessThan(5);
     expect(closed).toBe(1);
   });
+  describe('a Content-Length two readers could frame differently is refused before the head (500, logged)', () => {
+    const bad: Array<[string, Header[]]> = [
+      ['negative', [['Content-Length', '-1']]],
+      ['not a number', [['Content-Length', 'abc']]],
+      ['a list', [['Content-Length', '3, 50']]],
+      ['a sign', [['Content-Length', '+3']]],
+      ['empty', [['Content-Length', '']]],
+      ['spaces', [['Content-Length', ' 3']]],
+      ['past 2^53', [['Content-Length', '9007199254740993']]],
+      ['two different values', [['Content-Length', '3'], ['content-length', '50']]],
+    ];
+    it.each(bad)('%s', async (_name, headers) => {
+      const r = record();
+      const e = environ();
+      const result = await runApp((_e, s) => (s('200 OK', [['Content-Type', 'text/plain'], ...headers]), ['abc']), e.env, r.sink);
+      expect(result).toMatchObject({ ok: false, status: 500 });
+      expect(r.head()?.code).toBe(500);
+      expect(r.head()?.headers).toContainEqual(['Content-Length', String(r.body().length)]);
+      expect(r.head()?.headers.filter(([name]) => name.toLowerCase() === 'content-length')).toHaveLength(1);
+      expect(e.errors()).toMatch(/app failed: .*Content-Length/);
+    });
+
+    it('two identical values are collapsed to one; the largest safe integer is still a length', async () => {
+      const r = record();
+      await runApp((_e, s) => (s('200 OK', [['Content-Length', '3'], ['X-A', '1'], ['CONTENT-LENGTH', '3']]), ['abc']), environ().env, r.sink);
+      expect(r.head()).toEqual({ code: 200, reason: 'OK', headers: [['Content-Length', '3'], ['X-A', '1']] });
+      expect(r.body()).toBe('abc');
+      const big = record();
+      await runApp((_e, s) => (s('200 OK', [['Content-Length', '9007199254740991']]), []), environ('HEAD').env, big.sink);
+      expect(big.head()?.code).toBe(200);
+    });
+
+    it('the app sees the refusal in startResponse and may answer otherwise with excInfo', async () => {
+      const r = record();
+      const app: App = (_e, s) => {
+        try {
+          s('200 OK', [['Content-Length', '-1']]);
+        } catch (error) {
+          s('502 Bad Gateway', [['Content-Type', 'text/plain']], error);
+        }
+        return ['upstream'];
+      };
+      await runApp(app, environ().env, r.sink);
+      expect(r.head()?.code).toBe(502);
+      expect(r.body()).toBe('upstream');
+    });
+  });
 });

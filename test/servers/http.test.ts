@@ -311,15 +311,14 @@ describe('createHttpServer', () => {
       expect(calls).toHaveLength(1);
     });
 
-    it('a chunked body that turns malformed while the app reads it cuts the connection and fires tsgi.signal', async () => {
+    it('a chunked body that turns malformed while the app reads it fails the read with a 400: the client gets the 400, then the close', async () => {
       let readError: unknown;
-      let signalled = false;
-      const { port } = await start(async (environ, startResponse) => {
-        environ['tsgi.signal'].addEventListener('abort', () => (signalled = true));
+      const { port, log } = await start(async (environ, startResponse) => {
         try {
           await environ['tsgi.input'].read();
         } catch (error) {
           readError = error;
+          throw error;
         }
         startResponse('200 OK', []);
         return ['late'];
@@ -331,8 +330,48 @@ describe('createHttpServer', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
       socket.write('zz\r\nnot hex\r\n');
       await once(socket, 'close');
+      const { responses } = parseResponses(text);
+      expect(responses.map((r) => [r.status, r.header('connection')])).toEqual([[400, 'close']]);
+      expect((readError as Error).name).toBe('InputError');
+      expect(log.join('')).toMatch(/HPE_INVALID_CHUNK_SIZE/);
+    });
+
+    it('a chunk size over 64 bits gets a 400 too, where the app would otherwise wait for it', async () => {
+      const { port } = await start(async (environ, startResponse) => {
+        await environ['tsgi.input'].read();
+        startResponse('200 OK', []);
+        return ['read'];
+      });
+      const raw = 'POST / HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n1FFFFFFFFFFFFFFFF\r\nabc';
+      const { text, closed } = await exchange(port, raw);
+      expect(text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+      expect(closed).toBe(true);
+    });
+
+    it('a chunked body that turns malformed after the response head went out cuts the connection and fires tsgi.signal', async () => {
+      let readError: unknown;
+      let signalled = false;
+      const { port } = await start(async (environ, startResponse) => {
+        environ['tsgi.signal'].addEventListener('abort', () => (signalled = true));
+        const write = startResponse('200 OK', []);
+        await write('started');
+        try {
+          await environ['tsgi.input'].read();
+        } catch (error) {
+          readError = error;
+        }
+        return ['late'];
+      });
+      const socket = connect(port, '127.0.0.1');
+      let text = '';
+      socket.on('data', (data: Buffer) => (text += data.toString('latin1')));
+      socket.write('POST / HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      socket.write('zz\r\nnot hex\r\n');
+      await once(socket, 'close');
       await waitFor(() => readError !== undefined);
-      expect(text).toBe('');
+      expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+      expect(text).not.toMatch(/late/);
       expect(signalled).toBe(true);
       expect((readError as Error).name).toBe('AbortError');
     });

@@ -3,7 +3,9 @@ import { fileURLToPath } from 'node:url';
 import { describeListenTarget } from '../../servers/listen.js';
 import type { Io } from '../serve-command.js';
 import type { ServePlan } from '../serve-plan.js';
+import { ConnectionRelay, type HandoverMessage } from './handover.js';
 import { openListenSocket, type ListenSocket } from './listen-socket.js';
+import { Socket } from 'node:net';
 import { asWorkerMessage, WORKER_ENV, WORKER_LISTEN_FD, type MasterMessage, type WorkerConfig, type WorkerMessage } from './messages.js';
 import {
   adjustWorkerCount,
@@ -84,6 +86,8 @@ class Master {
   readonly #timeoutMs: number;
   #target: number;
   #nextId = 1;
+  #nextAdopter = 0;
+  readonly #relay = new ConnectionRelay(() => this.#adopter());
   /** Workers numbered below this were started before the last SIGHUP: they are replaced once ready. */
   #reloadBelowId = 0;
   #port: number | null = null;
@@ -180,7 +184,13 @@ class Master {
       exited: false,
     };
     this.#workers.add(worker);
-    child.on('message', (message: unknown) => this.#onMessage(worker, asWorkerMessage(message)));
+    child.on('message', (message: unknown, handle: unknown) => {
+      if ((message as HandoverMessage | null)?.type === 'handover' && isSocket(handle)) {
+        this.#relay.accept(handle);
+        return;
+      }
+      this.#onMessage(worker, asWorkerMessage(message));
+    });
     child.once('exit', (code, signal) => this.#onExit(worker, code, signal));
     child.on('error', (error) => {
       // Spawning failed (no pid) or the IPC channel broke; an exit event follows when there was a process.
@@ -228,6 +238,7 @@ class Master {
     this.#bootFailures = 0;
     if (port !== null) this.#port = port;
     this.#log(`${this.#name(worker)} ready`);
+    this.#relay.flush();
     if (this.#stopping) {
       this.#retire(worker, 'the master is stopping');
       return;
@@ -262,12 +273,26 @@ class Master {
       worker.successor = undefined;
     }
     this.#log(`${this.#name(worker)} stopping (${why})`);
-    if (!this.#send(worker, { type: 'stop' })) worker.child.kill('SIGTERM');
+    // Its kept-alive connections go to the workers that stay (handover.ts), unless the master is stopping too.
+    if (!this.#send(worker, { type: 'stop', handover: !this.#stopping })) worker.child.kill('SIGTERM');
     worker.stopTimer = setTimeout(() => {
       if (worker.exited) return;
       this.#log(`${this.#name(worker)} did not finish within --graceful-timeout ${this.#plan.gracefulTimeoutSeconds}: killing it`);
       worker.child.kill('SIGKILL');
     }, stopDeadlineMs(this.#plan.gracefulTimeoutSeconds));
+  }
+
+  /**
+   * A serving worker to pass a handed-over connection to, or null: round robin over the ready ones, those
+   * that are not being replaced first (a worker being replaced still serves, and hands it over again later).
+   */
+  #adopter(): ChildProcess | null {
+    const ready = [...this.#workers].filter((each) => each.state === 'ready' && each.child.connected);
+    const staying = ready.filter((each) => !each.successor);
+    const candidates = staying.length > 0 ? staying : ready;
+    if (candidates.length === 0) return null;
+    this.#nextAdopter = (this.#nextAdopter + 1) % candidates.length;
+    return (candidates[this.#nextAdopter] as WorkerState).child;
   }
 
   /** Starts a replacement for a serving worker; the old one stops once the new one listens (no request lost). */
@@ -426,10 +451,15 @@ class Master {
   #finish(status: number): void {
     if (this.#finished) return;
     this.#finished = true;
+    this.#relay.closeAll();
     if (this.#checkTimer) clearInterval(this.#checkTimer);
     if (this.#respawnTimer) clearTimeout(this.#respawnTimer);
     for (const [signal, handler] of this.#signalHandlers) process.off(signal, handler);
     this.#socket.close();
     this.#resolveExit(status);
   }
+}
+
+function isSocket(value: unknown): value is Socket {
+  return value instanceof Socket;
 }

@@ -11,7 +11,11 @@ export type WorkerMessage =
   | { type: 'boot-failed'; message: string };
 
 /** Messages a master sends a worker. */
-export type MasterMessage = { type: 'stop' };
+export type MasterMessage = {
+  type: 'stop';
+  /** Hand kept-alive FastCGI connections to the master for the workers that stay (handover.ts) instead of closing them. */
+  handover: boolean;
+};
 
 /** The fd a worker finds the master's listening socket on. */
 export const WORKER_LISTEN_FD = 3;

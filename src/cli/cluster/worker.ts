@@ -4,7 +4,9 @@
  * reports to the master over the IPC channel: ready, heartbeats, and requests to be recycled.
  */
 import type { Server } from 'node:net';
+import { FastCgiServer } from '../../servers/fastcgi.js';
 import { listenOn } from '../../servers/listen.js';
+import { adoptFromMaster, offerToMaster } from './handover.js';
 import { loadApp } from '../load-app.js';
 import { startServer, type RunningServer } from '../start-server.js';
 import type { App } from '../../types.js';
@@ -69,7 +71,10 @@ async function runWorker(): Promise<void> {
   process.on('SIGTERM', () => stop(null));
   process.on('SIGINT', () => stop(null));
   process.on('message', (message: MasterMessage) => {
-    if (message?.type === 'stop') stop(null);
+    if (message?.type !== 'stop') return;
+    // Recycled or reloaded: kept-alive FastCGI connections go to the workers that stay (handover.ts).
+    if (message.handover && running?.server instanceof FastCgiServer) running.server.handover = offerToMaster;
+    stop(null);
   });
   // The master died (even by SIGKILL): the channel closes; stop accepting, drain, exit. No orphans.
   process.on('disconnect', () => stop('the master is gone: finishing in-flight requests, then exiting'));
@@ -139,6 +144,7 @@ async function runWorker(): Promise<void> {
     }, RSS_CHECK_MS);
     check.unref();
   }
+  if (running.server instanceof FastCgiServer) adoptFromMaster(running.server);
   const bound = running.server.address();
   send({ type: 'ready', port: typeof bound === 'object' && bound !== null ? bound.port : null });
 }

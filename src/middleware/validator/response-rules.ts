@@ -47,14 +47,16 @@ export function checkStatusLine(status: unknown, warn: WarningHandler = ignoreWa
 }
 
 /**
- * Checks response headers against the status (F13-F15) and returns the declared Content-Length, or null.
- * Throws LintError for the first hard failure; warns about values with surrounding whitespace.
+ * Checks response headers against the status (F13-F15, F23) and returns the declared Content-Length, or null.
+ * Throws LintError for the first hard failure; warns about values with surrounding whitespace and a 200 that
+ * carries Location.
  */
 export function checkResponseHeaders(headers: unknown, code: number, warn: WarningHandler = ignoreWarning): number | null {
   // F13: headers are an array of [name, value] string pairs.
   if (!Array.isArray(headers)) throw new LintError('F13', 'headers must be an array of [name, value] pairs', describeType(headers));
   let contentType = false;
   let contentLength: number | null = null;
+  let location: string | null = null;
   for (const pair of headers as unknown[]) {
     if (!Array.isArray(pair) || pair.length !== 2) throw new LintError('F13', 'each header must be a [name, value] pair', describeType(pair));
     const [name, value] = pair as [unknown, unknown];
@@ -71,6 +73,7 @@ export function checkResponseHeaders(headers: unknown, code: number, warn: Warni
     // F14: hop-by-hop headers belong to the server, never to the app.
     if (HOP_BY_HOP.has(lower)) throw new LintError('F14', 'hop-by-hop header is not allowed', name);
     if (lower === 'content-type') contentType = true;
+    if (lower === 'location') location = value;
     if (lower === 'content-length') {
       if (contentLength !== null) throw new LintError('F13', 'Content-Length given twice', value);
       if (!/^\d+$/.test(value)) throw new LintError('F13', 'Content-Length must be decimal digits', value);
@@ -87,6 +90,13 @@ export function checkResponseHeaders(headers: unknown, code: number, warn: Warni
   if (!bodyless && !contentType) {
     if (declaredEmpty) warn({ rule: 'F15', message: `no Content-Type with status ${code} and no body` });
     else throw new LintError('F15', `Content-Type is required with status ${code}`);
+  }
+  // F23: Apache (mod_cgi, mod_cgid, mod_fcgid) takes a 200 with Location from a CGI script or FastCGI app for
+  // a redirect of its own (RFC 3875 §6.2.2): a local path serves that resource in place of the answer, an
+  // absolute URL becomes a 302; over HTTP and other hosts the app's own answer goes out. Allowed, but the
+  // answer then depends on the host: a redirect wants a 3xx status, a created resource 201.
+  if (code === 200 && location !== null) {
+    warn({ rule: 'F23', message: 'a 200 response carries Location (Apache CGI and mod_fcgid turn it into a redirect): use 3xx or 201', value: location });
   }
   return contentLength;
 }

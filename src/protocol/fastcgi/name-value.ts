@@ -1,5 +1,5 @@
 import { ProtocolError } from '../../errors.js';
-import { setVariable } from '../../environ/variables.js';
+import { addVariable } from '../../environ/variables.js';
 
 /** A name-value pair as byte strings (one char per byte, the tsgi byte policy). */
 export type NameValuePair = [name: string, value: string];
@@ -57,8 +57,10 @@ export function decodeNameValuePairs(bytes: Uint8Array): NameValuePair[] {
 }
 
 /**
- * Decodes a name-value block into `target` (a later pair with the same name wins): the hot path of every
- * FastCGI request, without an intermediate array. Throws a ProtocolError like decodeNameValuePairs.
+ * Decodes a name-value block into `target`: the hot path of every FastCGI request, without an intermediate
+ * array. A repeated name goes through addVariable: repeats of an HTTP_* variable (nginx passes a request header
+ * sent twice as two params) are joined with ", " ("; " for HTTP_COOKIE), as HTTP joins repeated fields; for any
+ * other name the later pair wins. Throws a ProtocolError like decodeNameValuePairs.
  */
 export function decodeNameValuePairsInto(
   bytes: Uint8Array,
@@ -67,7 +69,7 @@ export function decodeNameValuePairsInto(
 ): Record<string, string> {
   forEachNameValuePair(
     bytes,
-    (name, value) => setVariable(target, name, value),
+    (name, value) => addVariable(target, name, value),
     cache,
   );
   return target;
@@ -137,35 +139,99 @@ function forEachNameValuePair(bytes: Uint8Array, each: (name: string, value: str
 }
 
 /**
+ * A count of bytes held for peers, shared by everything that buffers input in one server (the PARAMS being
+ * gathered, the STDIN waiting for the apps), so the server can bound the sum. Holders add what they keep and
+ * subtract it when they let go.
+ */
+export interface ByteBudget {
+  used: number;
+}
+
+/** Smallest buffer small PARAMS records are gathered into. */
+const GATHER_MIN_BYTES = 1024;
+
+/**
  * Gathers the content of a stream of PARAMS (or GET_VALUES) records, which may split a pair, or even a length
  * prefix, anywhere (§3.4, conformance C5), up to `maxBytes` in all. `push` throws a ProtocolError past the cap.
+ *
+ * Memory is what the content takes, whatever the record sizes: the first record is kept as a view when it is
+ * most of the buffer it lives in (the common case: all PARAMS in one record, decoded in the same socket read);
+ * anything more is copied into one growing buffer (doubling, never past maxBytes), so a stream of 1-byte
+ * records costs about its bytes, not an object per record. What is held is charged to `budget` until finish()
+ * or discard().
  */
 export class NameValueCollector {
   readonly #maxBytes: number;
-  readonly #parts: Uint8Array[] = [];
-  #size = 0;
-
   readonly #cache: NameValueCache | undefined;
+  readonly #budget: ByteBudget | undefined;
+  /** The content so far: the first record's view, or the growing buffer (its first #size bytes). */
+  #held: Uint8Array | null = null;
+  #owned = false;
+  #size = 0;
+  /** Bytes charged to the budget: the view's length or the buffer's capacity. */
+  #charged = 0;
 
-  constructor(maxBytes: number, cache?: NameValueCache) {
+  constructor(maxBytes: number, cache?: NameValueCache, budget?: ByteBudget) {
     this.#maxBytes = maxBytes;
     this.#cache = cache;
+    this.#budget = budget;
+  }
+
+  /** Content bytes gathered so far. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Bytes held (and charged to the budget): the content, or the capacity of the buffer it was gathered into. */
+  get held(): number {
+    return this.#charged;
   }
 
   push(content: Uint8Array): void {
-    this.#size += content.length;
-    if (this.#size > this.#maxBytes) {
-      throw new ProtocolError(`fastcgi: params exceed maxParamsBytes (${this.#size} > ${this.#maxBytes})`, 431);
+    const size = this.#size + content.length;
+    if (size > this.#maxBytes) {
+      throw new ProtocolError(`fastcgi: params exceed maxParamsBytes (${size} > ${this.#maxBytes})`, 431);
     }
-    // A view is safe to keep: Node never reuses a socket read's buffer, and the decoder's own buffer for a
-    // split record is fresh for each record.
-    this.#parts.push(content);
+    const held = this.#held;
+    if (held === null && content.length * 2 + GATHER_MIN_BYTES >= content.buffer.byteLength) {
+      // A view is safe to keep: Node never reuses a socket read's buffer, and the decoder's own buffer for a
+      // split record is fresh for each record.
+      this.#held = content;
+      this.#size = size;
+      this.#charge(content.length);
+      return;
+    }
+    if (held === null || !this.#owned || held.length < size) {
+      const capacity = Math.min(this.#maxBytes, Math.max(size, GATHER_MIN_BYTES, (held?.length ?? 0) * 2));
+      const grown = new Uint8Array(capacity);
+      if (held !== null) grown.set(held.subarray(0, this.#size));
+      this.#held = grown;
+      this.#owned = true;
+      this.#charge(capacity - this.#charged);
+    }
+    (this.#held as Uint8Array).set(content, this.#size);
+    this.#size = size;
   }
 
-  /** Decodes everything pushed so far as one block, into a new object (later names win). */
+  /** Decodes everything pushed so far as one block, into a new object (see decodeNameValuePairsInto). */
   finish(): Record<string, string> {
-    const whole = this.#parts.length === 1 ? (this.#parts[0] as Uint8Array) : Buffer.concat(this.#parts, this.#size);
-    this.#parts.length = 0;
+    const whole = this.#held === null ? EMPTY : this.#held.subarray(0, this.#size);
+    this.discard();
     return decodeNameValuePairsInto(whole, {}, this.#cache);
   }
+
+  /** Lets go of what was gathered (and its charge to the budget). */
+  discard(): void {
+    this.#held = null;
+    this.#owned = false;
+    this.#size = 0;
+    this.#charge(-this.#charged);
+  }
+
+  #charge(bytes: number): void {
+    this.#charged += bytes;
+    if (this.#budget !== undefined) this.#budget.used += bytes;
+  }
 }
+
+const EMPTY = new Uint8Array(0);

@@ -1,5 +1,5 @@
 import { ProtocolError } from '../../errors.js';
-import { hasVariable, setVariable } from '../../environ/variables.js';
+import { addVariable, hasVariable } from '../../environ/variables.js';
 
 /** Default cap on the header netstring's payload of one request: far above what web servers send (a few KiB). */
 export const DEFAULT_MAX_SCGI_HEADER_BYTES = 1024 * 1024;
@@ -56,9 +56,16 @@ export function encodeScgiRequest(variables: Record<string, string> | Iterable<r
 
 /**
  * Decodes the payload of an SCGI header netstring (what lies between ":" and ","): NUL-terminated names and
- * values; CONTENT_LENGTH first, decimal digits (or "" for no body); SCGI present and "1"; no empty or
- * duplicate names (the spec forbids duplicates). Empty values are kept (nginx sends CONTENT_TYPE ""). Throws a
- * ProtocolError (400) naming the rule broken. `rest` of the result is empty.
+ * values; CONTENT_LENGTH first, decimal digits (or "" for no body); SCGI present and "1"; no empty names.
+ * Empty values are kept (nginx sends CONTENT_TYPE ""). Throws a ProtocolError (400) naming the rule broken.
+ * `rest` of the result is empty.
+ *
+ * Duplicates: the SCGI spec says "duplicate names are not allowed", but nginx (scgi_pass) sends a request
+ * header given twice (two Cookie or X-Forwarded-For lines) as two HTTP_* headers, and refusing those would
+ * answer 400 to a valid HTTP request. So repeats of an HTTP_* name are joined as HTTP joins repeated fields
+ * (addVariable: ", ", "; " for HTTP_COOKIE), the same environ every other transport gives. A repeated non-HTTP
+ * name (CONTENT_LENGTH, SCRIPT_NAME, an scgi_param...) is still refused: no web server sends one for a request,
+ * and which of two CONTENT_LENGTHs framed the body is exactly the ambiguity the spec's rule prevents.
  */
 export function decodeScgiHeaders(payload: Uint8Array): ScgiHeader {
   const buffer = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.length);
@@ -74,8 +81,8 @@ export function decodeScgiHeaders(payload: Uint8Array): ScgiHeader {
     const name = buffer.toString('latin1', at, nameEnd);
     if (valueEnd < 0) throw new ProtocolError(`scgi: header without a value (${name.slice(0, 40)})`, 400);
     if (first && name !== 'CONTENT_LENGTH') throw new ProtocolError(`scgi: the first header must be CONTENT_LENGTH (${name.slice(0, 40)})`, 400);
-    if (hasVariable(variables, name)) throw new ProtocolError(`scgi: duplicate header (${name.slice(0, 40)})`, 400);
-    setVariable(variables, name, buffer.toString('latin1', nameEnd + 1, valueEnd));
+    if (!name.startsWith('HTTP_') && hasVariable(variables, name)) throw new ProtocolError(`scgi: duplicate header (${name.slice(0, 40)})`, 400);
+    addVariable(variables, name, buffer.toString('latin1', nameEnd + 1, valueEnd));
     first = false;
     at = valueEnd + 1;
   }

@@ -1,5 +1,5 @@
 import { ProtocolError } from '../../errors.js';
-import { setVariable } from '../../environ/variables.js';
+import { addVariable } from '../../environ/variables.js';
 
 /** Bytes of a uwsgi packet header: modifier1 (u8), datasize (u16 little-endian), modifier2 (u8). */
 export const UWSGI_HEADER_BYTES = 4;
@@ -18,7 +18,11 @@ export interface UwsgiPacketHeader {
 
 /** A complete uwsgi request head, as the decoder and the reader return it. */
 export interface UwsgiRequest {
-  /** The vars as byte strings (one char per byte), in a fresh object the caller owns; a later duplicate wins. */
+  /**
+   * The vars as byte strings (one char per byte), in a fresh object the caller owns. A repeated HTTP_* var (nginx
+   * passes a repeated request header as one var per field) is joined as HTTP joins it; another repeated var: the
+   * later one wins (addVariable).
+   */
   variables: Record<string, string>;
   /** CONTENT_LENGTH as a number: absent or "" count as 0 (E3). */
   contentLength: number;
@@ -80,7 +84,9 @@ export function encodeUwsgiPacket(
 /**
  * Decodes a complete vars block: u16 LE key size, key, u16 LE value size, value, repeated until the block is
  * exactly used up. A size running past the block (a truncated var) throws a ProtocolError (400) before
- * anything is sliced. Empty names are refused; a later duplicate replaces an earlier one.
+ * anything is sliced. Empty names are refused. A repeated name goes through addVariable: repeats of an HTTP_*
+ * var are joined (", ", "; " for HTTP_COOKIE), as tsgi's HTTP server joins repeated header fields; for any
+ * other name the later one wins (a uwsgi_param given twice).
  */
 export function decodeUwsgiVars(block: Uint8Array): Record<string, string> {
   const buffer = Buffer.isBuffer(block) ? block : Buffer.from(block.buffer, block.byteOffset, block.length);
@@ -98,7 +104,7 @@ export function decodeUwsgiVars(block: Uint8Array): Record<string, string> {
     const valueSize = (buffer[at] as number) | ((buffer[at + 1] as number) << 8);
     at += 2;
     if (end - at < valueSize) throw new ProtocolError(`uwsgi: truncated var: value of ${name.slice(0, 40)} runs past the block (${valueSize})`, 400);
-    setVariable(variables, name, buffer.toString('latin1', at, at + valueSize));
+    addVariable(variables, name, buffer.toString('latin1', at, at + valueSize));
     at += valueSize;
   }
   return variables;

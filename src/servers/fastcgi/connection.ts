@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { AbortError, ProtocolError, describeError } from '../../errors.js';
+import { AbortError, InputError, ProtocolError, describeError } from '../../errors.js';
 import {
   FCGI_KEEP_CONN,
   FCGI_MAX_CONNS,
@@ -10,10 +10,13 @@ import {
   RecordType,
   Role,
 } from '../../protocol/fastcgi/constants.js';
-import { NameValueCache, decodeNameValuePairs, encodeNameValuePairs } from '../../protocol/fastcgi/name-value.js';
+import { NameValueCache, decodeNameValuePairs, encodeNameValuePairs, type ByteBudget } from '../../protocol/fastcgi/name-value.js';
 import { RecordDecoder, type FastCgiRecord } from '../../protocol/fastcgi/record-decoder.js';
 import type { App } from '../../types.js';
+import type { LimitLog } from '../limit-log.js';
 import type { ResolvedFastCgiOptions } from './options.js';
+import { LINGER_MS } from '../limits.js';
+import { stopReading } from '../socket-handover.js';
 import { RecordWriter } from './record-writer.js';
 import { FastCgiRequest, type RequestHost } from './request.js';
 
@@ -27,10 +30,36 @@ export interface ConnectionServer {
   readonly draining: boolean;
   /** Called when a connection is gone, so the server stops tracking it. */
   forget(connection: FastCgiConnection): void;
+  /**
+   * Where a draining server hands its kept-alive connections, or null (they close instead). Set by a
+   * `tsgi serve` worker: it sends them to its master, which passes them to a worker that stays.
+   */
+  readonly handover: ((socket: Socket, sent: () => void) => void) | null;
+  /** Bytes buffered for peers in the whole server (bounded by maxBufferedBytes). */
+  readonly budget: ByteBudget;
+  /** A coarse clock (Date.now() at the last timeout sweep or accept): cheap to read on every record. */
+  readonly now: number;
+  /** The server's rate-limited log of refusals at limits. */
+  readonly limitLog: LimitLog;
+  /**
+   * Called when the server holds maxBufferedBytes: cuts the connection piling up the most unfinished PARAMS,
+   * if one holds enough to be worth it. True when one was cut (its bytes are let go at once).
+   */
+  shed(): boolean;
 }
+
+/** "10 s", "0.5 s": a timeout for a log line. */
+function seconds(ms: number): string {
+  return `${ms / 1000} s`;
+}
+
+const EMPTY_CHUNK = Buffer.alloc(0);
 
 /** Most GET_VALUES names answered in one query; a longer query is cut there (no unbounded work per record). */
 const MAX_GET_VALUES_NAMES = 64;
+
+/** A draining server closes a kept-alive connection once it has been idle this long (see drain). */
+const DRAIN_IDLE_MS = 1_000;
 
 /**
  * One FastCGI connection from a web server: decodes records, dispatches them to requests by id, answers
@@ -47,10 +76,21 @@ export class FastCgiConnection implements RequestHost {
   readonly #decoder: RecordDecoder;
   readonly #requests = new Map<number, FastCgiRequest>();
   #closing = false;
+  /** When the connection was opened or last finished a request (see drain). */
+  #lastActive = Date.now();
+  /** Requests begun on this connection (0: a fresh connection). */
+  #begun = 0;
   #paused = false;
+  /** Paused because the server holds maxBufferedBytes: the timeout sweep resumes it once there is room. */
+  #starved = false;
+  /** The server's clock at the last socket read (idle timeout). */
+  #lastData: number;
+  /** When the connection last had no request in progress (0: it has some): header and idle timeouts. */
+  #idleSince: number;
 
   constructor(server: ConnectionServer, socket: Socket) {
     this.#server = server;
+    this.#lastData = this.#idleSince = server.now;
     this.options = server.options;
     this.socket = socket;
     this.writer = new RecordWriter(socket);
@@ -73,6 +113,18 @@ export class FastCgiConnection implements RequestHost {
     });
   }
 
+  get budget(): ByteBudget {
+    return this.#server.budget;
+  }
+
+  get now(): number {
+    return this.#server.now;
+  }
+
+  limitHit(limit: string, what: string, raise: string): void {
+    this.#server.limitLog.hit(limit, what, raise);
+  }
+
   appFor(role: number): App {
     if (role === Role.AUTHORIZER) return this.options.authorizer ?? this.#server.app;
     if (role === Role.FILTER) return this.options.filter ?? this.#server.app;
@@ -83,12 +135,19 @@ export class FastCgiConnection implements RequestHost {
     if (this.#requests.get(request.id) !== request) return;
     this.#requests.delete(request.id);
     this.#server.activeRequests--;
+    this.#lastActive = Date.now();
     this.inputDrained();
-    if (this.#requests.size === 0 && (!request.keepConn || this.socket.readableEnded || this.#server.draining)) this.#close();
+    if (this.#requests.size > 0) return;
+    if (!request.keepConn || this.socket.readableEnded) this.#close();
+    else if (this.#server.draining && !this.#handOver()) this.#close();
   }
 
   inputDrained(): void {
     if (!this.#paused) return;
+    if (this.#starved) {
+      if (this.#server.budget.used >= this.options.maxBufferedBytes) return;
+      this.#starved = false;
+    }
     for (const request of this.#requests.values()) {
       if (request.buffered > this.options.inputHighWaterBytes) return;
     }
@@ -96,13 +155,31 @@ export class FastCgiConnection implements RequestHost {
     this.socket.resume();
   }
 
-  fail(reason: string): void {
-    this.options.errors.write(`tsgi: fastcgi: closing the connection (${reason})\n`);
+  /** PARAMS bytes held for requests of this connection whose PARAMS have not ended. */
+  unfinishedParamsBytes(): number {
+    let held = 0;
+    for (const request of this.#requests.values()) held += request.paramsHeld;
+    return held;
+  }
+
+  /** Cuts the connection and aborts its requests now, so what they buffered is let go at once (see shed). */
+  cut(reason: string): void {
+    this.fail(reason, false);
+    const error = new AbortError(`fastcgi: the connection was closed (${reason})`);
+    for (const request of [...this.#requests.values()]) request.abort(error);
+  }
+
+  /** Cuts the connection at once; `log` false when the reason was logged already (a rate-limited limit line). */
+  fail(reason: string, log = true): void {
+    if (log) this.options.errors.write(`tsgi: fastcgi: closing the connection (${reason})\n`);
     this.#closing = true;
     this.socket.destroy();
   }
 
   #onData(chunk: Buffer): void {
+    // Closing: read and discarded (see #close).
+    if (this.#closing) return;
+    this.#lastData = this.#server.now;
     try {
       this.#decoder.push(chunk);
     } catch (error) {
@@ -111,6 +188,18 @@ export class FastCgiConnection implements RequestHost {
       return;
     }
     if (!this.#paused) {
+      if (this.#server.budget.used > this.options.maxBufferedBytes && this.#requests.size > 0 && !this.#overBudget()) {
+        // The whole server holds its maximum of buffered input: stop reading this connection until the apps
+        // (or the timeouts) free some; the sweep resumes it.
+        this.#starved = this.#paused = true;
+        this.socket.pause();
+        this.limitHit(
+          'maxBufferedBytes',
+          `the server buffers ${this.#server.budget.used} bytes of PARAMS and unread input (over ${this.options.maxBufferedBytes}): stopped reading a connection until the apps catch up`,
+          'the maxBufferedBytes option',
+        );
+        return;
+      }
       for (const request of this.#requests.values()) {
         if (request.buffered > this.options.inputHighWaterBytes) {
           this.#paused = true;
@@ -121,22 +210,152 @@ export class FastCgiConnection implements RequestHost {
     }
   }
 
+  /**
+   * The timeout sweep (the server calls it for every connection, every second or so, with its clock): a
+   * connection that never began a request closes after headerTimeoutMs; a kept-alive one with no request for
+   * idleTimeoutMs closes (gracefully); a request whose PARAMS did not end within headerTimeoutMs of its
+   * BEGIN_REQUEST is aborted and the connection closed; a body (STDIN/DATA) that stopped arriving for
+   * bodyTimeoutMs fails the app's next read with a 408. Also resumes a connection paused for maxBufferedBytes.
+   * All of it here, so the path of a record pays only a field write or two.
+   */
+  sweep(now: number): void {
+    const options = this.options;
+    if (this.#starved && this.#server.budget.used < options.maxBufferedBytes) {
+      this.#starved = false;
+      this.#paused = false;
+      this.socket.resume();
+      this.#onData(EMPTY_CHUNK); // Pauses again for inputHighWaterBytes if a request is over it.
+    }
+    if (this.#closing) return;
+    const { headerTimeoutMs, bodyTimeoutMs, idleTimeoutMs } = options;
+    if (this.#requests.size === 0) {
+      if (this.#idleSince === 0) this.#idleSince = now;
+      if (this.#begun === 0) {
+        if (headerTimeoutMs > 0 && now - this.#idleSince >= headerTimeoutMs) {
+          this.limitHit('headerTimeoutMs', `a connection sent no complete request in ${seconds(headerTimeoutMs)} (closed)`, '--header-timeout SECONDS');
+          this.#close();
+        }
+        return;
+      }
+      // Kept alive: closed when quiet for idleTimeoutMs, or when bytes trickle in without a request beginning.
+      if (idleTimeoutMs > 0) {
+        const quiet = now - Math.max(this.#idleSince, this.#lastData);
+        if (quiet >= idleTimeoutMs || now - this.#idleSince >= idleTimeoutMs + headerTimeoutMs) {
+          this.limitHit('idleTimeoutMs', `closed a kept-alive connection with no request for ${seconds(idleTimeoutMs)}`, '--idle-timeout SECONDS');
+          this.#close();
+        }
+      }
+      return;
+    }
+    this.#idleSince = 0;
+    let stuck: FastCgiRequest[] | null = null;
+    for (const request of this.#requests.values()) {
+      if (!request.started) {
+        if (headerTimeoutMs > 0 && now - request.since >= headerTimeoutMs) (stuck ??= []).push(request);
+      } else if (this.#paused) {
+        // Not read because the app (or the server's buffer) is full: not the peer's delay.
+        request.since = now;
+      } else if (bodyTimeoutMs > 0 && !request.complete && now - request.since >= bodyTimeoutMs) {
+        this.limitHit('bodyTimeoutMs', `a request body (STDIN) stopped arriving for ${seconds(bodyTimeoutMs)} (answered 408)`, '--body-timeout SECONDS');
+        request.timeOutBody(new InputError(`fastcgi: the request body stopped arriving for ${seconds(bodyTimeoutMs)} (bodyTimeoutMs)`, 408));
+      }
+    }
+    if (stuck !== null) {
+      this.limitHit(
+        'headerTimeoutMs',
+        `${stuck.length} request(s) did not send their PARAMS within ${seconds(headerTimeoutMs)} of BEGIN_REQUEST (aborted, connection closed)`,
+        '--header-timeout SECONDS',
+      );
+      const reason = new AbortError(`fastcgi: the request's PARAMS did not arrive within ${seconds(headerTimeoutMs)} (headerTimeoutMs)`);
+      for (const request of stuck) request.abort(reason);
+      this.#close();
+    }
+  }
+
+  /**
+   * The server holds more than maxBufferedBytes: first the connection piling up the most unfinished PARAMS is
+   * cut (a web server sends a request's PARAMS at once; a peer that piles them up is the offender). Returns
+   * false when that was not enough (the rest waits for the apps to read: this connection is paused), true when
+   * there is room again or this connection was the one cut.
+   */
+  #overBudget(): boolean {
+    this.#server.shed();
+    return this.#closing || this.#server.budget.used <= this.options.maxBufferedBytes;
+  }
+
   #onGone(error: Error | null): void {
     if (error && !this.#closing) this.options.errors.write(`tsgi: fastcgi: connection error (${error.message})\n`);
     const reason = new AbortError('fastcgi: the web server closed the connection');
     for (const request of [...this.#requests.values()]) request.abort(reason);
   }
 
-  /** The server is closing: close now when idle, else after the requests in progress (see release). */
+  /**
+   * The server is closing (a worker of `tsgi serve` that is recycled or reloaded, or any server's close()).
+   * Where the process has somewhere to hand its connections (server.handover: the master passes them to a
+   * worker that stays), an idle kept-alive connection is handed over now and a busy one right after its
+   * request: the web server never sees it close, so no request is lost whatever the web server does.
+   *
+   * Otherwise connections close: a busy one right after its last END_REQUEST (see release), so that the FIN
+   * follows the answer at once, before the web server takes the connection from its pool again; an idle one
+   * is still served and closes after its next request or once idle for DRAIN_IDLE_MS (under load a pooled
+   * connection is idle only between two requests, and closing it then races the web server, which may be
+   * writing the next request into it; nginx retries such a request, Apache's mod_proxy_fcgi does not).
+   */
   drain(): void {
-    if (this.#requests.size === 0) this.#close();
+    if (this.#requests.size > 0 || this.#closing) return;
+    if (this.#handOver()) return;
+    const idleFor = Date.now() - this.#lastActive;
+    if (idleFor >= DRAIN_IDLE_MS) {
+      this.#close();
+      return;
+    }
+    const timer = setTimeout(() => this.drain(), DRAIN_IDLE_MS - idleFor);
+    timer.unref();
+    this.socket.once('close', () => clearTimeout(timer));
   }
 
+  /**
+   * Hands the connection to the server's handover (another process) when it is between requests with nothing
+   * half-read or unsent: true when done (this object is finished with the socket), false when it can't.
+   */
+  #handOver(): boolean {
+    const handover = this.#server.handover;
+    if (handover === null || this.#closing || this.#requests.size > 0 || !this.#decoder.idle) return false;
+    this.writer.flush();
+    const socket = this.socket;
+    if (socket.writableLength > 0 || socket.readableEnded || socket.destroyed) return false;
+    if (!stopReading(socket)) return false;
+    this.#closing = true;
+    socket.removeAllListeners('data');
+    socket.removeAllListeners('end');
+    socket.removeAllListeners('close');
+    // Still counted until the socket is on its way: a process that exits before would lose it.
+    handover(socket, () => this.#server.forget(this));
+    return true;
+  }
+
+  /**
+   * The graceful close (the only way this server ends a connection that did nothing wrong): no new request
+   * is taken, what is pending goes out, then a half-close (FIN). The socket stays open for reading, and what
+   * arrives is discarded, until the web server closes its side or LINGER_MS pass. Closing outright would make
+   * the kernel answer a request the web server is writing at that moment (it may have taken the connection
+   * from its keep-alive pool) with a reset, which it cannot retry; a FIN it can: nginx and Apache send the
+   * request again on another connection. The process must not exit while connections linger: the server's
+   * close callback fires after the last one is gone (startServer waits for it).
+   */
   #close(): void {
     if (this.#closing) return;
     this.#closing = true;
     this.writer.flush();
     this.socket.end();
+    if (this.#paused) {
+      this.#paused = false;
+      this.socket.resume();
+    }
+    if (this.socket.readableEnded) return; // Both sides are done: the socket closes by itself.
+    const linger = setTimeout(() => this.socket.destroy(), LINGER_MS);
+    linger.unref();
+    this.socket.once('close', () => clearTimeout(linger));
   }
 
   #dispatch(record: FastCgiRecord): void {
@@ -178,9 +397,27 @@ export class FastCgiConnection implements RequestHost {
     const keepConn = ((content[2] as number) & FCGI_KEEP_CONN) !== 0;
     if (this.#requests.has(requestId)) throw new ProtocolError(`fastcgi: BEGIN_REQUEST for active request ${requestId}`);
     let refusal: number | null = null;
-    if (!this.options.multiplex && this.#requests.size > 0) refusal = ProtocolStatus.CANT_MPX_CONN;
+    const options = this.options;
+    if (!options.multiplex && this.#requests.size > 0) refusal = ProtocolStatus.CANT_MPX_CONN;
     else if (role !== Role.RESPONDER && role !== Role.AUTHORIZER && role !== Role.FILTER) refusal = ProtocolStatus.UNKNOWN_ROLE;
-    else if (this.#server.activeRequests >= this.options.maxRequests) refusal = ProtocolStatus.OVERLOADED;
+    else if (this.#requests.size >= options.maxRequestsPerConnection) {
+      refusal = ProtocolStatus.OVERLOADED;
+      this.limitHit(
+        'maxRequestsPerConnection',
+        `a connection began more than ${options.maxRequestsPerConnection} requests at once (answered OVERLOADED)`,
+        'the maxRequestsPerConnection option',
+      );
+    } else if (this.#server.activeRequests >= options.maxRequests) {
+      refusal = ProtocolStatus.OVERLOADED;
+      this.limitHit('maxRequests', `${options.maxRequests} requests in progress (answered OVERLOADED)`, 'the maxRequests option');
+    } else if (this.#server.budget.used >= options.maxBufferedBytes && (this.#server.shed(), this.#server.budget.used >= options.maxBufferedBytes)) {
+      refusal = ProtocolStatus.OVERLOADED;
+      this.limitHit(
+        'maxBufferedBytes',
+        `the server buffers ${this.#server.budget.used} bytes of PARAMS and unread input (answered OVERLOADED)`,
+        'the maxBufferedBytes option',
+      );
+    }
     if (refusal !== null) {
       this.writer.endRequest(requestId, 0, refusal);
       this.writer.schedule();
@@ -188,6 +425,7 @@ export class FastCgiConnection implements RequestHost {
       return;
     }
     this.#server.activeRequests++;
+    this.#begun++;
     this.#requests.set(requestId, new FastCgiRequest(this, requestId, role, keepConn));
   }
 

@@ -1,4 +1,10 @@
 import type { App, ErrorStream } from '../../types.js';
+import {
+  DEFAULT_BODY_TIMEOUT_MS,
+  DEFAULT_HEADER_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  type PeerTimeoutOptions,
+} from '../limits.js';
 
 /** Default cap on the PARAMS of one request: far above what web servers send (a few KiB). */
 export const DEFAULT_MAX_PARAMS_BYTES = 1024 * 1024;
@@ -8,9 +14,27 @@ export const DEFAULT_MAX_REQUESTS = 1024;
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 /** STDIN bytes buffered for one request before the connection stops reading from the socket. */
 export const DEFAULT_INPUT_HIGH_WATER_BYTES = 1024 * 1024;
+/**
+ * Default cap on requests in progress on one connection; more get END_REQUEST{OVERLOADED}. Web servers send one
+ * request at a time per connection (nginx, Apache, Caddy never multiplex), so this only stops one peer from
+ * taking every maxRequests slot.
+ */
+export const DEFAULT_MAX_REQUESTS_PER_CONNECTION = 64;
+/**
+ * Default cap on the bytes the whole server buffers for its peers: PARAMS of requests whose PARAMS have not
+ * ended, and STDIN/DATA waiting for the apps to read them.
+ */
+export const DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 
-/** Options for createFastCgiServer. */
-export interface FastCgiServerOptions {
+/**
+ * Options for createFastCgiServer. Memory: what one connection makes the server buffer is at most
+ * maxRequestsPerConnection x (maxParamsBytes + inputHighWaterBytes), plus one socket read (64 KiB) and one
+ * partial record (64 KiB); the whole server buffers at most maxBufferedBytes plus one socket read per connection,
+ * whatever the size of the records (a 1-byte record costs its byte, not an object). Timeouts (PeerTimeoutOptions,
+ * in milliseconds, 0 = off) are checked by one coarse sweep per server (every second, or a quarter of the
+ * shortest timeout), so they fire up to that much late.
+ */
+export interface FastCgiServerOptions extends PeerTimeoutOptions {
   /**
    * Mount prefix: the app sees SCRIPT_NAME = this prefix and PATH_INFO = the rest of the request path, rebuilt
    * from REQUEST_URI, whatever split the web server made ("/" for an app at the root). Unset: the web server's
@@ -23,13 +47,29 @@ export interface FastCgiServerOptions {
   maxConnections?: number;
   /** Most requests in progress at once; more get END_REQUEST{OVERLOADED}. Default DEFAULT_MAX_REQUESTS. */
   maxRequests?: number;
-  /** Most PARAMS bytes per request; more close the connection. Default DEFAULT_MAX_PARAMS_BYTES. */
+  /**
+   * Most requests in progress at once on one connection; more get END_REQUEST{OVERLOADED}.
+   * Default DEFAULT_MAX_REQUESTS_PER_CONNECTION (64).
+   */
+  maxRequestsPerConnection?: number;
+  /** Most PARAMS bytes per request; more close the connection. Default DEFAULT_MAX_PARAMS_BYTES (1 MiB). */
   maxParamsBytes?: number;
+  /**
+   * Most bytes buffered for peers in the whole server: unfinished PARAMS and input not yet read by the apps.
+   * Past it, a new BEGIN_REQUEST gets END_REQUEST{OVERLOADED}, a connection sending more PARAMS is closed, and a
+   * connection sending more STDIN/DATA stops being read until the apps catch up (backpressure).
+   * Default DEFAULT_MAX_BUFFERED_BYTES (64 MiB).
+   */
+  maxBufferedBytes?: number;
   /** Most request body bytes; past it, reading the input fails with a 413. Default: no limit. */
   maxBodyBytes?: number;
   /** STDIN bytes buffered per request before the socket is paused. Default DEFAULT_INPUT_HIGH_WATER_BYTES. */
   inputHighWaterBytes?: number;
-  /** The server's own log (protocol errors, refused peers). Default: process.stderr. */
+  /**
+   * The server's own log: protocol errors, refused peers and requests, limits hit (rate-limited lines), and a
+   * copy of what apps write to tsgi.errors (which also goes to the web server as STDERR records).
+   * Default: process.stderr.
+   */
   errors?: ErrorStream;
   /**
    * Peers allowed to connect over TCP. Default: FCGI_WEB_SERVER_ADDRS from the environment (comma-separated),
@@ -50,8 +90,14 @@ export interface ResolvedFastCgiOptions {
   multiplex: boolean;
   maxConnections: number;
   maxRequests: number;
+  maxRequestsPerConnection: number;
   maxParamsBytes: number;
+  maxBufferedBytes: number;
   maxBodyBytes: number;
+  /** Milliseconds; 0 = off. */
+  headerTimeoutMs: number;
+  bodyTimeoutMs: number;
+  idleTimeoutMs: number;
   inputHighWaterBytes: number;
   errors: ErrorStream;
   webServerAddrs: ReadonlySet<string> | null;
@@ -69,7 +115,12 @@ export function resolveFastCgiOptions(options: FastCgiServerOptions, env: NodeJS
     multiplex: options.multiplex ?? true,
     maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
     maxRequests: options.maxRequests ?? DEFAULT_MAX_REQUESTS,
+    maxRequestsPerConnection: options.maxRequestsPerConnection ?? DEFAULT_MAX_REQUESTS_PER_CONNECTION,
     maxParamsBytes: options.maxParamsBytes ?? DEFAULT_MAX_PARAMS_BYTES,
+    maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES,
+    headerTimeoutMs: options.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS,
+    bodyTimeoutMs: options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS,
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     maxBodyBytes: options.maxBodyBytes ?? Number.POSITIVE_INFINITY,
     inputHighWaterBytes: options.inputHighWaterBytes ?? DEFAULT_INPUT_HIGH_WATER_BYTES,
     errors: options.errors ?? { write: (text) => void process.stderr.write(text) },

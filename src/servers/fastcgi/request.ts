@@ -4,7 +4,7 @@ import { createEnviron } from '../../environ/create-environ.js';
 import { createInput } from '../../environ/input.js';
 import { applyMount } from '../../environ/mount.js';
 import { ProtocolStatus, RecordType, Role } from '../../protocol/fastcgi/constants.js';
-import { NameValueCollector, type NameValueCache } from '../../protocol/fastcgi/name-value.js';
+import { NameValueCollector, type ByteBudget, type NameValueCache } from '../../protocol/fastcgi/name-value.js';
 import { formatCgiHead } from '../../response/cgi-head.js';
 import { refuseRequest, runApp, type ResponseSink, type RunResult } from '../../response/run-app.js';
 import type { App, ErrorStream } from '../../types.js';
@@ -18,6 +18,12 @@ export interface RequestHost {
   readonly writer: RecordWriter;
   readonly socket: import('node:net').Socket;
   readonly options: ResolvedFastCgiOptions;
+  /** The server's count of bytes buffered for peers (unfinished PARAMS, unread STDIN/DATA). */
+  readonly budget: ByteBudget;
+  /** The server's coarse clock (milliseconds, updated by its timeout sweep): when records arrived. */
+  readonly now: number;
+  /** Logs a refusal at a limit, rate-limited (see createLimitLog). */
+  limitHit(limit: string, what: string, raise: string): void;
   /** Strings of the previous request's params on this connection, to reuse. */
   readonly nameCache: NameValueCache;
   /** The app for a role. */
@@ -27,7 +33,7 @@ export interface RequestHost {
   /** Called when a request's buffered input fell below its low-water mark. */
   inputDrained(): void;
   /** Cuts the connection: a response failed after its head, the peer can only learn it this way. */
-  fail(reason: string): void;
+  fail(reason: string, log?: boolean): void;
 }
 
 const ROLE_NAMES: Record<number, string> = { [Role.RESPONDER]: 'RESPONDER', [Role.AUTHORIZER]: 'AUTHORIZER', [Role.FILTER]: 'FILTER' };
@@ -59,14 +65,20 @@ export class FastCgiRequest {
   #stdinBytes = 0;
   #stderrUsed = false;
   #pendingHead: Uint8Array | null = null;
+  /**
+   * The host's coarse clock when the request began (BEGIN_REQUEST), then when input last arrived for it: the
+   * timeout sweep compares it with headerTimeoutMs before the end of PARAMS, bodyTimeoutMs after.
+   */
+  since: number;
 
   constructor(host: RequestHost, id: number, role: number, keepConn: boolean) {
     this.#host = host;
     this.id = id;
     this.role = role;
     this.keepConn = keepConn;
-    this.#params = new NameValueCollector(host.options.maxParamsBytes, host.nameCache);
-    this.stdin = new ByteQueue(() => host.inputDrained(), host.options.inputHighWaterBytes / 2);
+    this.since = host.now;
+    this.#params = new NameValueCollector(host.options.maxParamsBytes, host.nameCache, host.budget);
+    this.stdin = new ByteQueue(() => host.inputDrained(), host.options.inputHighWaterBytes / 2, host.budget);
   }
 
   /** True once the app was started (PARAMS ended). */
@@ -88,11 +100,23 @@ export class FastCgiRequest {
   onParams(content: Uint8Array): void {
     if (this.#started) return; // A duplicated empty PARAMS record: nothing left to complete.
     if (content.length > 0) {
-      this.#params.push(content);
+      try {
+        this.#params.push(content);
+      } catch {
+        const max = this.#host.options.maxParamsBytes;
+        this.#host.limitHit('maxParamsBytes', `a request's PARAMS ran over ${max} bytes (the connection was closed)`, 'the maxParamsBytes option');
+        this.#host.fail(`params over maxParamsBytes (${max})`, false);
+      }
       return;
     }
     this.#started = true;
+    this.since = this.#host.now;
     this.#start();
+  }
+
+  /** Bytes of PARAMS gathered and not yet decoded (0 once the app started). */
+  get paramsHeld(): number {
+    return this.#params.held;
   }
 
   /** A STDIN record; the empty one ends the body. Copies the content (it is a view of a socket buffer). */
@@ -102,24 +126,32 @@ export class FastCgiRequest {
       return;
     }
     if (this.stdin.ended) return;
+    this.since = this.#host.now;
     this.#stdinBytes += content.length;
     if (this.#stdinBytes > this.#host.options.maxBodyBytes) {
       this.stdin.fail(new InputError(`fastcgi: request body exceeds maxBodyBytes (${this.#host.options.maxBodyBytes})`, 413));
       return;
     }
-    this.stdin.push(Uint8Array.prototype.slice.call(content) as Uint8Array);
+    this.stdin.copy(content);
   }
 
   /** A DATA record (Filter role, §6.4); the empty one ends the data stream. */
   onData(content: Uint8Array): void {
+    this.since = this.#host.now;
     if (content.length === 0) this.data.end();
-    else this.data.push(Uint8Array.prototype.slice.call(content) as Uint8Array);
+    else this.data.copy(content);
   }
 
   /** The DATA stream (Filter role). */
   get data(): ByteQueue {
-    this.#data ??= new ByteQueue(() => this.#host.inputDrained(), this.#host.options.inputHighWaterBytes / 2);
+    this.#data ??= new ByteQueue(() => this.#host.inputDrained(), this.#host.options.inputHighWaterBytes / 2, this.#host.budget);
     return this.#data;
+  }
+
+  /** The input stopped arriving for bodyTimeoutMs: the app's next read fails with a 408 (no signal: it may answer). */
+  timeOutBody(error: InputError): void {
+    if (!this.stdin.ended) this.stdin.fail(error);
+    if (this.role === Role.FILTER && !this.data.ended) this.data.fail(error);
   }
 
   /** ABORT_REQUEST (§5.4): the web server gave up on this request. */
@@ -137,6 +169,7 @@ export class FastCgiRequest {
   abort(reason: Error): void {
     if (this.#abort.reason !== null) return;
     this.#abort.abort(reason);
+    this.#params.discard();
     this.stdin.fail(reason);
     this.#data?.fail(reason);
     // No app runs for a request whose PARAMS never completed (or were malformed): nothing else would free its
@@ -157,6 +190,11 @@ export class FastCgiRequest {
       this.#host.fail('malformed PARAMS');
       return;
     }
+    // A FastCGI body always ends with an empty STDIN record, so a negative CONTENT_LENGTH (Caddy sends -1 for a
+    // chunked upload) means "length unknown": read STDIN to its end. Made empty, which createEnviron takes as
+    // absent (nginx sends it empty on every GET: conformance C6), for this transport only.
+    const declared = variables.CONTENT_LENGTH;
+    if (declared !== undefined && declared.charCodeAt(0) === 45 /* - */ && /^-\d+$/.test(declared)) variables.CONTENT_LENGTH = '';
     variables.FCGI_ROLE = ROLE_NAMES[this.role] ?? String(this.role);
     if (this.#host.options.mount !== null && this.role !== Role.AUTHORIZER) applyMount(variables, this.#host.options.mount);
     const sink = this.#createSink();
@@ -245,13 +283,11 @@ export class FastCgiRequest {
   #createErrorStream(): ErrorStream {
     return {
       write: (text) => {
-        // Once the request ended or its connection is gone, STDERR can't carry the text: keep it in the
-        // server's own log rather than lose it (an app logging its own abort, say).
-        if (this.#done || this.#abort.reason !== null || this.#host.socket.destroyed) {
-          if (text.length > 0) this.#host.options.errors.write(text);
-          return;
-        }
         if (text.length === 0) return;
+        // Always in the server's own log too: some web servers drop STDERR records (Caddy), and once the
+        // request ended or its connection is gone STDERR can't carry the text at all.
+        this.#host.options.errors.write(text);
+        if (this.#done || this.#abort.reason !== null || this.#host.socket.destroyed) return;
         this.#stderrUsed = true;
         this.#host.writer.stream(RecordType.STDERR, this.id, Buffer.from(text, 'utf8'));
         this.#host.writer.schedule();

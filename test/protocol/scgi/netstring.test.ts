@@ -133,6 +133,20 @@ describe('SCGI header reader (D1-D3)', () => {
     expect(() => reader.push(SPEC_BODY)).toThrow(ProtocolError);
   });
 
+  // nginx sends a request header given twice as two HTTP_* headers (issue 10, part 5): joined as HTTP joins them.
+  it('joins repeated HTTP_* headers (", ", "; " for HTTP_COOKIE), as tsgi\'s HTTP server does', () => {
+    const header = decodeScgiHeaders(
+      latin1('CONTENT_LENGTH\x000\x00SCGI\x001\x00HTTP_X_DUP\x00one\x00HTTP_COOKIE\x00a=1\x00HTTP_X_DUP\x00two\x00HTTP_COOKIE\x00b=2\x00HTTP_X_DUP\x00\x00'),
+    );
+    expect(header.variables.HTTP_X_DUP).toBe('one, two, ');
+    expect(header.variables.HTTP_COOKIE).toBe('a=1; b=2');
+  });
+
+  it('still refuses a repeated non-HTTP header (the spec forbids duplicates; which CONTENT_LENGTH would count?)', () => {
+    expect(() => decodeScgiHeaders(latin1('CONTENT_LENGTH\x000\x00SCGI\x001\x00CONTENT_LENGTH\x005\x00'))).toThrow(/duplicate header \(CONTENT_LENGTH\)/);
+    expect(() => decodeScgiHeaders(latin1('CONTENT_LENGTH\x000\x00SCGI\x001\x00SCRIPT_NAME\x00/a\x00SCRIPT_NAME\x00/b\x00'))).toThrow(/duplicate header/);
+  });
+
   // Found by fuzzing (test/fuzz/scgi.test.ts): "constructor" or "toString" read as already present (a
   // "duplicate"), and "__proto__" vanished.
   it('accepts headers named like Object.prototype members, and still refuses their duplicates', () => {

@@ -134,6 +134,22 @@ describe('uwsgi request reader (E1-E4)', () => {
     expect(decodeUwsgiVars(Buffer.concat([block, Buffer.from('0100' + '59' + '0100' + '42', 'hex')])).Y).toBe('B');
   });
 
+  // nginx passes a request header given twice as two vars (issue 10, part 5): the app sees what HTTP gives it.
+  it('joins repeated HTTP_* vars (", ", "; " for HTTP_COOKIE); another repeated var: the later wins', () => {
+    const block = encodeUwsgiVars([
+      ['HTTP_X_DUP', 'one'],
+      ['HTTP_COOKIE', 'a=1'],
+      ['SCRIPT_NAME', '/a'],
+      ['HTTP_X_DUP', 'two'],
+      ['HTTP_COOKIE', 'b=2'],
+      ['SCRIPT_NAME', '/b'],
+    ]);
+    expect(decodeUwsgiVars(block)).toEqual({ HTTP_X_DUP: 'one, two', HTTP_COOKIE: 'a=1; b=2', SCRIPT_NAME: '/b' });
+    // The same through the reader, split inside the second repeat.
+    const packet = encodeUwsgiPacket(block);
+    expect(readAll([packet.subarray(0, 30), packet.subarray(30)])?.request.variables.HTTP_X_DUP).toBe('one, two');
+  });
+
   // Found by fuzzing (test/fuzz/uwsgi.test.ts): a var named "__proto__" vanished.
   it('keeps vars named like Object.prototype members as variables of their own', () => {
     const variables = decodeUwsgiVars(encodeUwsgiVars([['__proto__', 'a'], ['toString', 'b']]));
