@@ -283,7 +283,7 @@ async function normalTraffic(port, until, stats) {
         if (process.env.HOSTILE_DEBUG && Date.now() - started > 500) process.stdout.write(`  slow: attempt ${attempts.indexOf(attempt)} took ${Date.now() - started} ms\n`);
       } catch (error) {
         stats.failed++;
-        const line = `${new Date().toISOString()} ${error.message}`;
+        const line = `${new Date().toISOString()} ${['kept-alive GET', 'kept-alive POST', 'fresh GET'][attempts.indexOf(attempt)]}: ${error.message}`;
         if (stats.errors.length < 10) stats.errors.push(line);
         stats.onError?.(line);
       }
@@ -458,6 +458,7 @@ async function main() {
     afterFailed: after.failed,
     errors: [...stats.errors, ...after.errors],
     limitLines: log.split('\n').filter((line) => line.includes('refused at the limit')).slice(0, 12),
+    otherLogLines: [...new Set(log.split('\n').filter((line) => line.startsWith('tsgi: fastcgi') && !line.includes('refused at the limit')))].slice(0, 12),
   };
   if (!alive) result.backendLog = log.slice(-4000);
   try {

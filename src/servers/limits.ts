@@ -28,4 +28,4 @@ export interface PeerTimeoutOptions {
  * after the close, sends a reset: it can destroy the end of an answer the peer has not read yet, and a web server
  * cannot retry a request that met one. Every server's graceful close (FastCGI, SCGI, uwsgi) lingers this long.
  */
-export const LINGER_MS = 2_000;
+export const LINGER_MS = 5_000;

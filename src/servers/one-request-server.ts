@@ -15,15 +15,11 @@ import type { App, ErrorStream, Header } from '../types.js';
 import { ByteQueue } from './fastcgi/byte-queue.js';
 import { DEFAULT_INPUT_HIGH_WATER_BYTES, DEFAULT_MAX_CONNECTIONS, normalizeAddress } from './fastcgi/options.js';
 import { createLimitLog, type LimitLog } from './limit-log.js';
-import { DEFAULT_BODY_TIMEOUT_MS, DEFAULT_HEADER_TIMEOUT_MS, type PeerTimeoutOptions } from './limits.js';
+import { DEFAULT_BODY_TIMEOUT_MS, DEFAULT_HEADER_TIMEOUT_MS, LINGER_MS, type PeerTimeoutOptions } from './limits.js';
 import { waitForDrain } from './write-to-stream.js';
 
-/**
- * How long a finished connection may stay open, read and discarded, for the web server to close its side.
- * Closing at once with unread request bytes in the kernel would send a reset, which may destroy the end of the
- * response before the web server read it.
- */
-export const LINGER_MS = 5_000;
+// How long a finished connection stays open, read and discarded, for the web server to close its side.
+export { LINGER_MS } from './limits.js';
 
 /**
  * Options shared by createScgiServer and createUwsgiServer. Of PeerTimeoutOptions, `headerTimeoutMs` (a whole

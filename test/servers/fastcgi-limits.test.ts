@@ -142,6 +142,18 @@ describe('FastCGI: timeouts (issue 10, part 3)', () => {
     expect(limitLines(log, 'idleTimeoutMs')[0]).toContain('to change it: --idle-timeout SECONDS');
   });
 
+  it('a kept-alive connection busy with short requests (each between two sweeps) is never taken for idle', async () => {
+    const { port, log } = await start(ok, { idleTimeoutMs: 300, headerTimeoutMs: 300 });
+    const c = await client(port);
+    const until = Date.now() + 1_500; // more than idleTimeoutMs + headerTimeoutMs
+    for (let n = 0; Date.now() < until; n++) {
+      expect((await c.request({ keepConn: true, params: { ...GET, QUERY_STRING: `n=${n}` } })).protocolStatus).toBe(ProtocolStatus.REQUEST_COMPLETE);
+      await delay(30);
+    }
+    expect(c.socket.destroyed).toBe(false);
+    expect(log.join('')).not.toContain('refused at the limit');
+  });
+
   it('0 turns the timeouts off', async () => {
     const { port, log } = await start(ok, { headerTimeoutMs: 0, idleTimeoutMs: 0, bodyTimeoutMs: 0 });
     const idle = await client(port);

@@ -87,6 +87,8 @@ export class FastCgiConnection implements RequestHost {
   #lastData: number;
   /** When the connection last had no request in progress (0: it has some): header and idle timeouts. */
   #idleSince: number;
+  /** #begun at the last sweep: requests begun and ended between two sweeps also make the connection busy. */
+  #sweptBegun = 0;
 
   constructor(server: ConnectionServer, socket: Socket) {
     this.#server = server;
@@ -229,7 +231,8 @@ export class FastCgiConnection implements RequestHost {
     if (this.#closing) return;
     const { headerTimeoutMs, bodyTimeoutMs, idleTimeoutMs } = options;
     if (this.#requests.size === 0) {
-      if (this.#idleSince === 0) this.#idleSince = now;
+      if (this.#idleSince === 0 || this.#sweptBegun !== this.#begun) this.#idleSince = now;
+      this.#sweptBegun = this.#begun;
       if (this.#begun === 0) {
         if (headerTimeoutMs > 0 && now - this.#idleSince >= headerTimeoutMs) {
           this.limitHit('headerTimeoutMs', `a connection sent no complete request in ${seconds(headerTimeoutMs)} (closed)`, '--header-timeout SECONDS');

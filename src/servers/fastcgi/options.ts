@@ -31,8 +31,13 @@ export const DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
  * maxRequestsPerConnection x (maxParamsBytes + inputHighWaterBytes), plus one socket read (64 KiB) and one
  * partial record (64 KiB); the whole server buffers at most maxBufferedBytes plus one socket read per connection,
  * whatever the size of the records (a 1-byte record costs its byte, not an object). Timeouts (PeerTimeoutOptions,
- * in milliseconds, 0 = off) are checked by one coarse sweep per server (every second, or a quarter of the
- * shortest timeout), so they fire up to that much late.
+ * in milliseconds, 0 = off): headerTimeoutMs (default 10 s: from accept, or from BEGIN_REQUEST, to the end of
+ * PARAMS; a deadline, not an idle time: the requests are aborted and the connection closed), bodyTimeoutMs
+ * (default 30 s with no STDIN/DATA arriving for a body that has not ended, not counting the time the server
+ * itself stopped reading: the app's next read fails with a 408), idleTimeoutMs (default 30 s: a kept-alive
+ * connection with no request is closed gracefully). They are checked by one coarse sweep per server (every
+ * second, or a quarter of the shortest timeout), so they fire to within that much. Every refusal at a limit is
+ * logged to `errors`, at most one line per limit per 10 s (createLimitLog).
  */
 export interface FastCgiServerOptions extends PeerTimeoutOptions {
   /**
@@ -56,8 +61,9 @@ export interface FastCgiServerOptions extends PeerTimeoutOptions {
   maxParamsBytes?: number;
   /**
    * Most bytes buffered for peers in the whole server: unfinished PARAMS and input not yet read by the apps.
-   * Past it, a new BEGIN_REQUEST gets END_REQUEST{OVERLOADED}, a connection sending more PARAMS is closed, and a
-   * connection sending more STDIN/DATA stops being read until the apps catch up (backpressure).
+   * Past it, the connection piling up the most unfinished PARAMS (64 KiB or more: web servers send a request's
+   * PARAMS at once) is closed; if that is not enough, a new BEGIN_REQUEST gets END_REQUEST{OVERLOADED} and a
+   * connection sending more stops being read until the apps catch up (backpressure). Each is logged.
    * Default DEFAULT_MAX_BUFFERED_BYTES (64 MiB).
    */
   maxBufferedBytes?: number;
