@@ -4,6 +4,8 @@
  * web server keeps in its pool go on answering, from the new workers; without it (TSGI_SOCKET_HANDOVER=off)
  * the stopping workers close them cleanly: a FIN, never a reset.
  */
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -31,9 +33,10 @@ afterEach(async () => {
   }
 });
 
-async function startMaster(env: Record<string, string>): Promise<{ port: number; pid: number; output: () => string }> {
-  const port = await freePort();
-  const child = execa(process.execPath, [join(ROOT, 'bin', 'tsgi.js'), 'serve', APP, '--fastcgi', `127.0.0.1:${port}`, '--workers', '2', '--mount', '/app'], {
+async function startMaster(env: Record<string, string>, transport: 'tcp' | 'unix' = 'tcp'): Promise<{ port: number | string; pid: number; output: () => string }> {
+  const port = transport === 'tcp' ? await freePort() : join(await mkdtemp(join(tmpdir(), 'tsgi-handover-')), 'fcgi.sock');
+  const address = typeof port === 'number' ? `127.0.0.1:${port}` : `unix:${port}`;
+  const child = execa(process.execPath, [join(ROOT, 'bin', 'tsgi.js'), 'serve', APP, '--fastcgi', address, '--workers', '2', '--mount', '/app'], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     reject: false,
@@ -62,19 +65,21 @@ async function waitFor(what: string, check: () => boolean, timeoutMs = 30_000): 
 }
 
 describe('tsgi serve --workers: kept-alive FastCGI connections across a reload', () => {
-  it('are handed to the new workers: the same connections answer, from new pids', { timeout: 90_000 }, async () => {
-    const master = await startMaster({});
-    const clients = await Promise.all(Array.from({ length: 6 }, () => FastCgiClient.connect(master.port)));
-    const before = await Promise.all(clients.map(pidOf));
-    process.kill(master.pid, 'SIGHUP');
-    await waitFor('both old workers to exit', () => (master.output().match(/exited \(status 0\)/g) ?? []).length >= 2);
-    const after = await Promise.all(clients.map(pidOf));
-    for (const pid of after) expect(before).not.toContain(pid);
-    for (const client of clients) {
-      expect(client.socket.destroyed).toBe(false);
-      client.socket.destroy();
-    }
-  });
+  for (const transport of ['tcp', 'unix'] as const) {
+    it(`are handed to the new workers (${transport}): the same connections answer, from new pids`, { timeout: 90_000 }, async () => {
+      const master = await startMaster({}, transport);
+      const clients = await Promise.all(Array.from({ length: 6 }, () => FastCgiClient.connect(master.port)));
+      const before = await Promise.all(clients.map(pidOf));
+      process.kill(master.pid, 'SIGHUP');
+      await waitFor('both old workers to exit', () => (master.output().match(/exited \(status 0\)/g) ?? []).length >= 2);
+      const after = await Promise.all(clients.map(pidOf));
+      for (const pid of after) expect(before).not.toContain(pid);
+      for (const client of clients) {
+        expect(client.socket.destroyed).toBe(false);
+        client.socket.destroy();
+      }
+    });
+  }
 
   it('without the handover (TSGI_SOCKET_HANDOVER=off) they are closed cleanly: a FIN, no reset', { timeout: 90_000 }, async () => {
     const master = await startMaster({ TSGI_SOCKET_HANDOVER: 'off' });
