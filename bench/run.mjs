@@ -2,17 +2,17 @@
 /**
  * tsgi's benchmark: one entry point for every figure (npm run bench; a script, never a test).
  *
- *   node bench/run.mjs [--quick] [--duration 5s] [--warmup 3s] [--rounds 3] [--only ROW,ROW,...]
- *                      [--connections 32] [--threads 2] [--php-children N] [--stream-mib 1024]
- *                      [--cgi-runs 20] [--profile ROW] [--results FILE | --no-results]
- *                      [--no-build] [--no-install] [--max-minutes M] [--keep]
+ *   node bench/run.mjs [--quick] [--duration 5s] [--warmup 3s] [--rounds 3] [--only|--rows ROW,ROW,...]
+ *                      [--connections 32] [--threads 2] [--direct-threads 1] [--php-children N]
+ *                      [--stream-mib 1024] [--cgi-runs 20] [--profile ROW] [--no-gc]
+ *                      [--results FILE | --no-results] [--no-build] [--no-install] [--max-minutes M] [--keep]
  *
  * 1. Setup. Installs the Debian packages the selected rows need when they are missing (as root, with
  *    apt-get install -y --no-install-recommends and a policy-rc.d so that no packaged service starts;
  *    skipped when everything is there):
  *      PACKAGES
  *    Runs `npm run build` (bin/tsgi.js runs dist/; --no-build measures the dist/ already there), checks the
- *    npm devDependencies (node-fastcgi, express), and builds bench/apps/go-fcgi/main.go into the temp dir
+ *    npm devDependencies (node-fastcgi, express, hono, @hono/node-server, fastify), and builds bench/apps/go-fcgi/main.go into the temp dir
  *    (GOCACHE and GOPATH there, no module, no network).
  * 2. Throughput. Starts ONE nginx (1 worker process, access_log off, upstream keepalive where the protocol
  *    allows it) with one loopback server per row, and every row's backend in its own process group. Every
@@ -28,6 +28,10 @@
  *      node-http        plain node:http (bench/apps/node-http-hello.mjs); proxy_pass: the ratio baseline
  *      express-fastcgi  Express 5 through fromNodeHandler (bench/apps/express-hello.ts), tsgi serve --fastcgi
  *      express-http     the same Express app on node:http (app.listen); proxy_pass
+ *      node-http-close  the same node:http server; proxy_pass WITHOUT keepalive (a connection per request,
+ *                       as SCGI and uwsgi have): the baseline of tsgi SCGI and uwsgi
+ *      fcgi-minimal     a minimal Node FastCGI responder (bench/apps/minimal-fastcgi.mjs, written for the
+ *                       bench; its header says what it does and does not do); fastcgi_pass, keep_conn on
  *      node-fastcgi     node-fastcgi (devDependency), its README's server; fastcgi_pass
  *      php-fpm          Debian's php-fpm, pm = static, one child per wrk connection (bench/apps/hello.php)
  *      uwsgi-python     uWSGI + python3 plugin, 1 process (bench/apps/hello_wsgi.py); uwsgi_pass
@@ -35,17 +39,37 @@
  *      nginx            nginx alone: `return 200` / a static 64 KiB file (the ceiling)
  *    tsgi rows run the way users start them, `tsgi serve` without --workers; every Node row has one process
  *    serving. Printed per payload: req/s, the ratio to Node http via proxy (the headline), p50/p99 latency,
- *    the backend tree's peak RSS (sum of VmHWM over its processes, from /proc) and PSS, CPU time per request
- *    of the backend and of nginx (steadier than req/s on a shared machine), errors, and the CPU used by
- *    processes not of this bench (a WARNING when the machine is busy); then the goals of the FastCGI and
- *    bridges issues.
+ *    the backend tree's peak RSS (sum of VmHWM over its processes, from /proc) and PSS, the serving
+ *    process's peak RSS, CPU time per request of the backend and of nginx (steadier than req/s on a shared
+ *    machine), the GC share (below), errors, and the CPU used by processes not of this bench (a WARNING
+ *    when the machine is busy); then the goals of the FastCGI and bridges issues.
+ *    Direct HTTP (no nginx): the same backends' HTTP servers measured with wrk straight at their port,
+ *    `wrk -t1 -c32` (--direct-threads), in the same rounds. Rows (ids for --only):
+ *      direct-node          raw node:http handler (bench/apps/node-http-hello.mjs): the anchor, 1.00x
+ *      direct-hono          Hono 4 on @hono/node-server (bench/apps/hono-hello.mjs)
+ *      direct-fastify       Fastify 5 (bench/apps/fastify-hello.mjs)
+ *      direct-tsgi          `tsgi serve bench/apps/hello.ts --http 127.0.0.1:P` (a master and one worker)
+ *      direct-inprocess     `createHttpServer(app)` in one process (bench/apps/tsgi-http-inprocess.mjs)
+ *      direct-express       Express on node:http directly (bench/apps/express-http-hello.mjs)
+ *      direct-express-tsgi  Express via fromNodeHandler, `tsgi serve bench/apps/express-hello.ts --http`
+ *    Memory: every row's serving process (the one that used the most CPU: a `tsgi serve` worker) has its
+ *    peak RSS (VmHWM) read after its first hello run; when direct-tsgi runs, an idle
+ *    `node -e 'setInterval(()=>{},1e3)'` runs beside it and the master's RSS (VmRSS) is compared with the
+ *    idle node's, both read at that moment.
+ *    GC (unless --no-gc): afterwards every Node row's backend is started again under
+ *    `node --cpu-prof --cpu-prof-dir DIR`, gets a wrk warm-up then one hello run, and stops with SIGINT;
+ *    the GC share is the `(garbage collector)` node's self time over all non-idle samples taken during that
+ *    run, in the busiest profile (the serving process). Printed as the "GC %" column of the hello tables.
+ *    Summary: issue 11's goals as ratios of this run, each PASS or MISS, at the very end.
  * 3. Streaming (id `stream`): --stream-mib MiB uploaded (chunked) and downloaded through the same nginx
  *    (buffering off) to `tsgi serve bench/apps/stream.ts --fastcgi`, checked byte-identical by sha256, with
  *    the backend tree's peak RSS (goal < 120 MiB).
  * 4. CGI start-up (id `cgi`): cgi-bin/hello.ts built with tsgi against `node -e 0`, a Python CGI and a shell
  *    CGI: wall time and peak RSS (GNU time), interleaved runs, medians.
  *
- * With the defaults a run takes about 10 minutes on 2 cores (setup included); --quick about 3.
+ * With the defaults a run takes about 20 minutes on 2 cores (setup included); --quick about 4.
+ * Before measuring, the run warns when the machine is not quiet: a 1-minute load average above 1, or a
+ * wrk that is not the bench's already running; such figures are not comparable.
  *
  * The report goes to stdout and, unless --only or --no-results, to bench/RESULTS.md (--results FILE: there).
  * Exit status 0 when every selected row ran cleanly; 1 when one could not run (a clear message says why),
@@ -59,11 +83,14 @@
  *   --warmup S         seconds of wrk warm-up before a row's first measured run (default 3s)
  *   --rounds N         measured runs per row and payload, median reported (default 3)
  *   --only IDS         comma-separated row ids (above), `stream`, `cgi`; the rest is not run
- *   --connections N    wrk connections (default 32); --threads N: wrk threads (default 2)
+ *   --rows IDS         the same as --only
+ *   --connections N    wrk connections (default 32); --threads N: wrk threads behind nginx (default 2)
+ *   --direct-threads N wrk threads of the direct HTTP rows (default 1)
  *   --php-children N   PHP-FPM pm.max_children (default: the connection count)
  *   --stream-mib N     MiB each way for the streaming figures (default 1024)
  *   --cgi-runs N       runs per CGI variant (default 20)
  *   --profile ROW      afterwards, a CPU profile of a Node row's backend under one wrk run (top functions)
+ *   --no-gc            skip the GC pass (the --cpu-prof run of every Node row)
  *   --results FILE     where to write the markdown report (default bench/RESULTS.md; none with --only)
  *   --no-results       write no markdown report
  *   --no-build         don't run `npm run build` (measure the dist/ already there)
@@ -72,9 +99,10 @@
  *   --keep             keep the temp dir (configs, logs, profiles) and print its path
  *   -h, --help         this text
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -95,7 +123,7 @@ import {
   stopAll,
   stopProcess,
 } from './lib/processes.mjs';
-import { cpuBetween, machineLoad, sampleCpu, treeMemory } from './lib/procstats.mjs';
+import { cpuBetween, machineLoad, processMemory, sampleCpu, treeMemory } from './lib/procstats.mjs';
 import { profileBackend } from './lib/profile.mjs';
 import { markdownReport, textReport } from './lib/report.mjs';
 import { ALL_PACKAGES, buildGo, buildTsgi, checkNodeModules, describeMachine, ensureTools, findPhpFpm, findUwsgi, nodeModuleVersion } from './lib/setup.mjs';
@@ -124,6 +152,25 @@ const GOALS = [
   { row: 'tsgi-uwsgi', against: 'tsgi-fastcgi', min: 1 },
   { row: 'express-fastcgi', against: 'express-http', min: 0.9 },
 ];
+/**
+ * Issue 11's goals, each a ratio of two rows of the same run (`kind` rps: req/s for both payloads, judged
+ * on each; `worker-rss`: the serving process's peak RSS after the hello runs; `master-rss`: the `tsgi serve`
+ * master's RSS over an idle node's).
+ */
+const ISSUE11_GOALS = [
+  { kind: 'rps', row: 'direct-tsgi', against: 'direct-node', min: 0.9, label: 'direct: tsgi serve --http / raw node:http' },
+  { kind: 'rps', row: 'direct-tsgi', against: 'direct-hono', min: 1.0, label: 'direct: tsgi serve --http / Hono on @hono/node-server' },
+  { kind: 'rps', row: 'direct-express-tsgi', against: 'direct-express', min: 0.9, label: 'direct: Express via tsgi serve --http / Express on node:http' },
+  { kind: 'rps', row: 'tsgi-fastcgi', against: 'fcgi-minimal', min: 0.95, label: 'nginx: tsgi FastCGI / minimal Node FastCGI responder' },
+  { kind: 'rps', row: 'tsgi-fastcgi', against: 'node-http', min: 1.0, label: 'nginx: tsgi FastCGI / Node http via proxy' },
+  { kind: 'rps', row: 'express-fastcgi', against: 'express-http', min: 0.9, label: 'nginx: Express via tsgi FastCGI / Express on node:http via proxy' },
+  { kind: 'rps', row: 'tsgi-scgi', against: 'node-http-close', min: 0.95, label: 'nginx: tsgi SCGI / Node http via proxy, no keepalive' },
+  { kind: 'rps', row: 'tsgi-uwsgi', against: 'node-http-close', min: 0.95, label: 'nginx: tsgi uwsgi / Node http via proxy, no keepalive' },
+  { kind: 'worker-rss', row: 'direct-tsgi', against: 'direct-node', max: 1.15, label: 'memory: tsgi serve --http worker peak RSS / raw node:http peak RSS (hello)' },
+  { kind: 'master-rss', row: 'direct-tsgi', max: 1.1, label: "memory: tsgi serve master RSS / idle node -e 'setInterval(()=>{},1e3)' RSS" },
+];
+/** A 1-minute load average above this at the start makes the run warn: the machine is not quiet. */
+const QUIET_LOADAVG = 1;
 const PREFIX = 'bench';
 
 class UsageError extends Error {}
@@ -153,6 +200,9 @@ export function parseOptions(argv) {
       warmup: { type: 'string' },
       rounds: { type: 'string' },
       only: { type: 'string' },
+      rows: { type: 'string' },
+      'direct-threads': { type: 'string', default: '1' },
+      'no-gc': { type: 'boolean', default: false },
       connections: { type: 'string', default: '32' },
       threads: { type: 'string', default: '2' },
       'php-children': { type: 'string' },
@@ -179,6 +229,8 @@ export function parseOptions(argv) {
     rounds: parseCount(values.rounds ?? (quick ? '1' : '3'), '--rounds'),
     connections,
     threads: Math.min(parseCount(values.threads, '--threads'), connections),
+    directThreads: Math.min(parseCount(values['direct-threads'], '--direct-threads'), connections),
+    gc: !values['no-gc'],
     phpChildren: values['php-children'] ? parseCount(values['php-children'], '--php-children') : connections,
     streamMib: parseCount(values['stream-mib'] ?? (quick ? '64' : '1024'), '--stream-mib'),
     cgiRuns: parseCount(values['cgi-runs'] ?? (quick ? '5' : '20'), '--cgi-runs'),
@@ -191,6 +243,8 @@ export function parseOptions(argv) {
     only: null,
     results: null,
   };
+  if (values.only !== undefined && values.rows !== undefined) throw new UsageError('--only and --rows are the same option: give one');
+  values.only ??= values.rows;
   if (values.only !== undefined) {
     const ids = values.only.split(',').map((id) => id.trim()).filter(Boolean);
     if (ids.length === 0) throw new UsageError('--only expects comma-separated ids');
@@ -300,10 +354,11 @@ function summarize(row, runs, nginxPgid, memory) {
     socketErrors: runs.reduce((sum, run) => sum + Object.values(run.result.socketErrors).reduce((a, b) => a + b, 0), 0),
     logErrors: runs.flatMap((run) => run.logErrors),
     backendUsPerReq: backendCpu === null ? null : usPerReq(backendCpu),
-    nginxUsPerReq: usPerReq(median.cpu.groups.get(nginxPgid) ?? 0),
+    nginxUsPerReq: row.section === 'direct' || nginxPgid === undefined ? null : usPerReq(median.cpu.groups.get(nginxPgid) ?? 0),
     maxOtherCpu: Math.max(...runs.map((run) => run.cpu.foreign + run.cpu.steal)),
     hwm: memory?.hwm ?? null,
     pss: memory?.pss ?? null,
+    servingHwm: memory?.serving?.hwm ?? null,
     vsNode: null,
   };
 }
@@ -350,7 +405,8 @@ async function runBench(options, argv, prefix) {
   const doCgi = selected('cgi');
 
   const perRow = rows.length * PAYLOADS.length * (options.warmup + options.rounds * options.duration);
-  const estimate = perRow + (doStream ? (2 * options.streamMib) / 150 + 10 : 0) + (doCgi ? (options.cgiRuns + options.cgiWarmup) * 6 * 0.1 : 0);
+  const gcPass = options.gc ? rows.filter((row) => row.node).length * (options.warmup + options.duration + 3) : 0;
+  const estimate = perRow + gcPass + (doStream ? (2 * options.streamMib) / 150 + 10 : 0) + (doCgi ? (options.cgiRuns + options.cgiWarmup) * 6 * 0.1 : 0);
   log(
     `${rows.length} rows x ${PAYLOADS.length} payloads${doStream ? ', streaming' : ''}${doCgi ? ', CGI start-up' : ''}: ` +
       `about ${Math.ceil(estimate / 60)} min of measuring after setup${options.quick ? ' (--quick)' : ''}`,
@@ -363,7 +419,7 @@ async function runBench(options, argv, prefix) {
   const installed = await ensureTools([...tools], { install: options.install, log });
   const modules = [...new Set(rows.flatMap((row) => row.modules ?? []))];
   checkNodeModules(ROOT, modules);
-  const needsTsgi = doStream || doCgi || rows.some((row) => row.id.startsWith('tsgi-') || row.id === 'express-fastcgi');
+  const needsTsgi = doStream || doCgi || rows.some((row) => row.tsgi);
   if (needsTsgi) {
     if (options.build) {
       log('npm run build');
@@ -394,10 +450,17 @@ async function runBench(options, argv, prefix) {
     goals: [],
     stream: null,
     cgi: null,
+    summary: [],
     warnings: [],
     errorNotes: [],
   };
   let exitCode = 0;
+  // Not quiet: other engineers' load (or another wrk) makes every req/s of this run suspect.
+  const quiet = quietCheck();
+  for (const warning of quiet) {
+    results.warnings.push(warning);
+    log(`WARNING: ${warning}`);
+  }
   try {
     // nginx workers and PHP-FPM children may run as another user: they must be able to read the temp dir.
     await chmod(dir, 0o755);
@@ -414,8 +477,13 @@ async function runBench(options, argv, prefix) {
 
     // 2. nginx and the backends.
     for (const row of rows) {
-      row.nginxPort = await findFreePort();
       row.backendPort = row.command ? await findFreePort() : null;
+      if (row.section === 'direct') {
+        // wrk straight at the backend's own HTTP server: no nginx port, no upstream.
+        row.url = `http://127.0.0.1:${row.backendPort}/`;
+        continue;
+      }
+      row.nginxPort = await findFreePort();
       row.upstream = row.command ? row.id.replaceAll('-', '_') : null;
       row.url = `http://127.0.0.1:${row.nginxPort}/`;
       if (!row.locations) row.location = row.location(ctx, row);
@@ -443,7 +511,8 @@ async function runBench(options, argv, prefix) {
         }
       : null;
     if (streamRow) streamRow.url = `http://127.0.0.1:${streamRow.nginxPort}/stream/`;
-    const nginxRows = streamRow ? [...rows, streamRow] : rows;
+    const proxiedRows = rows.filter((row) => row.section === 'nginx');
+    const nginxRows = streamRow ? [...proxiedRows, streamRow] : proxiedRows;
     let nginx = null;
     const nginxLog = join(dir, 'nginx-error.log');
     const logState = { offset: 0 };
@@ -453,14 +522,20 @@ async function runBench(options, argv, prefix) {
       const test = runQuick(NGINX, ['-t', ...nginxArgs]);
       if (test.code !== 0) throw new Error(`nginx -t failed:\n${test.text}`);
       nginx = startProcess('nginx', NGINX, nginxArgs, { cwd: dir });
-      for (const row of nginxRows) {
-        if (!row.command) continue;
-        const [command, args, env] = row.command(ctx, row.backendPort);
-        row.proc = startProcess(row.name, command, args, { cwd: ROOT, env: env ?? process.env });
-      }
-      log(`starting nginx and ${nginxRows.filter((row) => row.command).length} backends; checking both payloads of every row`);
+    }
+    const backendRows = [...rows, ...(streamRow ? [streamRow] : [])].filter((row) => row.command);
+    for (const row of backendRows) {
+      const [command, args, env] = row.command(ctx, row.backendPort);
+      row.proc = startProcess(row.name, command, args, { cwd: ROOT, env: env ?? process.env });
+    }
+    // The `tsgi serve` master's memory is compared with an idle Node process's, started at the same time.
+    const idleNode = rows.some((row) => row.id === 'direct-tsgi')
+      ? startProcess('idle node', process.execPath, ['-e', 'setInterval(()=>{},1e3)'], { cwd: ROOT })
+      : null;
+    if (backendRows.length || nginx) {
+      log(`starting ${nginx ? 'nginx and ' : ''}${backendRows.length} backends; checking both payloads of every row`);
       for (const row of rows) await waitUntilServing(row);
-      if (nginx.exitCode !== undefined) throw new Error(`nginx exited (${nginx.exitCode}):\n${nginx.output}`);
+      if (nginx && nginx.exitCode !== undefined) throw new Error(`nginx exited (${nginx.exitCode}):\n${nginx.output}`);
       await readNewLogErrors(nginxLog, logState); // Start-up noise (502s while backends came up) is not a row's.
     }
 
@@ -475,7 +550,11 @@ async function runBench(options, argv, prefix) {
         );
         log(`WARNING: ${results.warnings.at(-1)}`);
       }
-      const wrkOptions = { seconds: options.duration, threads: options.threads, connections: options.connections };
+      const wrkOptionsOf = (row) => ({
+        seconds: options.duration,
+        threads: row.section === 'direct' ? options.directThreads : options.threads,
+        connections: options.connections,
+      });
       for (const row of rows) {
         row.runs = Object.fromEntries(PAYLOADS.map((payload) => [payload.id, []]));
         row.memory = {};
@@ -485,6 +564,7 @@ async function runBench(options, argv, prefix) {
           const row = rows[(round + j) % rows.length];
           for (const payload of PAYLOADS) {
             const url = `${row.url}${payload.path.slice(1)}`;
+            const wrkOptions = wrkOptionsOf(row);
             if (round === 0 && options.warmup > 0) await runWrk(url, { ...wrkOptions, seconds: options.warmup });
             const before = await sampleCpu(groups);
             const result = await runWrk(url, wrkOptions);
@@ -496,23 +576,61 @@ async function runBench(options, argv, prefix) {
             row.runs[payload.id].push({ result, cpu, logErrors });
             // Peak RSS: hello's from the first round (before any 64 KiB run), 64 KiB's from the last.
             if (row.proc && (payload.id !== 'hello' || round === 0)) row.memory[payload.id] = await treeMemory(row.proc.child.pid);
+            // The master and the idle node, read at the same moment (after the first hello run).
+            if (row.id === 'direct-tsgi' && payload.id === 'hello' && round === 0 && idleNode) row.idleNode = await processMemory(idleNode.child.pid);
             log(`${options.rounds > 1 ? `round ${round + 1}/${options.rounds} ` : ''}${row.name}, ${payload.id}: ${Math.round(result.rps)} req/s`);
           }
         }
       }
       for (const row of rows) {
         const byPayload = {};
-        for (const payload of PAYLOADS) byPayload[payload.id] = summarize(row, row.runs[payload.id], nginx.child.pid, row.memory[payload.id]);
+        for (const payload of PAYLOADS) byPayload[payload.id] = summarize(row, row.runs[payload.id], nginx?.child.pid, row.memory[payload.id]);
         results.rows.push({
           id: row.id,
           name: row.name,
+          section: row.section,
+          node: Boolean(row.node),
           note: row.note,
+          master: row.id === 'direct-tsgi' ? (row.memory.hello?.leader ?? null) : null,
+          idleNode: row.idleNode ?? null,
+          gc: null,
           processes: row.proc ? (row.memory.big?.processes ?? row.memory.hello?.processes ?? null) : null,
           byPayload,
         });
       }
       finishThroughput(results);
     }
+    if (idleNode) await stopProcess(idleNode);
+
+    // GC share: every Node row once more under --cpu-prof, a warm-up, then one hello run.
+    if (options.gc && rows.some((row) => row.node)) {
+      for (const row of rows.filter((candidate) => candidate.node)) {
+        log(`GC pass: ${row.name} under --cpu-prof`);
+        const url = `${row.url}${PAYLOADS[0].path.slice(1)}`;
+        const wrkOptions = { seconds: options.duration, threads: row.section === 'direct' ? options.directThreads : options.threads, connections: options.connections };
+        const target = results.rows.find((candidate) => candidate.id === row.id);
+        try {
+          const profile = await profileBackend({
+            ctx,
+            row,
+            dir,
+            root: ROOT,
+            stop: stopProcess,
+            waitUntilServing,
+            name: `gc-profile-${row.id}`,
+            loadOnly: true,
+            warmup: options.warmup > 0 ? () => runWrk(url, { ...wrkOptions, seconds: options.warmup }) : null,
+            load: () => runWrk(url, wrkOptions),
+          });
+          const { totalUs, idleUs, gcUs } = profile.summary;
+          target.gc = { share: gcUs / (totalUs - idleUs), busyMs: (totalUs - idleUs) / 1000, rps: profile.result.rps, profiles: profile.profiles };
+        } catch (error) {
+          target.gc = { error: error instanceof Error ? error.message.split('\n')[0] : String(error) };
+          results.errorNotes.push(`GC pass, ${row.name}: ${target.gc.error}`);
+        }
+      }
+    }
+    finishSummary(results);
 
     // --profile: one more wrk run of a Node row under --cpu-prof.
     if (options.profile) {
@@ -525,7 +643,7 @@ async function runBench(options, argv, prefix) {
         root: ROOT,
         stop: stopProcess,
         waitUntilServing,
-        load: () => runWrk(row.url, { seconds: options.duration, threads: options.threads, connections: options.connections }),
+        load: () => runWrk(row.url, { seconds: options.duration, threads: row.section === 'direct' ? options.directThreads : options.threads, connections: options.connections }),
       });
       results.profile = { row: row.name, ...profile };
     }
@@ -592,14 +710,30 @@ async function runBench(options, argv, prefix) {
   return exitCode;
 }
 
-/** Ratios against Node http via proxy, the goals, errors and busy-machine warnings of the throughput rows. */
+/** What makes this machine not quiet now: a 1-minute load average above QUIET_LOADAVG, a wrk already running. */
+function quietCheck() {
+  const warnings = [];
+  const load = loadavg()[0];
+  if (load > QUIET_LOADAVG) {
+    warnings.push(`the machine is not quiet: 1-minute load average ${load.toFixed(2)} (> ${QUIET_LOADAVG}) at the start; req/s of this run are not comparable`);
+  }
+  const wrk = spawnSync('pgrep', ['-x', 'wrk'], { encoding: 'utf8' });
+  const pids = (wrk.stdout ?? '').trim().split(/\s+/).filter(Boolean);
+  if (pids.length) warnings.push(`another wrk is running (pid ${pids.join(', ')}) at the start; req/s of this run are not comparable`);
+  return warnings;
+}
+
+/** The anchor of each section's ratio column: Node http via proxy behind nginx, raw node:http direct. */
+const SECTION_BASE = { nginx: 'node-http', direct: 'direct-node' };
+
+/** Ratios against each section's anchor, the goals, errors and busy-machine warnings of the throughput rows. */
 function finishThroughput(results) {
   const find = (id) => results.rows.find((row) => row.id === id);
-  const node = find('node-http');
   for (const row of results.rows) {
+    const base = find(SECTION_BASE[row.section]);
     for (const payload of PAYLOADS) {
       const f = row.byPayload[payload.id];
-      if (node) f.vsNode = f.rps / node.byPayload[payload.id].rps;
+      if (base) f.vsNode = f.rps / base.byPayload[payload.id].rps;
     }
   }
   for (const goal of GOALS) {
@@ -632,6 +766,51 @@ function finishThroughput(results) {
       `other processes (or VM steal) used more than ${FOREIGN_CPU_WARN_PCT}% of a core during: ${noisy.join(', ')}: ` +
         'those req/s figures are not comparable; rerun on a quiet machine',
     );
+  }
+}
+
+/** Issue 11's summary: each goal, its ratio in this run, PASS or MISS (n/a when a row was not run). */
+function finishSummary(results) {
+  const find = (id) => results.rows.find((row) => row.id === id);
+  const verdict = (value, goal) => (Number.isNaN(value) ? 'n/a' : (goal.min !== undefined ? value >= goal.min : value <= goal.max) ? 'PASS' : 'MISS');
+  const bound = (goal) => (goal.min !== undefined ? `>= ${goal.min.toFixed(2)}` : `<= ${goal.max.toFixed(2)}`);
+  for (const goal of ISSUE11_GOALS) {
+    const row = find(goal.row);
+    const other = goal.against ? find(goal.against) : null;
+    if (!row && !other) continue; // None of its rows selected (--only): not part of this run.
+    const entry = { label: goal.label, bound: bound(goal), ratio: Number.NaN, verdict: 'n/a', detail: '' };
+    if (!row || (goal.against && !other)) {
+      entry.detail = `not run (${[!row && goal.row, goal.against && !other && goal.against].filter(Boolean).join(', ')})`;
+    } else if (goal.kind === 'rps') {
+      const hello = row.byPayload.hello.rps / other.byPayload.hello.rps;
+      const big = row.byPayload.big.rps / other.byPayload.big.rps;
+      entry.ratio = hello;
+      entry.verdict = verdict(hello, goal);
+      entry.detail = `hello ${hello.toFixed(2)}x ${verdict(hello, goal)}; 64 KiB ${big.toFixed(2)}x ${verdict(big, goal)}`;
+    } else if (goal.kind === 'worker-rss') {
+      const mine = row.byPayload.hello.servingHwm;
+      const theirs = other.byPayload.hello.servingHwm;
+      entry.ratio = mine / theirs;
+      entry.verdict = verdict(entry.ratio, goal);
+      entry.detail = `${entry.ratio.toFixed(2)}x ${entry.verdict} (${mine.toFixed(1)} / ${theirs.toFixed(1)} MiB VmHWM)`;
+      const inprocess = find('direct-inprocess')?.byPayload.hello.servingHwm;
+      if (inprocess) entry.detail += `; createHttpServer in-process ${(inprocess / theirs).toFixed(2)}x (${inprocess.toFixed(1)} MiB)`;
+    } else if (goal.kind === 'master-rss') {
+      if (!row.master || !row.idleNode) {
+        entry.detail = 'n/a (master or idle node not measured)';
+      } else {
+        entry.ratio = row.master.rss / row.idleNode.rss;
+        entry.verdict = verdict(entry.ratio, goal);
+        entry.detail =
+          `${entry.ratio.toFixed(2)}x ${entry.verdict} (VmRSS ${row.master.rss.toFixed(1)} / ${row.idleNode.rss.toFixed(1)} MiB; ` +
+          `peak ${row.master.hwm.toFixed(1)} / ${row.idleNode.hwm.toFixed(1)} MiB)`;
+      }
+    }
+    results.summary.push(entry);
+  }
+  const gcRows = results.rows.filter((row) => row.gc && !row.gc.error);
+  if (gcRows.length) {
+    results.gcLine = gcRows.map((row) => `${row.name} ${(100 * row.gc.share).toFixed(1)}%`).join(', ');
   }
 }
 

@@ -1,11 +1,13 @@
 /**
  * The throughput rows of bench/run.mjs: each a backend process tree (or none, for nginx's own answer) and the
- * nginx location that reaches it. Every backend answers the same two responses (bench/apps/payload.mjs):
- * "Hello, World!" at / and 64 KiB at /64k, text/plain with a Content-Length.
+ * nginx location that reaches it, or (section 'direct') an HTTP server wrk reaches with no nginx in between.
+ * Every backend answers the same two responses (bench/apps/payload.mjs): "Hello, World!" at / and 64 KiB at
+ * /64k, text/plain with a Content-Length.
  *
- * A row: { id, name, note (for RESULTS.md), tools (Debian-packaged tools it needs), modules (npm packages it
- * needs), keepalive (upstream keepalive), node (a Node backend: profilable), command(ctx, port, nodeArgs) ->
- * [command, args, env?], location(ctx, row) or locations(ctx, row) (nginx config text) }.
+ * A row: { id, name, section ('nginx' or 'direct'), note (for RESULTS.md), tools (Debian-packaged tools it
+ * needs), modules (npm packages it needs), keepalive (upstream keepalive), node (a Node backend: profilable),
+ * tsgi (runs dist/: needs the build), command(ctx, port, nodeArgs) -> [command, args, env?], location(ctx,
+ * row) or locations(ctx, row) (nginx config text; none for direct rows) }.
  */
 import { join, relative } from 'node:path';
 import { fastcgiLocation, gatewayLocation, proxyLocation, UPSTREAM_KEEPALIVE } from './nginx.mjs';
@@ -149,6 +151,118 @@ export const ROWS = [
     note: 'No backend: `return 200 "Hello, World!"` for hello world, the 64 KiB body as a static file for 64 KiB. The ceiling of this setup.',
   },
 ];
+
+/** The bench/apps script `file` with PORT, one Node process (nodeArgs before the script: --cpu-prof). */
+const nodeApp = (file) => (ctx, port, nodeArgs = []) => [process.execPath, [...nodeArgs, join(ctx.apps, file), String(port)]];
+
+/** Rows added for issue 11's goals: FastCGI's floor, HTTP without keepalive, and HTTP with no nginx at all. */
+ROWS.splice(
+  ROWS.findIndex((row) => row.id === 'node-fastcgi'),
+  0,
+  {
+    id: 'fcgi-minimal',
+    name: 'minimal Node FastCGI responder',
+    keepalive: true,
+    node: true,
+    tools: ['nginx', 'wrk'],
+    command: nodeApp('minimal-fastcgi.mjs'),
+    location: () => fastcgiLocation('fcgi_minimal'),
+    note: 'bench/apps/minimal-fastcgi.mjs: a FastCGI responder on node:net written for the bench (records decoded whatever their fragmentation, every param decoded into a fresh object, one write per response, FCGI_KEEP_CONN honoured; no multiplexing, no STDERR, no abort handling, no limits: see its header), one process; as tsgi FastCGI.',
+  },
+);
+ROWS.splice(
+  ROWS.findIndex((row) => row.id === 'express-fastcgi'),
+  0,
+  {
+    id: 'node-http-close',
+    name: 'Node http via proxy, no keepalive',
+    keepalive: false,
+    node: true,
+    tools: ['nginx', 'wrk'],
+    command: nodeApp('node-http-hello.mjs'),
+    location: () => proxyLocation('node_http_close', { keepalive: false }),
+    note: 'The same plain `node:http` server as "Node http via proxy", but `proxy_pass` without upstream keepalive (nginx\'s default HTTP/1.0 and `Connection: close`): a TCP connection per request, as SCGI and uwsgi have. The baseline of tsgi SCGI and uwsgi.',
+  },
+);
+
+const TSGI_SERVE_HTTP = 'no --workers: a master and one worker, measured whole (the "serving" columns: the worker)';
+
+ROWS.push(
+  {
+    id: 'direct-node',
+    section: 'direct',
+    name: 'raw node:http handler',
+    node: true,
+    tools: ['wrk'],
+    command: nodeApp('node-http-hello.mjs'),
+    note: 'bench/apps/node-http-hello.mjs: `createServer((req, res) => { res.writeHead(...); res.end(body) })`, one process. The anchor of the direct section (1.00x).',
+  },
+  {
+    id: 'direct-hono',
+    section: 'direct',
+    name: 'Hono 4 on @hono/node-server',
+    node: true,
+    tools: ['wrk'],
+    modules: ['hono', '@hono/node-server'],
+    command: nodeApp('hono-hello.mjs'),
+    note: 'bench/apps/hono-hello.mjs: a Hono app (`c.body(bytes, 200, headers)`) under `serve()` of @hono/node-server, one process.',
+  },
+  {
+    id: 'direct-fastify',
+    section: 'direct',
+    name: 'Fastify 5',
+    node: true,
+    tools: ['wrk'],
+    modules: ['fastify'],
+    command: nodeApp('fastify-hello.mjs'),
+    note: 'bench/apps/fastify-hello.mjs: Fastify 5, logger off, `reply.type(...).send(buffer)`, one process.',
+  },
+  {
+    id: 'direct-tsgi',
+    section: 'direct',
+    name: 'tsgi serve --http',
+    node: true,
+    tsgi: true,
+    tools: ['wrk'],
+    command: (ctx, port, nodeArgs) => tsgiServe(ctx, 'hello.ts', '--http', port, nodeArgs),
+    note: `\`tsgi serve bench/apps/hello.ts --http 127.0.0.1:P\` (${TSGI_SERVE_HTTP}; the TypeScript app loads through tsx in the worker).`,
+  },
+  {
+    id: 'direct-inprocess',
+    section: 'direct',
+    name: 'createHttpServer(app) in-process',
+    node: true,
+    tsgi: true,
+    tools: ['wrk'],
+    command: nodeApp('tsgi-http-inprocess.mjs'),
+    note: 'bench/apps/tsgi-http-inprocess.mjs: `createHttpServer(app).listen(P)` from code, one process, the JavaScript twin of hello.ts (bench/apps/hello-app.mjs).',
+  },
+  {
+    id: 'direct-express',
+    section: 'direct',
+    name: 'Express on node:http directly',
+    node: true,
+    tools: ['wrk'],
+    modules: ['express'],
+    command: nodeApp('express-http-hello.mjs'),
+    note: 'bench/apps/express-http-hello.mjs: the Express 5 app of express-app.mjs on `app.listen`, one process.',
+  },
+  {
+    id: 'direct-express-tsgi',
+    section: 'direct',
+    name: 'Express via tsgi serve --http',
+    node: true,
+    tsgi: true,
+    tools: ['wrk'],
+    modules: ['express'],
+    command: (ctx, port, nodeArgs) => tsgiServe(ctx, 'express-hello.ts', '--http', port, nodeArgs),
+    note: `The same Express app wrapped with \`fromNodeHandler\` (bench/apps/express-hello.ts), \`tsgi serve bench/apps/express-hello.ts --http 127.0.0.1:P\` (${TSGI_SERVE_HTTP}).`,
+  },
+);
+for (const row of ROWS) {
+  row.section ??= 'nginx';
+  row.tsgi ??= row.id.startsWith('tsgi-') || row.id === 'express-fastcgi';
+}
 
 export const ROW_IDS = ROWS.map((row) => row.id);
 

@@ -45,9 +45,15 @@ ${extra}      fastcgi_keep_conn on;
       fastcgi_pass ${upstream};
 `;
 
-export const proxyLocation = (upstream) => `      proxy_http_version 1.1;
+/** proxy_pass over HTTP/1.1 with kept-alive connections, or (keepalive: false) nginx's default: HTTP/1.0, a connection per request. */
+export const proxyLocation = (upstream, { keepalive = true } = {}) =>
+  keepalive
+    ? `      proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $host;
+      proxy_pass http://${upstream};
+`
+    : `      proxy_set_header Host $host;
       proxy_pass http://${upstream};
 `;
 

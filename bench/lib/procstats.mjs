@@ -87,10 +87,22 @@ export async function processTree(leaderPid) {
   return [...tree];
 }
 
+/** VmHWM (peak RSS) and VmRSS (RSS now) of one process in MiB, or null when it is gone (or a zombie). */
+export async function processMemory(pid) {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => null);
+  if (!status) return null;
+  const hwm = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? Number.NaN);
+  const rss = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? Number.NaN);
+  if (Number.isNaN(hwm)) return null;
+  return { hwm: hwm / 1024, rss: rss / 1024 };
+}
+
 /**
  * Memory of a process tree in MiB: `hwm` the sum of each process's peak RSS (VmHWM; shared pages count once
  * per process), `largestHwm` the largest single peak, `pss` the proportional set size now (shared pages split
- * between the processes sharing them), `processes` how many. null when the tree is gone.
+ * between the processes sharing them), `processes` how many; `serving` { pid, hwm, rss } of the process that
+ * used the most CPU since it started (the one serving: a `tsgi serve` worker, not its master), `leader`
+ * { pid, hwm, rss } of the tree's first process (a `tsgi serve` master). null when the tree is gone.
  */
 export async function treeMemory(leaderPid) {
   const pids = await processTree(leaderPid);
@@ -98,17 +110,22 @@ export async function treeMemory(leaderPid) {
   let largestHwm = 0;
   let pss = 0;
   let processes = 0;
+  let serving = null;
+  let leader = null;
   for (const pid of pids) {
-    const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => null);
-    if (!status) continue;
-    const kib = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? Number.NaN);
-    if (Number.isNaN(kib)) continue; // A zombie or kernel thread.
+    const memory = await processMemory(pid);
+    if (!memory) continue; // A zombie or kernel thread.
     processes++;
-    hwm += kib;
-    largestHwm = Math.max(largestHwm, kib);
+    hwm += memory.hwm;
+    largestHwm = Math.max(largestHwm, memory.hwm);
     const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => '');
     pss += Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0);
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(rest[11]) + Number(rest[12]);
+    if (!serving || ticks > serving.ticks) serving = { pid, ticks, ...memory };
+    if (pid === leaderPid) leader = { pid, ...memory };
   }
   if (processes === 0) return null;
-  return { hwm: hwm / 1024, largestHwm: largestHwm / 1024, pss: pss / 1024, processes };
+  return { hwm, largestHwm, pss: pss / 1024, processes, serving, leader };
 }

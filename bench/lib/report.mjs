@@ -10,8 +10,17 @@ const num = (value, digits = 1) => (value === null || value === undefined || Num
 const int = (value) => (value === null || value === undefined || Number.isNaN(value) ? 'n/a' : Math.round(value).toLocaleString('en-US'));
 const ratio = (value) => (value === null || value === undefined || Number.isNaN(value) ? 'n/a' : `${value.toFixed(2)}x`);
 
+/** The sections of the throughput tables: which rows, the title, the header of the ratio column. */
+const SECTIONS = [
+  { id: 'nginx', title: 'behind one nginx', ratioHeader: 'vs Node http' },
+  { id: 'direct', title: 'direct HTTP, no nginx (wrk straight at the server)', ratioHeader: 'vs raw node:http' },
+];
+
+/** GC share of a row's hello profile, as text. */
+const gcCell = (row) => (!row.gc ? '-' : row.gc.error ? 'failed' : `${(100 * row.gc.share).toFixed(1)}`);
+
 /** The columns of a throughput table, as [header, (row, figures) => text, align]. */
-function columns(results) {
+function columns(results, section = SECTIONS[0], payload = { id: 'hello' }) {
   const spread = results.settings.rounds > 1;
   const cols = [
     ['row', (row) => row.name, 'left'],
@@ -20,34 +29,40 @@ function columns(results) {
   ];
   if (spread) cols.push(['min-max', (row, f) => `${int(f.minRps)}-${int(f.maxRps)}`, 'right']);
   cols.push(
-    ['vs Node http', (row, f) => ratio(f.vsNode), 'right'],
+    [section.ratioHeader, (row, f) => ratio(f.vsNode), 'right'],
+  );
+  if (payload.id === 'hello' && results.rows.some((row) => row.gc)) cols.push(['GC %', (row) => gcCell(row), 'right']);
+  cols.push(
     ['p50 ms', (row, f) => num(f.p50Ms, 2), 'right'],
     ['p99 ms', (row, f) => num(f.p99Ms, 2), 'right'],
     ['peak RSS MiB', (row, f) => (f.hwm === null ? '-' : num(f.hwm)), 'right'],
     ['PSS MiB', (row, f) => (f.pss === null ? '-' : num(f.pss)), 'right'],
+    ['serving RSS MiB', (row, f) => (f.servingHwm === null || f.servingHwm === undefined ? '-' : num(f.servingHwm)), 'right'],
     ['backend us/req', (row, f) => (f.backendUsPerReq === null ? '-' : num(f.backendUsPerReq)), 'right'],
-    ['nginx us/req', (row, f) => num(f.nginxUsPerReq), 'right'],
+  );
+  if (section.id === 'nginx') cols.push(['nginx us/req', (row, f) => num(f.nginxUsPerReq), 'right']);
+  cols.push(
     ['errors', (row, f) => f.errors, 'right'],
     ['other CPU%', (row, f) => num(f.maxOtherCpu, 0), 'right'],
   );
   return cols;
 }
 
-function tableCells(results, payload) {
-  const cols = columns(results);
-  const rows = results.rows.filter((row) => row.byPayload[payload.id]);
+function tableCells(results, payload, section) {
+  const cols = columns(results, section, payload);
+  const rows = results.rows.filter((row) => row.byPayload[payload.id] && (row.section ?? 'nginx') === section.id);
   return { cols, body: rows.map((row) => cols.map(([, cell]) => cell(row, row.byPayload[payload.id]))) };
 }
 
-function textTable(results, payload) {
-  const { cols, body } = tableCells(results, payload);
+function textTable(results, payload, section) {
+  const { cols, body } = tableCells(results, payload, section);
   const widths = cols.map(([header], i) => Math.max(header.length, ...body.map((cells) => cells[i].length)));
   const line = (cells) => cells.map((cell, i) => (cols[i][2] === 'left' ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
   return [line(cols.map(([header]) => header)), ...body.map(line)].join('\n');
 }
 
-function markdownTable(results, payload) {
-  const { cols, body } = tableCells(results, payload);
+function markdownTable(results, payload, section) {
+  const { cols, body } = tableCells(results, payload, section);
   const header = `| ${cols.map(([h]) => h).join(' | ')} |`;
   const rule = `|${cols.map(([, , align]) => (align === 'left' ? '---' : '---:')).join('|')}|`;
   return [header, rule, ...body.map((cells) => `| ${cells.join(' | ')} |`)].join('\n');
@@ -56,7 +71,7 @@ function markdownTable(results, payload) {
 function settingsLine(results) {
   const s = results.settings;
   return (
-    `wrk -t${s.threads} -c${s.connections} -d${s.duration}s --latency per row and payload, after ${s.warmup}s of warm-up; ` +
+    `wrk -t${s.threads} -c${s.connections} -d${s.duration}s --latency per row and payload (direct HTTP rows: -t${s.directThreads}), after ${s.warmup}s of warm-up; ` +
     `${s.rounds > 1 ? `${s.rounds} rounds in rotating row order, median by req/s (p50/p99/CPU of the median run, errors summed)` : '1 round'}; ` +
     `one nginx, 1 worker process, access_log off`
   );
@@ -65,12 +80,15 @@ function settingsLine(results) {
 const LEGEND_LINES = [
   "procs: processes in the backend's tree, counted during the run (tsgi rows: `tsgi serve`'s master and the one worker that serves,",
   "plus esbuild's service process when the worker's TypeScript loader keeps one; PHP-FPM: its master and children).",
-  'vs Node http: req/s over "Node http via proxy" for the same payload.',
+  'vs Node http: req/s over "Node http via proxy" for the same payload; vs raw node:http (direct section): over "raw node:http handler".',
   "peak RSS: sum over the tree of each process's VmHWM (peak resident set; pages shared between processes count once per process),",
   "read after the row's runs of that payload (so the 64 KiB figure is the peak over both payloads).",
   'PSS: proportional set size of the tree at that moment (every shared page split between the processes mapping it, also processes',
   'outside the tree such as other node processes on the machine).',
+  "serving RSS: peak RSS (VmHWM) of the tree's process that used the most CPU (a `tsgi serve` worker, not its master), read as peak RSS is.",
   'us/req: CPU time per request of the backend tree and of nginx (steadier than req/s on a shared machine).',
+  "GC %: in a separate run of the row under `node --cpu-prof` (warm-up, then one hello run), the `(garbage collector)` node's self",
+  "time over all non-idle samples taken during that run, in the serving process's profile.",
   'errors: non-2xx responses and socket errors seen by wrk, plus [error] lines nginx logged ("N logged").',
   "other CPU%: the most CPU (percent of one core) that processes not of this bench, plus VM steal, used during one of the row's runs.",
 ];
@@ -78,6 +96,13 @@ const LEGEND = LEGEND_LINES.join(' ');
 
 function goalLines(results) {
   return results.goals.map((goal) => `${goal.label}: ${goal.text}`);
+}
+
+/** Issue 11's summary block: goal, bound, measured ratio, PASS/MISS; then the GC shares. */
+function summaryLines(results) {
+  const lines = results.summary.map((entry) => `${entry.verdict.padEnd(4)}  ${entry.label} ${entry.bound}: ${entry.detail}`);
+  if (results.gcLine) lines.push(`info  GC share of CPU under the hello load: ${results.gcLine}`);
+  return lines;
 }
 
 function streamLines(stream) {
@@ -116,9 +141,11 @@ export function textReport(results) {
   if (results.quick) out.push('QUICK RUN (--quick): short smoke-test durations; the figures are not for comparison.');
   out.push(settingsLine(results));
   out.push(`machine: ${results.machine.map(([label, value]) => `${label} ${value}`).join(', ')}`);
-  for (const payload of results.payloads) {
-    if (!results.rows.some((row) => row.byPayload[payload.id])) continue;
-    out.push('', `${payload.label}:`, textTable(results, payload));
+  for (const section of SECTIONS) {
+    for (const payload of results.payloads) {
+      if (!results.rows.some((row) => row.byPayload[payload.id] && (row.section ?? 'nginx') === section.id)) continue;
+      out.push('', `${payload.label}, ${section.title}:`, textTable(results, payload, section));
+    }
   }
   if (results.rows.length) out.push('', ...LEGEND_LINES);
   if (results.goals.length) out.push('', 'goals (hello world unless said otherwise):', ...goalLines(results).map((line) => `  ${line}`));
@@ -126,6 +153,10 @@ export function textReport(results) {
   if (results.cgi) out.push('', `CGI start-up (${results.cgi.runs} interleaved runs each, medians; peak RSS from GNU time):`, cgiTable(results.cgi, false));
   for (const line of results.errorNotes) out.push(line);
   for (const warning of results.warnings) out.push(`WARNING: ${warning}`);
+  if (results.summary?.length) {
+    out.push('', `SUMMARY: issue 11's goals, ratios of this run (hello world decides PASS/MISS; both payloads shown)${results.warnings.length ? ' -- the machine was not quiet, see the WARNINGs' : ''}:`);
+    out.push(...summaryLines(results).map((line) => `  ${line}`));
+  }
   return `${out.join('\n')}\n`;
 }
 
@@ -142,13 +173,16 @@ export function markdownReport(results) {
   out.push(`Command: \`${results.command}\` (written by bench/run.mjs; rerun it to reproduce).`, '');
   out.push('## Machine', '', '| | |', '|---|---|', ...results.machine.map(([label, value]) => `| ${label} | ${value} |`), '');
   if (results.rows.length) {
-    out.push('## Throughput behind one nginx', '', `${settingsLine(results)}.`, '');
-    for (const payload of results.payloads) {
-      if (!results.rows.some((row) => row.byPayload[payload.id])) continue;
-      out.push(`### ${payload.label}`, '', markdownTable(results, payload), '');
+    out.push('## Throughput', '', `${settingsLine(results)}.`, '');
+    for (const section of SECTIONS) {
+      for (const payload of results.payloads) {
+        if (!results.rows.some((row) => row.byPayload[payload.id] && (row.section ?? 'nginx') === section.id)) continue;
+        out.push(`### ${payload.label}, ${section.title}`, '', markdownTable(results, payload, section), '');
+      }
     }
     out.push(LEGEND, '');
   }
+  if (results.summary?.length) out.push("## Issue 11's goals", '', ...summaryLines(results).map((line) => `- ${line}`), '');
   if (results.goals.length) out.push('## Goals', '', ...goalLines(results).map((line) => `- ${line}`), '');
   if (results.stream) {
     out.push('## Streaming', '', `Through the same nginx to ${results.stream.name}, \`client_max_body_size 0\`, request and response buffering off:`, '');
