@@ -412,6 +412,11 @@ async function runBench(options, argv, prefix) {
       `about ${Math.ceil(estimate / 60)} min of measuring after setup${options.quick ? ' (--quick)' : ''}`,
   );
 
+  // Not quiet (other engineers' load, another wrk): every req/s of this run is suspect. Checked before our
+  // own setup (npm run build, apt-get) raises the load average.
+  const quiet = rows.length ? quietCheck() : [];
+  for (const warning of quiet) log(`WARNING: ${warning}`);
+
   // 1. Setup.
   const tools = new Set(rows.flatMap((row) => row.tools));
   if (doStream) ['nginx'].forEach((tool) => tools.add(tool));
@@ -455,12 +460,7 @@ async function runBench(options, argv, prefix) {
     errorNotes: [],
   };
   let exitCode = 0;
-  // Not quiet: other engineers' load (or another wrk) makes every req/s of this run suspect.
-  const quiet = quietCheck();
-  for (const warning of quiet) {
-    results.warnings.push(warning);
-    log(`WARNING: ${warning}`);
-  }
+  results.warnings.push(...quiet);
   try {
     // nginx workers and PHP-FPM children may run as another user: they must be able to read the temp dir.
     await chmod(dir, 0o755);
@@ -542,6 +542,12 @@ async function runBench(options, argv, prefix) {
     // 3. Throughput.
     if (rows.length) {
       const groups = runningGroups();
+      // A wrk started since the first check (the bench's own ones are all finished here) is another's load.
+      const otherWrk = quietCheck().filter((warning) => warning.startsWith('another wrk') && !quiet.some((w) => w.startsWith('another wrk')));
+      for (const warning of otherWrk) {
+        results.warnings.push(`before the throughput runs: ${warning}`);
+        log(`WARNING: ${results.warnings.at(-1)}`);
+      }
       const load = await machineLoad(groups, 1_000);
       if (load.foreign + load.steal > FOREIGN_CPU_WARN_PCT) {
         results.warnings.push(
