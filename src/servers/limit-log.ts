@@ -16,6 +16,34 @@ export interface LimitLog {
   hit(limit: string, what: string, raise: string): void;
 }
 
+/**
+ * What a peer can make the server log (a refused address, a malformed request, a protocol error): at most one
+ * line per kind every interval, with how many were left out meanwhile, so that a peer sending garbage in a loop
+ * cannot flood the log. `kind` groups lines ("malformed head", "refused address"); `line` is the whole text.
+ */
+export interface PeerLog {
+  write(kind: string, line: string): void;
+}
+
+/** Creates a PeerLog over `errors`. `now` is for tests. */
+export function createPeerLog(errors: ErrorStream, intervalMs: number = LIMIT_LOG_INTERVAL_MS, now: () => number = Date.now): PeerLog {
+  const state = new Map<string, { last: number; suppressed: number }>();
+  return {
+    write(kind, line) {
+      const at = now();
+      const seen = state.get(kind);
+      if (seen !== undefined && at - seen.last < intervalMs) {
+        seen.suppressed++;
+        return;
+      }
+      state.set(kind, { last: at, suppressed: 0 });
+      const text = line.endsWith('\n') ? line.slice(0, -1) : line;
+      const more = seen !== undefined && seen.suppressed > 0 ? ` (${seen.suppressed} more like it since the last line)` : '';
+      errors.write(`${text}${more}\n`);
+    },
+  };
+}
+
 /** Creates a LimitLog writing to `errors` as `tsgi: PREFIX: ...`. `now` is for tests. */
 export function createLimitLog(
   errors: ErrorStream,
@@ -23,18 +51,10 @@ export function createLimitLog(
   intervalMs: number = LIMIT_LOG_INTERVAL_MS,
   now: () => number = Date.now,
 ): LimitLog {
-  const state = new Map<string, { last: number; suppressed: number }>();
+  const peer = createPeerLog(errors, intervalMs, now);
   return {
     hit(limit, what, raise) {
-      const at = now();
-      const seen = state.get(limit);
-      if (seen !== undefined && at - seen.last < intervalMs) {
-        seen.suppressed++;
-        return;
-      }
-      const more = seen !== undefined && seen.suppressed > 0 ? ` (${seen.suppressed} more since the last line)` : '';
-      state.set(limit, { last: at, suppressed: 0 });
-      errors.write(`tsgi: ${prefix}: ${what}: refused at the limit ${limit}${more}; to change it: ${raise}\n`);
+      peer.write(limit, `tsgi: ${prefix}: ${what}: refused at the limit ${limit}; to change it: ${raise}`);
     },
   };
 }
