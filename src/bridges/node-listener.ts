@@ -9,7 +9,7 @@
  * are: PATH_INFO is not a safe file system path.
  */
 import { HOP_BY_HOP_HEADERS } from '../response/status.js';
-import { headersToVariables } from '../environ/header-variables.js';
+import { addHeaderVariable, headerVariableName } from '../environ/header-variables.js';
 import { LazyAbort } from '../servers/lazy-abort.js';
 import { readVersion } from '../version.js';
 import { createLimitLog, type LimitLog } from '../servers/limit-log.js';
@@ -21,7 +21,7 @@ import { encodeUtf8Latin1, percentDecodeToByteString } from '../environ/byte-pol
 import { createEnviron } from '../environ/create-environ.js';
 import { runApp, sendErrorPage, type ResponseSink } from '../response/run-app.js';
 import { writeToStream } from '../servers/write-to-stream.js';
-import type { App, Environ, ErrorStream } from '../types.js';
+import type { App, Environ, ErrorStream, Header } from '../types.js';
 
 /** A Node request listener, as `http.createServer()` and the 'request' event take it. */
 export type NodeListener = (req: IncomingMessage, res: ServerResponse) => void;
@@ -110,10 +110,7 @@ export function toNodeListener(app: App, options: NodeListenerOptions = {}): Nod
     limitLog: options.limitLog ?? createLimitLog(errors, 'http'),
   };
   return (req, res) => {
-    handleRequest(app, req, res, settings).catch((error: unknown) => {
-      settings.errors.write(`tsgi: http: request handler failed: ${describeError(error)}\n`);
-      res.destroy();
-    });
+    void handleRequest(app, req, res, settings);
   };
 }
 
@@ -130,62 +127,118 @@ interface Settings {
   limitLog: LimitLog;
 }
 
-async function handleRequest(app: App, req: IncomingMessage, res: ServerResponse, settings: Settings): Promise<void> {
-  const started = settings.accessLog ? performance.now() : 0;
-  // The AbortController is created only if the app reads tsgi.signal: one per request costs measurable time.
-  const abort = new LazyAbort();
-  const onClose = (): void => {
-    if (!res.writableFinished) abort.abort(new AbortError('http: the client closed the connection'));
-  };
-  res.once('close', onClose);
-  const { errors } = settings;
-  const isHead = req.method === 'HEAD';
+/** Where a response finds the abort state of its request (one shared 'close' listener, no closure per request). */
+const ABORT: unique symbol = Symbol('tsgi.abort');
+type TrackedResponse = ServerResponse & { [ABORT]?: LazyAbort };
 
-  const body = createBodySource(req, settings);
-  let environ: Environ;
+/** The 'close' listener of every response: a connection closed before the response finished aborts it. */
+function onResponseClose(this: TrackedResponse): void {
+  if (!this.writableFinished) this[ABORT]?.abort(new AbortError('http: the client closed the connection'));
+}
+
+function handleRequest(app: App, req: IncomingMessage, res: ServerResponse, settings: Settings): void {
   try {
-    // Node's parser kept only the first header lines: what it dropped was never checked (field-notes: a
-    // Transfer-Encoding past line 1,000 left the body unframed). Refused before anything else looks at them.
-    if (req.rawHeaders.length > settings.maxHeaderEntries) {
-      throw new RequestError(`http: more than ${settings.maxHeaderEntries / 2} request header lines`, 431);
+    const started = settings.accessLog ? performance.now() : 0;
+    // The AbortController is created only if the app reads tsgi.signal: one per request costs measurable time.
+    const abort = new LazyAbort();
+    (res as TrackedResponse)[ABORT] = abort;
+    res.on('close', onResponseClose);
+    const body = new RequestBody(req, settings);
+    let environ: Environ;
+    try {
+      // Node's parser kept only the first header lines: what it dropped was never checked (field-notes: a
+      // Transfer-Encoding past line 1,000 left the body unframed). Refused before anything else looks at them.
+      if (req.rawHeaders.length > settings.maxHeaderEntries) {
+        throw new RequestError(`http: more than ${settings.maxHeaderEntries / 2} request header lines`, 431);
+      }
+      checkDeclaredLength(req, settings.maxBodyBytes);
+      environ = createEnviron({
+        variables: buildVariables(req, settings.scriptName),
+        input: body,
+        inputTerminated: isChunked(req),
+        errors: settings.errors,
+        signal: abort,
+        ownsVariables: true,
+        multithread: true,
+        multiprocess: settings.multiprocess,
+        runOnce: false,
+        onFirstRead: settings.deferContinue && expectsContinue(req) ? () => sendContinue(res) : undefined,
+      });
+    } catch (error) {
+      void refuse(req, res, settings, abort, error, started);
+      return;
     }
-    checkDeclaredLength(req, settings.maxBodyBytes);
-    environ = createEnviron({
-      variables: buildVariables(req, settings.scriptName),
-      input: body,
-      inputTerminated: isChunked(req),
-      errors,
-      signal: () => abort.signal,
-      multithread: true,
-      multiprocess: settings.multiprocess,
-      runOnce: false,
-      ...(settings.deferContinue && expectsContinue(req) ? { onFirstRead: () => sendContinue(res) } : {}),
-    });
+    // A body cut at maxBodyBytes, stalled or malformed leaves the rest of it on the wire: the connection can't be reused.
+    const sink = new NodeSink(res, abort, body, () => settle(settings, req, sink, body, abort, started));
+    const run = runApp(app, environ, sink, { abort });
+    // The sink settles the request when the response ends (at once for a synchronous app); the run's end is
+    // the fallback for a run that ended without ending the response (its error page could not be sent).
+    if (!sink.settled) void run.then(() => sink.settle());
   } catch (error) {
+    settings.errors.write(`tsgi: http: request handler failed: ${describeError(error)}\n`);
+    res.destroy();
+  }
+}
+
+/** After the response: drops the body bytes the app left unread (they would stall the next request), logs. */
+function settle(settings: Settings, req: IncomingMessage, sink: NodeSink, body: RequestBody, abort: LazyAbort, started: number): void {
+  if (abort.reason === null) body.discardRest();
+  logAccess(settings, req, sink, started);
+}
+
+/** Answers a request refused before its app could run (createEnviron or a check threw) with an error page. */
+async function refuse(req: IncomingMessage, res: ServerResponse, settings: Settings, abort: LazyAbort, error: unknown, started: number): Promise<void> {
+  try {
     const code = statusOfError(error);
     if (code === 431) {
       const what = `a request with more than ${settings.maxHeaderEntries / 2} header lines got 431`;
       settings.limitLog.hit('maxHeaders', what, 'the maxHeaders option of createHttpServer');
     } else if (code !== 404) {
-      errors.write(`tsgi: request refused: ${error instanceof Error ? error.message : String(error)}\n`);
+      settings.errors.write(`tsgi: request refused: ${error instanceof Error ? error.message : String(error)}\n`);
     }
     // A request refused for its framing or headers may have left body bytes on the wire: close after the page.
-    const sink = createSink(res, abort, () => code !== 404);
+    const sink = new NodeSink(res, abort, code !== 404, null);
     try {
-      await sendErrorPage(sink, code, isHead);
+      await sendErrorPage(sink, code, req.method === 'HEAD');
     } catch {
       res.destroy();
     }
     logAccess(settings, req, sink, started);
-    return;
+  } catch (failure) {
+    settings.errors.write(`tsgi: http: request handler failed: ${describeError(failure)}\n`);
+    res.destroy();
+  }
+}
+
+/**
+ * The request body as tsgi.input's source (a BodySource made on the first read: most requests never read a
+ * body, and the source's listeners and closures would be made for nothing).
+ */
+class RequestBody implements AsyncIterable<Uint8Array> {
+  readonly #req: IncomingMessage;
+  readonly #settings: Settings;
+  #source: BodySource | null = null;
+
+  constructor(req: IncomingMessage, settings: Settings) {
+    this.#req = req;
+    this.#settings = settings;
   }
 
-  // A body cut at maxBodyBytes, stalled or malformed leaves the rest of it on the wire: the connection can't be reused.
-  const sink = createSink(res, abort, () => body.mustClose);
-  await runApp(app, environ, sink, { abortReason: () => abort.reason });
-  // Body bytes the app left unread would stall the next request on this connection.
-  if (abort.reason === null) body.discardRest();
-  logAccess(settings, req, sink, started);
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    this.#source ??= createBodySource(this.#req, this.#settings);
+    return this.#source[Symbol.asyncIterator]();
+  }
+
+  /** See BodySource.mustClose (a body never read can only have been failed by the server). */
+  get mustClose(): boolean {
+    if (this.#source !== null) return this.#source.mustClose;
+    return (this.#req as FailableRequest)[BODY_FAILURE] !== undefined;
+  }
+
+  /** See BodySource.discardRest (a body never read is left to Node, which discards it itself). */
+  discardRest(): void {
+    this.#source?.discardRest();
+  }
 }
 
 /** The request body as tsgi.input's source, plus a way to throw away whatever the app did not read. */
@@ -375,24 +428,29 @@ export function buildVariables(req: IncomingMessage, scriptName = ''): Record<st
     throw new RequestError(`http: HTTP version not supported (HTTP/${req.httpVersion})`, 505);
   }
   const raw = req.rawHeaders;
-  const pairs: Array<[string, string]> = [];
+  // The same variables as headersToVariables(pairs, { passAuthorization: true }), without the pairs.
+  const variables: Record<string, string | undefined> = {};
   let hosts = 0;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (name.length === 4 && name.toLowerCase() === 'host') hosts++;
-    pairs.push([name, raw[i + 1] as string]);
+    const key = headerVariableName(raw[i] as string, true);
+    if (key === null) continue;
+    if (key === 'HTTP_HOST') hosts++;
+    addHeaderVariable(variables, key, raw[i + 1] as string);
   }
-  const variables: Record<string, string | undefined> = headersToVariables(pairs, { passAuthorization: true });
   // RFC 9112 §3.2: a request with no Host (HTTP/1.1) or several Host fields gets a 400.
   if (hosts > 1) throw new RequestError(`http: more than one Host header (${hosts})`);
   if (hosts === 0 && req.httpVersion === '1.1') throw new RequestError('http: HTTP/1.1 request without Host (0)');
   let host = variables.HTTP_HOST;
-  if (host !== undefined && host !== '' && !HOST_RE.test(host)) {
-    throw new RequestError(`http: bad Host header (${JSON.stringify(host).slice(0, 80)})`);
+  // Clients send the same Host over and over: the last one that passed is not checked again.
+  if (host !== undefined && host !== '' && host !== lastGoodHost) {
+    if (!HOST_RE.test(host)) throw new RequestError(`http: bad Host header (${JSON.stringify(host).slice(0, 80)})`);
+    lastGoodHost = host;
+    lastGoodHostName = hostWithoutPort(host);
   }
 
   let target = req.url ?? '/';
-  if (ABSOLUTE_FORM_RE.test(target)) {
+  // An origin-form target ("/path") is the rule; only another one can be absolute-form.
+  if (target.charCodeAt(0) !== 0x2f && ABSOLUTE_FORM_RE.test(target)) {
     const afterScheme = target.indexOf('//') + 2;
     let end = target.slice(afterScheme).search(/[/?#]/);
     end = end < 0 ? target.length : afterScheme + end;
@@ -430,122 +488,213 @@ export function buildVariables(req: IncomingMessage, scriptName = ''): Record<st
     }
   }
 
-  const socket = req.socket;
-  const localAddress = unmapIpv4(socket.localAddress);
+  const connection = connectionOf(req.socket);
   variables.REQUEST_METHOD = req.method ?? 'GET';
   variables.SCRIPT_NAME = scriptName;
   variables.PATH_INFO = pathInfo;
   variables.QUERY_STRING = question < 0 ? '' : target.slice(question + 1);
   variables.REQUEST_URI = target;
-  variables.SERVER_NAME =
-    hostWithoutPort(host) ?? (localAddress?.includes(':') ? `[${localAddress}]` : localAddress) ?? 'localhost';
-  variables.SERVER_PORT = socket.localPort === undefined ? undefined : String(socket.localPort);
-  variables.SERVER_PROTOCOL = `HTTP/${req.httpVersion}`;
-  variables.SERVER_SOFTWARE = `tsgi/${readVersion()}`;
+  variables.SERVER_NAME = (host === lastGoodHost ? lastGoodHostName : hostWithoutPort(host)) ?? connection.serverName;
+  // Keys whose value is unknown are left out (not set to undefined): the environ has no such key.
+  if (connection.serverPort !== undefined) variables.SERVER_PORT = connection.serverPort;
+  variables.SERVER_PROTOCOL = req.httpVersion === '1.1' ? 'HTTP/1.1' : `HTTP/${req.httpVersion}`;
+  variables.SERVER_SOFTWARE = (serverSoftware ??= `tsgi/${readVersion()}`);
   variables.GATEWAY_INTERFACE = 'CGI/1.1';
-  variables.REMOTE_ADDR = unmapIpv4(socket.remoteAddress);
-  variables.REMOTE_PORT = socket.remotePort === undefined ? undefined : String(socket.remotePort);
-  variables.HTTPS = (socket as Partial<TLSSocket>).encrypted === true ? 'on' : undefined;
+  if (connection.remoteAddress !== undefined) variables.REMOTE_ADDR = connection.remoteAddress;
+  if (connection.remotePort !== undefined) variables.REMOTE_PORT = connection.remotePort;
+  if (connection.https) variables.HTTPS = 'on';
   return variables;
 }
 
+/** The last Host header that passed HOST_RE, and its name without the port (null when none has yet). */
+let lastGoodHost: string | null = null;
+let lastGoodHostName: string | undefined;
+let serverSoftware: string | undefined;
+
+/** What the variables of every request on one connection share, worked out once per connection. */
+interface ConnectionVariables {
+  /** SERVER_NAME when the request has no usable Host: the local address ("[::1]" for IPv6), else "localhost". */
+  serverName: string;
+  serverPort: string | undefined;
+  remoteAddress: string | undefined;
+  remotePort: string | undefined;
+  https: boolean;
+}
+
+const connections = new WeakMap<object, ConnectionVariables>();
+
+function connectionOf(socket: IncomingMessage['socket']): ConnectionVariables {
+  let known = connections.get(socket);
+  if (known === undefined) {
+    const localAddress = unmapIpv4(socket.localAddress);
+    known = {
+      serverName: (localAddress?.includes(':') ? `[${localAddress}]` : localAddress) ?? 'localhost',
+      serverPort: socket.localPort === undefined ? undefined : String(socket.localPort),
+      remoteAddress: unmapIpv4(socket.remoteAddress),
+      remotePort: socket.remotePort === undefined ? undefined : String(socket.remotePort),
+      https: (socket as Partial<TLSSocket>).encrypted === true,
+    };
+    // Not remembered before the socket knows its addresses (a socket that is closing may not yet or no more).
+    if (socket.remoteAddress !== undefined && socket.localAddress !== undefined) connections.set(socket, known);
+  }
+  return known;
+}
+
 /**
- * Creates the ResponseSink over a ServerResponse. Hop-by-hop headers from the app are dropped (Node frames the
- * message itself), so is Content-Length on 1xx/204 (RFC 9110 §8.6); headers go out as a flat list so repeated
- * ones (Set-Cookie) stay separate lines. `closeConnection()`, asked when the head goes out, adds
- * `Connection: close`.
+ * The ResponseSink over a ServerResponse. Hop-by-hop headers from the app are dropped (Node frames the message
+ * itself), so is Content-Length on 1xx/204 (RFC 9110 §8.6); headers go out as a flat list so repeated ones
+ * (Set-Cookie) stay separate lines. `closeConnection` (a boolean, or an object whose `mustClose` is read when
+ * the head goes out) adds `Connection: close`. A class: one object per response, no closures.
  */
-function createSink(res: ServerResponse, abort: LazyAbort, closeConnection: () => boolean): Sink {
-  // The first body chunk waits for the end of the tick: when the response ends there, it leaves with the head
-  // in one res.end() (one write) instead of a write and an end.
-  let held: Uint8Array | null = null;
-  const release = (): void => {
-    const chunk = held;
-    held = null;
-    if (chunk !== null && !res.destroyed && !res.writableEnded) res.write(chunk);
-  };
-  const sink: Sink = {
-    status: 0,
-    bytes: 0,
-    sendHead(code, reason, headers) {
-      const flat: string[] = [];
-      for (const [name, value] of headers) {
+class NodeSink implements ResponseSink {
+  /** The status sent, 0 before the head. */
+  status = 0;
+  /** Body bytes handed to the socket. */
+  bytes = 0;
+  readonly #res: ServerResponse;
+  readonly #abort: LazyAbort;
+  readonly #closeConnection: boolean | { readonly mustClose: boolean };
+  /**
+   * The first body chunk waits for the end of the tick: when the response ends there, it leaves with the head
+   * in one res.end() (one write of one buffer) instead of a write and an end.
+   */
+  #held: Uint8Array | null = null;
+  /** True once a body chunk went to res.write(): the head has left, nothing can join it any more. */
+  #wrote = false;
+  /** What runs once the response ended (or the run did): see settle(). */
+  #onSettled: (() => void) | null;
+  /** True once #onSettled ran (or there is none). */
+  settled: boolean;
+
+  constructor(
+    res: ServerResponse,
+    abort: LazyAbort,
+    closeConnection: boolean | { readonly mustClose: boolean },
+    onSettled: (() => void) | null,
+  ) {
+    this.#res = res;
+    this.#abort = abort;
+    this.#closeConnection = closeConnection;
+    this.#onSettled = onSettled;
+    this.settled = onSettled === null;
+  }
+
+  /** Runs the after-response work once: when the response ends or is cut, else when the run ends. */
+  settle(): void {
+    if (this.settled) return;
+    this.settled = true;
+    const onSettled = this.#onSettled;
+    this.#onSettled = null;
+    onSettled?.();
+  }
+
+  sendHead(code: number, reason: string, headers: Header[]): void {
+    const flat: string[] = [];
+    for (let i = 0; i < headers.length; i++) {
+      const header = headers[i] as Header;
+      const name = header[0];
+      if (mayBeDropped(name)) {
         const lower = name.toLowerCase();
         if (HOP_BY_HOP_HEADERS.has(lower) || lower.startsWith('proxy-')) continue;
         if (lower === 'content-length' && (code < 200 || code === 204)) continue;
-        flat.push(name, toByteString(value));
       }
-      if (closeConnection()) flat.push('Connection', 'close');
-      sink.status = code;
-      res.writeHead(code, toByteString(reason), flat);
-    },
-    write(chunk) {
-      sink.bytes += chunk.length;
-      if (sink.bytes === chunk.length && held === null) {
-        held = chunk;
-        process.nextTick(release);
-        return;
-      }
-      release();
-      return writeToStream(res, chunk);
-    },
-    end() {
-      const last = held;
-      held = null;
-      if (last !== null && !res.destroyed && !res.writableEnded && !res.headersSent) {
-        // The common small response: head and body in one write. Node joins the head with a body only when the
-        // body is a latin-1 or UTF-8 string; latin-1 keeps every byte as it is.
-        const body = last.length <= JOIN_LIMIT_BYTES ? Buffer.from(last.buffer, last.byteOffset, last.byteLength).toString('latin1') : last;
-        return new Promise<void>((resolve) => {
-          res.once('close', resolve);
-          res.end(body, 'latin1', () => {
-            res.off('close', resolve);
-            resolve();
-          });
-        });
-      }
-      if (last !== null && !res.destroyed && !res.writableEnded) res.write(last);
-      return new Promise<void>((resolve) => {
-        if (res.writableFinished || res.destroyed) {
-          resolve();
-          return;
-        }
-        const done = (): void => {
-          res.off('finish', done);
-          res.off('close', done);
-          resolve();
-        };
-        res.on('finish', done);
-        res.on('close', done);
-        res.end();
-      });
-    },
-    abort() {
-      // The head promised a body that won't come (G3; runApp has logged why): closing the connection is the
-      // only way left to say so.
-      release();
-      const socket = res.socket;
-      if (abort.reason !== null || !socket || socket.destroyed) {
-        res.destroy();
-        return;
-      }
-      // Let the bytes already written reach the client first, or it might see nothing at all.
-      const timer = setTimeout(() => socket.destroy(), ABORT_FLUSH_TIMEOUT_MS);
-      timer.unref();
-      socket.write(EMPTY, () => {
-        clearTimeout(timer);
-        socket.destroy();
-      });
-    },
-  };
-  return sink;
+      flat.push(name, toByteString(header[1]));
+    }
+    const close = this.#closeConnection;
+    if (typeof close === 'boolean' ? close : close.mustClose) flat.push('Connection', 'close');
+    this.status = code;
+    this.#res.writeHead(code, toByteString(reason), flat);
+  }
+
+  write(chunk: Uint8Array): void | Promise<void> {
+    this.bytes += chunk.length;
+    if (!this.#wrote && this.#held === null) {
+      this.#held = chunk;
+      process.nextTick(releaseHeld, this);
+      return;
+    }
+    this.release();
+    this.#wrote = true;
+    return writeToStream(this.#res, chunk);
+  }
+
+  /** Writes the held first chunk, if it is still held (the response did not end in its tick). */
+  release(): void {
+    const chunk = this.#held;
+    if (chunk === null) return;
+    this.#held = null;
+    const res = this.#res;
+    if (!res.destroyed && !res.writableEnded) {
+      this.#wrote = true;
+      res.write(chunk);
+    }
+  }
+
+  /** The last chunk and the end: a response of one small chunk leaves with its head in one write. */
+  endWith(chunk: Uint8Array): void {
+    this.bytes += chunk.length;
+    this.release();
+    this.#held = chunk;
+    this.end();
+  }
+
+  end(): void {
+    this.#end();
+    this.settle();
+  }
+
+  #end(): void {
+    const res = this.#res;
+    const last = this.#held;
+    this.#held = null;
+    if (res.destroyed || res.writableEnded) return;
+    if (last === null) {
+      res.end();
+    } else if (!this.#wrote && last.length <= JOIN_LIMIT_BYTES) {
+      // The common small response: head and body in one buffer. Node joins the head with a body only when the
+      // body is a latin-1 or UTF-8 string; latin-1 keeps every byte as it is.
+      res.end(Buffer.from(last.buffer, last.byteOffset, last.byteLength).toString('latin1'), 'latin1');
+    } else {
+      // Node sends what is left with the end, in one writev.
+      res.end(last);
+    }
+    // Nothing to wait for: Node flushes the rest on its own, and a connection that closes first fires the
+    // request's abort ('close' before 'finish').
+  }
+
+  abort(): void {
+    // The head promised a body that won't come (G3; runApp has logged why): closing the connection is the
+    // only way left to say so.
+    this.release();
+    const res = this.#res;
+    const socket = res.socket;
+    if (this.#abort.reason !== null || !socket || socket.destroyed) {
+      res.destroy();
+      return;
+    }
+    // Let the bytes already written reach the client first, or it might see nothing at all.
+    const timer = setTimeout(() => socket.destroy(), ABORT_FLUSH_TIMEOUT_MS);
+    timer.unref();
+    socket.write(EMPTY, () => {
+      clearTimeout(timer);
+      socket.destroy();
+    });
+  }
 }
 
-interface Sink extends ResponseSink {
-  /** The status sent, 0 before the head. */
-  status: number;
-  /** Body bytes handed to the socket. */
-  bytes: number;
+function releaseHeld(sink: NodeSink): void {
+  sink.release();
+}
+
+/**
+ * False for a header name the sink passes without looking closer: only names of the lengths of a hop-by-hop
+ * header or Content-Length (2, 7, 10, 14, 17), or starting with "proxy-", can be dropped.
+ */
+function mayBeDropped(name: string): boolean {
+  const length = name.length;
+  if (length === 2 || length === 7 || length === 10 || length === 14 || length === 17) return true;
+  const first = name.charCodeAt(0);
+  return length >= 6 && (first === 0x70 || first === 0x50);
 }
 
 /** Header values and reasons are byte strings; a char above U+00FF can't be one, so it goes out as UTF-8. */
@@ -617,7 +766,7 @@ function normalizeScriptName(scriptName: string): string {
   return scriptName.replace(/\/+$/, '');
 }
 
-function logAccess(settings: Settings, req: IncomingMessage, sink: Sink, started: number): void {
+function logAccess(settings: Settings, req: IncomingMessage, sink: NodeSink, started: number): void {
   if (!settings.accessLog) return;
   const remote = unmapIpv4(req.socket.remoteAddress) ?? '-';
   const ms = (performance.now() - started).toFixed(1);

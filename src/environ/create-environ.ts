@@ -1,6 +1,7 @@
 import { RequestError } from '../errors.js';
 import type { Environ, ErrorStream } from '../types.js';
-import { createInput } from './input.js';
+import { LazyAbort } from '../servers/lazy-abort.js';
+import { BodyInput } from './input.js';
 import { setVariable } from './variables.js';
 
 /** The largest CONTENT_LENGTH accepted: beyond it, byte counts lose precision in a JS number. */
@@ -20,8 +21,9 @@ export interface EnvironSource {
    * Fires when the client goes away. Default: a signal that never fires. A function makes `tsgi.signal` lazy:
    * it is called the first time the app reads the key (creating an AbortController costs time on every
    * request). The transport's `input` must then reject pending reads by itself when the client goes away.
+   * A LazyAbort does the same as `() => lazyAbort.signal` without a closure per request.
    */
-  signal?: AbortSignal | (() => AbortSignal);
+  signal?: AbortSignal | (() => AbortSignal) | LazyAbort;
   /**
    * The transport built `variables` for this environ alone: use the object itself instead of a copy (saves a
    * copy per request on the hot path).
@@ -106,34 +108,20 @@ export function createEnviron(source: EnvironSource): Environ {
   if (vars.SERVER_NAME === undefined) vars.SERVER_NAME = hostWithoutPort(vars.HTTP_HOST) ?? 'localhost';
   vars.SERVER_PORT ??= urlScheme === 'https' ? '443' : '80';
 
-  const lazySignal = typeof source.signal === 'function' ? source.signal : null;
-  const signal = lazySignal ? undefined : ((source.signal as AbortSignal | undefined) ?? new AbortController().signal);
+  const given = source.signal;
+  const lazy = typeof given === 'function' || given instanceof LazyAbort;
+  const signal = lazy ? undefined : ((given as AbortSignal | undefined) ?? new AbortController().signal);
   const terminated = source.inputTerminated ?? false;
   const environ = vars as unknown as Environ;
   environ['tsgi.version'] = [1, 0];
   environ['tsgi.url_scheme'] = urlScheme;
-  environ['tsgi.input'] = createInput({
-    source: source.input ?? null,
-    contentLength,
-    terminated,
-    ...(signal ? { signal } : {}),
-    ...(source.onFirstRead ? { onFirstRead: source.onFirstRead } : {}),
-  });
+  environ['tsgi.input'] = new BodyInput(source.input ?? null, contentLength, terminated, signal, source.onFirstRead);
   environ['tsgi.input_terminated'] = terminated;
   environ['tsgi.errors'] = source.errors;
-  if (lazySignal) {
-    Object.defineProperty(environ, 'tsgi.signal', {
-      configurable: true,
-      enumerable: true,
-      get: () => {
-        const created = lazySignal();
-        Object.defineProperty(environ, 'tsgi.signal', { value: created, writable: true, configurable: true, enumerable: true });
-        return created;
-      },
-      set: (value: AbortSignal) => {
-        Object.defineProperty(environ, 'tsgi.signal', { value, writable: true, configurable: true, enumerable: true });
-      },
-    });
+  if (lazy) {
+    // One shared getter and setter (no closures per request): they find the source in a private field.
+    SignalSource.stamp(environ, given as LazySource);
+    Object.defineProperty(environ, 'tsgi.signal', LAZY_SIGNAL);
   } else {
     environ['tsgi.signal'] = signal as AbortSignal;
   }
@@ -142,6 +130,66 @@ export function createEnviron(source: EnvironSource): Environ {
   environ['tsgi.run_once'] = source.runOnce ?? false;
   return environ;
 }
+
+type LazySource = (() => AbortSignal) | LazyAbort;
+
+/** A base class whose constructor returns the object it is given: `super(target)` makes `this` that object. */
+class ReturnTarget {
+  constructor(target: object) {
+    return target;
+  }
+}
+
+/**
+ * Where a lazy `tsgi.signal` finds its source: a private field stamped on the environ itself (a subclass of
+ * ReturnTarget adds its fields to the object its base returned). Unlike a symbol key or a non-enumerable
+ * property, a private field is invisible to Object.keys, Reflect.ownKeys, copies and deep equality, and costs
+ * one fast property store instead of an Object.defineProperty call (measured: about 0.3 µs per environ).
+ */
+class SignalSource extends ReturnTarget {
+  #source: LazySource;
+
+  constructor(environ: object, source: LazySource) {
+    super(environ);
+    this.#source = source;
+  }
+
+  /** Stamps `source` on `environ` (replacing one stamped before: a field can't be added twice). */
+  static stamp(environ: object, source: LazySource): void {
+    if (#source in environ) (environ as SignalSource).#source = source;
+    else new SignalSource(environ, source);
+  }
+
+  /** The source stamped on `environ`, or on the nearest object of its prototype chain that has one. */
+  static of(environ: object): LazySource | undefined {
+    for (let at: object | null = environ; at !== null; at = Object.getPrototypeOf(at) as object | null) {
+      if (#source in at) return (at as SignalSource).#source;
+    }
+    return undefined;
+  }
+}
+
+/** Replaces the lazy accessor of `tsgi.signal` with a plain data property holding `value`. */
+function settleSignal(environ: object, value: unknown): void {
+  Object.defineProperty(environ, 'tsgi.signal', { value, writable: true, configurable: true, enumerable: true });
+}
+
+/** The accessor of a lazy `tsgi.signal`, shared by every environ: created on first read, then a data property. */
+const LAZY_SIGNAL: PropertyDescriptor = Object.freeze({
+  configurable: true,
+  enumerable: true,
+  get(this: object): AbortSignal {
+    const lazySource = SignalSource.of(this);
+    // (Undefined only for a getter taken off its environ and called on some other object.)
+    const created =
+      lazySource === undefined ? new AbortController().signal : typeof lazySource === 'function' ? lazySource() : lazySource.signal;
+    settleSignal(this, created);
+    return created;
+  },
+  set(this: object, value: AbortSignal): void {
+    settleSignal(this, value);
+  },
+});
 
 /** Space or tab (the only blanks tolerated around CONTENT_LENGTH's digits). */
 function isBlank(code: number): boolean {

@@ -13,21 +13,48 @@ export function headersToVariables(
   options: { passAuthorization?: boolean } = {},
 ): Record<string, string> {
   const out: Record<string, string> = {};
+  const passAuthorization = options.passAuthorization ?? false;
   for (const [rawName, value] of headers) {
-    if (!HEADER_NAME_RE.test(rawName)) continue;
-    const lower = rawName.toLowerCase();
-    if (lower === 'proxy') continue;
-    if (lower === 'proxy-authorization') continue;
-    if (lower === 'authorization' && !options.passAuthorization) continue;
-    let key: string;
-    if (lower === 'content-type') key = 'CONTENT_TYPE';
-    else if (lower === 'content-length') key = 'CONTENT_LENGTH';
-    else key = `HTTP_${lower.toUpperCase().replace(/-/g, '_')}`;
-    const previous = out[key];
-    if (previous === undefined) out[key] = value;
-    else out[key] = `${previous}${lower === 'cookie' ? '; ' : ', '}${value}`;
+    const key = headerVariableName(rawName, passAuthorization);
+    if (key !== null) addHeaderVariable(out, key, value);
   }
   return out;
+}
+
+/**
+ * The CGI variable a request header becomes under headersToVariables' rules ("X-A" -> "HTTP_X_A",
+ * "content-type" -> "CONTENT_TYPE"), or null for a header that is dropped. Names repeat from request to
+ * request, so the answers are remembered (up to a bound: names a client makes up are then worked out each time).
+ */
+export function headerVariableName(rawName: string, passAuthorization: boolean): string | null {
+  let key = variableNames.get(rawName);
+  if (key === undefined) {
+    key = computeVariableName(rawName);
+    if (variableNames.size < MAX_REMEMBERED_NAMES) variableNames.set(rawName, key);
+  }
+  // Authorization is the one header whose fate depends on the caller.
+  if (key === 'HTTP_AUTHORIZATION' && !passAuthorization) return null;
+  return key;
+}
+
+/** Stores one header's value under `key`, joining a repeat with ", " (HTTP_COOKIE with "; "). */
+export function addHeaderVariable(out: Record<string, string | undefined>, key: string, value: string): void {
+  const previous = out[key];
+  if (previous === undefined) out[key] = value;
+  else out[key] = `${previous}${key === 'HTTP_COOKIE' ? '; ' : ', '}${value}`;
+}
+
+const MAX_REMEMBERED_NAMES = 1024;
+const variableNames = new Map<string, string | null>();
+
+function computeVariableName(rawName: string): string | null {
+  if (!HEADER_NAME_RE.test(rawName)) return null;
+  const lower = rawName.toLowerCase();
+  if (lower === 'proxy') return null;
+  if (lower === 'proxy-authorization') return null;
+  if (lower === 'content-type') return 'CONTENT_TYPE';
+  if (lower === 'content-length') return 'CONTENT_LENGTH';
+  return `HTTP_${lower.toUpperCase().replace(/-/g, '_')}`;
 }
 
 // Letters, digits and "-" only: "_" and "." would alias "-" once mapped to a variable name (B9).

@@ -24,11 +24,14 @@ export interface InputSource {
  * ends early. Without CONTENT_LENGTH the body is empty unless `terminated` says the source ends by itself.
  */
 export function createInput(options: InputSource): InputStream {
-  return new BodyInput(options);
+  return new BodyInput(options.source ?? null, options.contentLength, options.terminated, options.signal, options.onFirstRead);
 }
 
-/** The InputStream behind createInput; a class, so a request costs one object rather than a dozen closures. */
-class BodyInput implements InputStream {
+/**
+ * The InputStream behind createInput; a class, so a request costs one object rather than a dozen closures.
+ * createEnviron builds it directly from positional arguments (no options object per request).
+ */
+export class BodyInput implements InputStream {
   readonly #source: AsyncIterable<Uint8Array> | null;
   readonly #declared: number | null;
   readonly #signal: AbortSignal | undefined;
@@ -41,12 +44,18 @@ class BodyInput implements InputStream {
   #failure: unknown = null;
   #busy = false;
 
-  constructor(options: InputSource) {
-    this.#source = options.source ?? null;
-    this.#declared = options.contentLength;
-    this.#signal = options.signal;
-    this.#onFirstRead = options.onFirstRead;
-    this.#remaining = options.contentLength ?? (options.terminated ? Number.POSITIVE_INFINITY : 0);
+  constructor(
+    source: AsyncIterable<Uint8Array> | null,
+    contentLength: number | null,
+    terminated: boolean,
+    signal?: AbortSignal,
+    onFirstRead?: () => void,
+  ) {
+    this.#source = source;
+    this.#declared = contentLength;
+    this.#signal = signal;
+    this.#onFirstRead = onFirstRead;
+    this.#remaining = contentLength ?? (terminated ? Number.POSITIVE_INFINITY : 0);
   }
 
   async read(n?: number): Promise<Uint8Array> {

@@ -14,6 +14,12 @@ export interface ResponseSink {
   write(chunk: Uint8Array): void | Promise<void>;
   /** Ends a response that completed. */
   end(): void | Promise<void>;
+  /**
+   * Optional: sends the last body bytes (never empty) and ends the response, in one step (`write` then `end`
+   * otherwise). runApp uses it for the last chunk of an array body, so a transport can send a small response
+   * in one write without waiting for the end of the tick to know it was the last.
+   */
+  endWith?(chunk: Uint8Array): void | Promise<void>;
   /** Ends a response that failed after its head was sent: the transport must signal the failure (cut it). */
   abort(error: unknown): void | Promise<void>;
 }
@@ -43,6 +49,11 @@ export interface RunOptions {
    * the signal only when the app asks for it passes its own flag here, so runApp never forces it into being.
    */
   abortReason?: () => Error | null;
+  /**
+   * The same as `abortReason`, as an object whose `reason` is read instead (a LazyAbort): saves a closure per
+   * request. Takes precedence over `abortReason`.
+   */
+  abort?: { readonly reason: Error | null };
 }
 
 const encoder = new TextEncoder();
@@ -85,7 +96,8 @@ class ResponseRun {
   readonly #environ: Environ;
   readonly #sink: ResponseSink;
   readonly #isHead: boolean;
-  readonly #abortReason: () => Error | null;
+  readonly #abortReason: (() => Error | null) | null;
+  readonly #abort: { readonly reason: Error | null } | null;
   #pending: PendingHead | null = null;
   #headSent = false;
   #declaredLength: number | null = null;
@@ -93,12 +105,24 @@ class ResponseRun {
   #overflowLogged = false;
   #body: Body | undefined = undefined;
   #closed = false;
+  /** True while the last chunk of an array body is sent: it is kept for sink.endWith instead of written. */
+  #holdLast = false;
+  /** The last body bytes, kept for sink.endWith. */
+  #lastPart: Uint8Array | null = null;
 
   constructor(environ: Environ, sink: ResponseSink, options: RunOptions) {
     this.#environ = environ;
     this.#sink = sink;
     this.#isHead = options.head ?? environ.REQUEST_METHOD === 'HEAD';
-    this.#abortReason = options.abortReason ?? (() => signalReason(environ['tsgi.signal']));
+    this.#abort = options.abort ?? null;
+    this.#abortReason = this.#abort !== null ? null : (options.abortReason ?? null);
+  }
+
+  /** Why the client went away, or null while it is there. */
+  #gone(): Error | null {
+    if (this.#abort !== null) return this.#abort.reason;
+    if (this.#abortReason !== null) return this.#abortReason();
+    return signalReason(this.#environ['tsgi.signal']);
   }
 
   readonly write: Write = async (chunk: Chunk) => {
@@ -119,7 +143,9 @@ class ResponseRun {
 
   async run(app: App): Promise<RunResult> {
     try {
-      const body = await app(this.#environ, this.startResponse);
+      let body = app(this.#environ, this.startResponse);
+      // Most apps answer synchronously: awaiting a body that is no promise would only cost a turn.
+      if (isThenable(body)) body = await body;
       this.#body = body;
       if (body === null || body === undefined || typeof body === 'string' || body instanceof Uint8Array) {
         throw new AppError('response: an app must return an iterable of chunks, not a string, bytes or nothing');
@@ -131,7 +157,17 @@ class ResponseRun {
       }
       if (Array.isArray(body) && this.#pending !== null) addLengthOfArray(this.#pending, body);
       if (!this.#isHead) {
-        if (isAsync) {
+        if (isPlainArray(body)) {
+          // The common body: an array, walked by index (no iterator object). The length is read on every
+          // step, as for...of does. Its last chunk goes out with the end when the sink can do that.
+          const endWith = typeof this.#sink.endWith === 'function';
+          for (let i = 0; i < body.length; i++) {
+            this.#holdLast = endWith && i === body.length - 1;
+            const waiting = this.#sendChunk(body[i] as Chunk);
+            if (waiting) await waiting;
+          }
+          this.#holdLast = false;
+        } else if (isAsync) {
           for await (const chunk of body as AsyncIterable<Chunk>) {
             const waiting = this.#sendChunk(chunk);
             if (waiting) await waiting;
@@ -152,19 +188,34 @@ class ResponseRun {
       if (!this.#isHead && declared !== null && this.#bytes < declared && !isBodylessStatus(pending.code)) {
         throw new AppError(`response: app sent ${this.#bytes} of its Content-Length (${declared}) bytes`);
       }
-      await this.#closeBody();
-      const ended = this.#sink.end();
+      const closing = this.#closeBody();
+      if (closing) await closing;
+      const last = this.#lastPart;
+      this.#lastPart = null;
+      const ended = last !== null ? (this.#sink.endWith as (chunk: Uint8Array) => void | Promise<void>)(last) : this.#sink.end();
       if (ended) await ended;
       return { status: pending.code, bytes: this.#bytes, ok: true, failedAfterHead: false, aborted: false };
     } catch (error) {
-      await this.#closeBody();
+      // Bytes kept for the end went out before the failure, as they would have without endWith.
+      const last = this.#lastPart;
+      this.#lastPart = null;
+      if (last !== null && this.#gone() === null) {
+        try {
+          const waiting = this.#sink.write(last);
+          if (waiting) await waiting;
+        } catch {
+          // The failure below is what the client learns.
+        }
+      }
+      const closing = this.#closeBody();
+      if (closing) await closing;
       return this.#fail(error);
     }
   }
 
   /** One chunk from the body: checks it, then sends it. Returns a promise only when the sink asks to wait. */
   #sendChunk(chunk: Chunk): Promise<void> | void {
-    const gone = this.#abortReason();
+    const gone = this.#gone();
     if (gone) throw gone;
     const bytes = chunkToBytes(chunk);
     if (bytes.length > 0 && !this.#pending) throw new AppError('response: body produced before startResponse was called');
@@ -193,7 +244,7 @@ class ResponseRun {
 
   #sendBody(chunk: Uint8Array): Promise<void> | void {
     if (this.#isHead || (this.#pending && isBodylessStatus(this.#pending.code))) return;
-    const gone = this.#abortReason();
+    const gone = this.#gone();
     if (gone) throw gone;
     let part = chunk;
     const declared = this.#declaredLength;
@@ -206,13 +257,22 @@ class ResponseRun {
       if (part.length === 0) return;
     }
     this.#bytes += part.length;
+    if (this.#holdLast) {
+      this.#lastPart = part;
+      return;
+    }
     return this.#sink.write(part);
   }
 
-  async #closeBody(): Promise<void> {
+  /** Calls the body's close() once; returns a promise only when there is one to call. */
+  #closeBody(): Promise<void> | void {
     const body = this.#body;
     if (this.#closed || !body || typeof body.close !== 'function') return;
     this.#closed = true;
+    return this.#callClose(body as { close(): void | Promise<void> });
+  }
+
+  async #callClose(body: { close(): void | Promise<void> }): Promise<void> {
     try {
       await body.close();
     } catch (error) {
@@ -224,7 +284,7 @@ class ResponseRun {
     const sink = this.#sink;
     const headSent = this.#headSent;
     const bytes = this.#bytes;
-    if (this.#abortReason() !== null) {
+    if (this.#gone() !== null) {
       try {
         await sink.abort(error);
       } catch {
@@ -252,6 +312,17 @@ class ResponseRun {
     }
     return { status: code, bytes: 0, ok: false, failedAfterHead: false, aborted: false, error };
   }
+}
+
+const arrayIterator = Array.prototype[Symbol.iterator];
+
+/** An array whose iteration is the built-in one (for...of would walk it index by index). */
+function isPlainArray(body: unknown): body is readonly unknown[] {
+  return Array.isArray(body) && (body as unknown[])[Symbol.iterator] === arrayIterator;
+}
+
+function isThenable(value: unknown): value is PromiseLike<Body> {
+  return (typeof value === 'object' && value !== null) || typeof value === 'function' ? typeof (value as { then?: unknown }).then === 'function' : false;
 }
 
 function signalReason(signal: AbortSignal): Error | null {

@@ -55,10 +55,15 @@ export function checkHeaders(headers: unknown): Header[] {
     if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') {
       throw new AppError(`response: header must be a [name, value] pair of strings (${safeJson(pair)})`);
     }
-    const [name, value] = pair as [string, string];
-    if (!TOKEN_RE.test(name)) throw new AppError(`response: header name is not a token (${safeJson(name)})`);
-    if (name.length === 6 && name.toLowerCase() === 'status') {
-      throw new AppError('response: "Status" is not a header; pass it as status');
+    const name = pair[0] as string;
+    const value = pair[1] as string;
+    // Apps send the same few names on every response: a name that passed once is not matched again.
+    if (!goodNames.has(name)) {
+      if (!TOKEN_RE.test(name)) throw new AppError(`response: header name is not a token (${safeJson(name)})`);
+      if (name.length === 6 && name.toLowerCase() === 'status') {
+        throw new AppError('response: "Status" is not a header; pass it as status');
+      }
+      if (goodNames.size < MAX_GOOD_NAMES) goodNames.add(name);
     }
     if (BAD_VALUE_RE.test(value)) {
       throw new AppError(`response: header value holds a control character (${name}: ${safeJson(value)})`);
@@ -86,6 +91,10 @@ export function checkHeaders(headers: unknown): Header[] {
   });
 }
 
+/** Header names that passed checkHeaders' name checks (bounded: names beyond it are checked every time). */
+const goodNames = new Set<string>();
+const MAX_GOOD_NAMES = 512;
+
 /** Longest Content-Length accepted: Number.MAX_SAFE_INTEGER has 16 digits. */
 const MAX_LENGTH_DIGITS = 16;
 
@@ -103,7 +112,13 @@ function isContentLength(value: string): boolean {
 /** Returns the value of the first header named `name` (case-insensitive), or undefined. */
 export function findHeader(headers: readonly Header[], name: string): string | undefined {
   const lower = name.toLowerCase();
-  for (const [key, value] of headers) if (key.toLowerCase() === lower) return value;
+  const length = lower.length;
+  for (let i = 0; i < headers.length; i++) {
+    const header = headers[i] as Header;
+    const key = header[0];
+    // Only a name of the same length can match: most are skipped without lowercasing them (hot path).
+    if (key.length === length && (key === lower || key.toLowerCase() === lower)) return header[1];
+  }
   return undefined;
 }
 

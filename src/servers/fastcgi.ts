@@ -1,8 +1,8 @@
 import { Server, type Socket } from 'node:net';
 import { describeError } from '../errors.js';
-import type { ByteBudget } from '../protocol/fastcgi/name-value.js';
+import { NameValueCache, type ByteBudget } from '../protocol/fastcgi/name-value.js';
 import type { App } from '../types.js';
-import { createLimitLog, type LimitLog } from './limit-log.js';
+import { createLimitLog, createPeerLog, type LimitLog, type PeerLog } from './limit-log.js';
 import { FastCgiConnection, type ConnectionServer } from './fastcgi/connection.js';
 import { normalizeAddress, resolveFastCgiOptions, type FastCgiServerOptions, type ResolvedFastCgiOptions } from './fastcgi/options.js';
 
@@ -35,6 +35,9 @@ export class FastCgiServer extends Server implements ConnectionServer {
   /** Date.now() at the last timeout sweep or accept: the connections' cheap clock. */
   now = Date.now();
   readonly limitLog: LimitLog;
+  readonly peerLog: PeerLog;
+  /** The strings of the last PARAMS decoded, shared by the connections (see ConnectionServer.nameCache). */
+  readonly nameCache = new NameValueCache();
   #draining = false;
   readonly #connections = new Set<FastCgiConnection>();
   /** The timeout sweep: runs while there are connections. */
@@ -49,6 +52,7 @@ export class FastCgiServer extends Server implements ConnectionServer {
     this.app = app;
     this.options = resolveFastCgiOptions(options);
     this.limitLog = createLimitLog(this.options.errors, 'fastcgi');
+    this.peerLog = createPeerLog(this.options.errors);
     const { headerTimeoutMs, bodyTimeoutMs, idleTimeoutMs } = this.options;
     const shortest = Math.min(...[headerTimeoutMs, bodyTimeoutMs, idleTimeoutMs].filter((ms) => ms > 0), 4 * MAX_SWEEP_MS);
     this.#sweepMs = Math.max(MIN_SWEEP_MS, Math.floor(shortest / 4));
@@ -69,7 +73,7 @@ export class FastCgiServer extends Server implements ConnectionServer {
     const allowed = this.options.webServerAddrs;
     // FCGI_WEB_SERVER_ADDRS applies to TCP peers; a unix socket's peer has no address (conformance C16).
     if (allowed !== null && socket.remoteAddress !== undefined && !allowed.has(normalizeAddress(socket.remoteAddress))) {
-      this.options.errors.write(`tsgi: fastcgi: refused a connection from ${socket.remoteAddress} (not in FCGI_WEB_SERVER_ADDRS)\n`);
+      this.peerLog.write('refused address', `tsgi: fastcgi: refused a connection from ${socket.remoteAddress} (not in FCGI_WEB_SERVER_ADDRS)`);
       socket.destroy();
       return;
     }

@@ -118,14 +118,19 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
   const listener = toNodeListener(app, { ...options, errors, maxHeaders, limitLog, deferContinue: true });
   // Responses in flight per connection: a parse error on a pipelined request must not write its 400 into the
   // middle of an earlier response.
-  const inFlight = new WeakMap<Duplex, Set<ServerResponse>>();
+  // Closed responses are dropped when the next one is added or when the list is read, rather than by a 'close'
+  // listener per response (the list holds at most the responses of one connection's pipeline).
+  const inFlight = new WeakMap<Duplex, { responses: ServerResponse[] }>();
   const track = (req: IncomingMessage, res: ServerResponse): void => {
     const socket = req.socket;
-    let responses = inFlight.get(socket);
-    if (!responses) inFlight.set(socket, (responses = new Set()));
-    responses.add(res);
-    res.once('close', () => responses.delete(res));
+    const entry = inFlight.get(socket);
+    if (entry === undefined) inFlight.set(socket, { responses: [res] });
+    else entry.responses = withOpen(entry.responses, res);
     listener(req, res);
+  };
+  const inFlightOn = (socket: Duplex): ServerResponse[] => {
+    const entry = inFlight.get(socket);
+    return entry === undefined ? [] : entry.responses.filter((res) => !res.closed);
   };
   server.on('request', track);
   server.on('checkContinue', track);
@@ -141,7 +146,7 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
     const timedOut = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
     // Let this turn's microtasks run first: a response the listener refused synchronously is ended by then.
     setImmediate(() => {
-      const pending = [...(inFlight.get(socket) ?? [])];
+      const pending = inFlightOn(socket);
       // An error in a body belongs to a request already handed to the listener.
       const broken = pending.find((res) => !res.req.complete);
       if (!timedOut) {
@@ -175,6 +180,17 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
     });
   });
   return server;
+}
+
+/**
+ * `responses` without those that closed, plus `added`. The usual case, one response per connection at a time
+ * and the previous one closed, makes a fresh one-element array (cheaper than editing the old one in place).
+ */
+function withOpen(responses: ServerResponse[], added: ServerResponse): ServerResponse[] {
+  if (responses.length === 1 && (responses[0] as ServerResponse).closed) return [added];
+  const open = responses.filter((res) => !res.closed);
+  open.push(added);
+  return open;
 }
 
 function checkLimit(name: string, value: number, min: number, infinite = false): number {

@@ -14,7 +14,7 @@ import { refuseRequest, runApp, type ResponseSink, type RunResult } from '../res
 import type { App, ErrorStream, Header } from '../types.js';
 import { ByteQueue } from './fastcgi/byte-queue.js';
 import { DEFAULT_INPUT_HIGH_WATER_BYTES, DEFAULT_MAX_CONNECTIONS, normalizeAddress } from './fastcgi/options.js';
-import { createLimitLog, type LimitLog } from './limit-log.js';
+import { createLimitLog, createPeerLog, type LimitLog, type PeerLog } from './limit-log.js';
 import { DEFAULT_BODY_TIMEOUT_MS, DEFAULT_HEADER_TIMEOUT_MS, LINGER_MS, type PeerTimeoutOptions } from './limits.js';
 import { waitForDrain } from './write-to-stream.js';
 
@@ -132,6 +132,8 @@ export class OneRequestServer extends Server {
   activeRequests = 0;
   /** Refusals at a limit (timeouts, maxConnections, maxBodyBytes): a few log lines, never one per connection. */
   readonly limitLog: LimitLog;
+  /** What peers make the server log (refused addresses, malformed heads): one line per kind per 10 s. */
+  readonly peerLog: PeerLog;
 
   constructor(app: App, protocol: OneRequestProtocol, options: OneRequestServerOptions = {}) {
     // allowHalfOpen: a client that shuts down its sending side after the request still gets the answer.
@@ -141,6 +143,7 @@ export class OneRequestServer extends Server {
     this.options = resolveOneRequestOptions(options, protocol);
     this.maxConnections = this.options.maxConnections;
     this.limitLog = createLimitLog(this.options.errors, protocol.name);
+    this.peerLog = createPeerLog(this.options.errors);
     this.on('connection', (socket: Socket) => this.#accept(socket));
     // net.Server closes a connection over maxConnections itself, silently: say so (rate-limited).
     this.on('drop', () =>
@@ -151,13 +154,16 @@ export class OneRequestServer extends Server {
   #accept(socket: Socket): void {
     const allowed = this.options.webServerAddrs;
     if (allowed !== null && socket.remoteAddress !== undefined && !allowed.has(normalizeAddress(socket.remoteAddress))) {
-      this.options.errors.write(`tsgi: ${this.protocol.name}: refused a connection from ${socket.remoteAddress} (not in webServerAddrs)\n`);
+      this.peerLog.write('refused address', `tsgi: ${this.protocol.name}: refused a connection from ${socket.remoteAddress} (not in webServerAddrs)`);
       socket.destroy();
       return;
     }
     new OneRequestConnection(this, socket);
   }
 }
+
+/** A head and a first body chunk that fit in this many bytes leave in one buffer (see the sink's write). */
+const COMBINE_LIMIT_BYTES = 4 * 1024;
 
 /** Socket errors that only mean the peer went away: not worth a log line. */
 const PEER_GONE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
@@ -189,6 +195,11 @@ class OneRequestConnection {
   #active = false;
   /** The head timer, then the body timer (null when none is due). */
   #timer: NodeJS.Timeout | null = null;
+  /**
+   * The linger timer (see #linger), cleared when the socket closes: a timer left pending would keep the socket
+   * and this connection alive for LINGER_MS after every request.
+   */
+  #lingerTimer: NodeJS.Timeout | null = null;
 
   constructor(server: OneRequestServer, socket: Socket) {
     this.#server = server;
@@ -199,7 +210,7 @@ class OneRequestConnection {
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEnd());
     socket.on('error', (error: NodeJS.ErrnoException) => {
-      if (!PEER_GONE_CODES.has(error.code ?? '')) this.#options.errors.write(`tsgi: ${this.#name}: connection error (${error.message})\n`);
+      if (!PEER_GONE_CODES.has(error.code ?? '')) this.#server.peerLog.write('connection error', `tsgi: ${this.#name}: connection error (${error.message})`);
       // Now, not at 'close': that comes a loop turn later, after a blocked write has already seen the error.
       if (!this.#finished) this.#abortRequest(new AbortError(`${this.#name}: the web server closed the connection (${error.code ?? error.message})`));
     });
@@ -315,7 +326,7 @@ class OneRequestConnection {
   #onEnd(): void {
     if (this.#reader !== null) {
       // The web server hung up before a whole head: nothing to answer.
-      if (this.#received > 0) this.#options.errors.write(`tsgi: ${this.#name}: connection closed inside the request head (${this.#received} bytes)\n`);
+      if (this.#received > 0) this.#server.peerLog.write('cut head', `tsgi: ${this.#name}: connection closed inside the request head (${this.#received} bytes)`);
       this.#reader = null;
       this.#finished = true;
       this.#socket.destroy();
@@ -332,6 +343,10 @@ class OneRequestConnection {
 
   #onClose(): void {
     this.#clearTimer();
+    if (this.#lingerTimer !== null) {
+      clearTimeout(this.#lingerTimer);
+      this.#lingerTimer = null;
+    }
     if (!this.#finished) this.#abortRequest(new AbortError(`${this.#name}: the web server closed the connection`));
     this.#finished = true;
   }
@@ -344,7 +359,7 @@ class OneRequestConnection {
 
   /** A malformed head: logged, answered 400 (nothing was sent yet and the socket still works), closed. */
   #refuse(error: unknown): void {
-    this.#options.errors.write(`tsgi: ${error instanceof ProtocolError ? error.message : describeError(error)}\n`);
+    this.#server.peerLog.write('malformed head', `tsgi: ${error instanceof ProtocolError ? error.message : describeError(error)}`);
     this.#finished = true;
     this.#writeErrorPage(statusOfError(error) === 502 ? 400 : statusOfError(error));
   }
@@ -369,7 +384,9 @@ class OneRequestConnection {
       socket.destroySoon();
       return;
     }
-    socket.once('finish', () => setTimeout(() => socket.destroy(), LINGER_MS).unref());
+    socket.once('finish', () => {
+      if (!socket.destroyed) this.#lingerTimer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    });
   }
 
   #start(head: OneRequestHead): void {
@@ -465,10 +482,19 @@ class OneRequestConnection {
         const head = this.#pendingHead;
         if (head !== null) {
           this.#pendingHead = null;
-          socket.cork();
-          socket.write(head);
-          socket.write(chunk);
-          socket.uncork();
+          const total = head.length + chunk.length;
+          if (total <= COMBINE_LIMIT_BYTES) {
+            // A small answer: head and body copied into one buffer, one plain write (cheaper than a corked writev).
+            const both = Buffer.allocUnsafe(total);
+            both.set(head, 0);
+            both.set(chunk, head.length);
+            socket.write(both);
+          } else {
+            socket.cork();
+            socket.write(head);
+            socket.write(chunk);
+            socket.uncork();
+          }
         } else {
           socket.write(chunk);
         }

@@ -1,5 +1,5 @@
 export * from './constants.js';
-export { RecordDecoder, type FastCgiRecord } from './record-decoder.js';
+export { RecordDecoder, type FastCgiRecord, type RecordHandler } from './record-decoder.js';
 export { NameValueCollector, decodeNameValuePairs, encodeNameValuePairs, type NameValuePair } from './name-value.js';
 export {
   encodeBeginRequest,

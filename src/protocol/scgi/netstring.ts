@@ -1,5 +1,6 @@
 import { ProtocolError } from '../../errors.js';
 import { addVariable, hasVariable } from '../../environ/variables.js';
+import { NameValueCache, cachedString } from '../fastcgi/name-value.js';
 
 /** Default cap on the header netstring's payload of one request: far above what web servers send (a few KiB). */
 export const DEFAULT_MAX_SCGI_HEADER_BYTES = 1024 * 1024;
@@ -22,6 +23,11 @@ const NINE = 0x39;
 const MAX_LENGTH_DIGITS = 15;
 const DIGITS_RE = /^[0-9]*$/;
 const EMPTY = new Uint8Array(0);
+/**
+ * The strings of the last header decoded, reused when the same bytes come again (see cachedString): the web
+ * server sends the same names in the same order on every request. One per process: decoding is synchronous.
+ */
+const STRING_CACHE = new NameValueCache();
 
 /**
  * Encodes name-value pairs as an SCGI header netstring: `len:name\0value\0...,` with `len` the payload's
@@ -74,15 +80,19 @@ export function decodeScgiHeaders(payload: Uint8Array): ScgiHeader {
   const variables: Record<string, string> = {};
   let at = 0;
   let first = true;
+  let slot = 0;
   while (at < end) {
-    const nameEnd = buffer.indexOf(0, at);
+    // The block ends with a NUL (checked above), so these scans stop inside it.
+    let nameEnd = at;
+    while (buffer[nameEnd] !== 0) nameEnd++;
     if (nameEnd === at) throw new ProtocolError(`scgi: empty header name (at byte ${at})`, 400);
-    const valueEnd = buffer.indexOf(0, nameEnd + 1);
-    const name = buffer.toString('latin1', at, nameEnd);
-    if (valueEnd < 0) throw new ProtocolError(`scgi: header without a value (${name.slice(0, 40)})`, 400);
+    const name = cachedString(buffer, at, nameEnd - at, STRING_CACHE, slot++);
+    if (nameEnd + 1 >= end) throw new ProtocolError(`scgi: header without a value (${name.slice(0, 40)})`, 400);
+    let valueEnd = nameEnd + 1;
+    while (buffer[valueEnd] !== 0) valueEnd++;
     if (first && name !== 'CONTENT_LENGTH') throw new ProtocolError(`scgi: the first header must be CONTENT_LENGTH (${name.slice(0, 40)})`, 400);
     if (!name.startsWith('HTTP_') && hasVariable(variables, name)) throw new ProtocolError(`scgi: duplicate header (${name.slice(0, 40)})`, 400);
-    addVariable(variables, name, buffer.toString('latin1', nameEnd + 1, valueEnd));
+    addVariable(variables, name, cachedString(buffer, nameEnd + 1, valueEnd - nameEnd - 1, STRING_CACHE, slot++));
     first = false;
     at = valueEnd + 1;
   }

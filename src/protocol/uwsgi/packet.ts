@@ -1,5 +1,6 @@
 import { ProtocolError } from '../../errors.js';
 import { addVariable } from '../../environ/variables.js';
+import { NameValueCache, cachedString } from '../fastcgi/name-value.js';
 
 /** Bytes of a uwsgi packet header: modifier1 (u8), datasize (u16 little-endian), modifier2 (u8). */
 export const UWSGI_HEADER_BYTES = 4;
@@ -34,6 +35,11 @@ const DIGITS_RE = /^[0-9]+$/;
 /** CONTENT_LENGTH digits: more than 15 could exceed Number.MAX_SAFE_INTEGER. */
 const MAX_LENGTH_DIGITS = 15;
 const EMPTY = new Uint8Array(0);
+/**
+ * The strings of the last vars block decoded, reused when the same bytes come again (see cachedString): the web
+ * server sends the same names in the same order on every request. One per process: decoding is synchronous.
+ */
+const STRING_CACHE = new NameValueCache();
 
 /** Decodes a packet header from the first 4 bytes of `bytes` (no checks on the modifiers). */
 export function decodeUwsgiHeader(bytes: Uint8Array): UwsgiPacketHeader {
@@ -93,18 +99,19 @@ export function decodeUwsgiVars(block: Uint8Array): Record<string, string> {
   const end = buffer.length;
   const variables: Record<string, string> = {};
   let at = 0;
+  let slot = 0;
   while (at < end) {
     if (end - at < 2) throw new ProtocolError(`uwsgi: truncated var: key size cut at byte ${at} of ${end}`, 400);
     const keySize = (buffer[at] as number) | ((buffer[at + 1] as number) << 8);
     at += 2;
     if (keySize === 0) throw new ProtocolError(`uwsgi: empty var name (at byte ${at - 2})`, 400);
     if (end - at < keySize + 2) throw new ProtocolError(`uwsgi: truncated var: key of ${keySize} bytes runs past the block (${end})`, 400);
-    const name = buffer.toString('latin1', at, at + keySize);
+    const name = cachedString(buffer, at, keySize, STRING_CACHE, slot++);
     at += keySize;
     const valueSize = (buffer[at] as number) | ((buffer[at + 1] as number) << 8);
     at += 2;
     if (end - at < valueSize) throw new ProtocolError(`uwsgi: truncated var: value of ${name.slice(0, 40)} runs past the block (${valueSize})`, 400);
-    addVariable(variables, name, buffer.toString('latin1', at, at + valueSize));
+    addVariable(variables, name, cachedString(buffer, at, valueSize, STRING_CACHE, slot++));
     at += valueSize;
   }
   return variables;

@@ -10,15 +10,16 @@ import {
   RecordType,
   Role,
 } from '../../protocol/fastcgi/constants.js';
-import { NameValueCache, decodeNameValuePairs, encodeNameValuePairs, type ByteBudget } from '../../protocol/fastcgi/name-value.js';
-import { RecordDecoder, type FastCgiRecord } from '../../protocol/fastcgi/record-decoder.js';
+import { decodeNameValuePairs, encodeNameValuePairs, type ByteBudget, type NameValueCache } from '../../protocol/fastcgi/name-value.js';
+import { RecordDecoder } from '../../protocol/fastcgi/record-decoder.js';
 import type { App } from '../../types.js';
-import type { LimitLog } from '../limit-log.js';
+import type { LimitLog, PeerLog } from '../limit-log.js';
 import type { ResolvedFastCgiOptions } from './options.js';
 import { LINGER_MS } from '../limits.js';
 import { stopReading } from '../socket-handover.js';
 import { RecordWriter } from './record-writer.js';
 import { FastCgiRequest, type RequestHost } from './request.js';
+import { RequestTable } from './request-table.js';
 
 /** What a connection shares with its server: the apps, the options, the count of requests in progress. */
 export interface ConnectionServer {
@@ -41,6 +42,13 @@ export interface ConnectionServer {
   readonly now: number;
   /** The server's rate-limited log of refusals at limits. */
   readonly limitLog: LimitLog;
+  /** What peers make the server log (protocol errors, refused addresses): one line per kind per 10 s. */
+  readonly peerLog: PeerLog;
+  /**
+   * The strings of the last PARAMS decoded, reused when the same bytes come again: one per server rather than
+   * per connection, so a new connection (nginx opens some all the time) starts warm. Decoding is synchronous.
+   */
+  readonly nameCache: NameValueCache;
   /**
    * Called when the server holds maxBufferedBytes: cuts the connection piling up the most unfinished PARAMS,
    * if one holds enough to be worth it. True when one was cut (its bytes are let go at once).
@@ -71,10 +79,11 @@ export class FastCgiConnection implements RequestHost {
   readonly socket: Socket;
   readonly writer: RecordWriter;
   readonly options: ResolvedFastCgiOptions;
-  readonly nameCache = new NameValueCache();
+  readonly nameCache: NameValueCache;
+  readonly onInputDrained = (): void => this.inputDrained();
   readonly #server: ConnectionServer;
   readonly #decoder: RecordDecoder;
-  readonly #requests = new Map<number, FastCgiRequest>();
+  readonly #requests = new RequestTable<FastCgiRequest>();
   #closing = false;
   /** When the connection was opened or last finished a request (see drain). */
   #lastActive = Date.now();
@@ -94,9 +103,10 @@ export class FastCgiConnection implements RequestHost {
     this.#server = server;
     this.#lastData = this.#idleSince = server.now;
     this.options = server.options;
+    this.nameCache = server.nameCache;
     this.socket = socket;
     this.writer = new RecordWriter(socket);
-    this.#decoder = new RecordDecoder((record) => this.#dispatch(record));
+    this.#decoder = RecordDecoder.withFields((type, requestId, content) => this.#dispatch(type, requestId, content));
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', (error) => this.#onGone(error));
@@ -107,9 +117,13 @@ export class FastCgiConnection implements RequestHost {
     socket.on('end', () => {
       // The web server closed its sending side (half-close): complete requests still answer, then release()
       // closes ours; a request whose records can no longer all arrive is aborted (its app sees the abort).
-      const cut = new AbortError('fastcgi: the web server closed its side of the connection before the request was complete');
+      // (The Error is made only when there is a request to abort: its stack costs microseconds.)
+      let cut: AbortError | null = null;
       for (const request of [...this.#requests.values()]) {
-        if (!request.complete) request.abort(cut);
+        if (!request.complete) {
+          cut ??= new AbortError('fastcgi: the web server closed its side of the connection before the request was complete');
+          request.cancel(cut);
+        }
       }
       if (this.#requests.size === 0) this.#close();
     });
@@ -168,12 +182,12 @@ export class FastCgiConnection implements RequestHost {
   cut(reason: string): void {
     this.fail(reason, false);
     const error = new AbortError(`fastcgi: the connection was closed (${reason})`);
-    for (const request of [...this.#requests.values()]) request.abort(error);
+    for (const request of [...this.#requests.values()]) request.cancel(error);
   }
 
   /** Cuts the connection at once; `log` false when the reason was logged already (a rate-limited limit line). */
   fail(reason: string, log = true): void {
-    if (log) this.options.errors.write(`tsgi: fastcgi: closing the connection (${reason})\n`);
+    if (log) this.#server.peerLog.write('protocol error', `tsgi: fastcgi: closing the connection (${reason})`);
     this.#closing = true;
     this.socket.destroy();
   }
@@ -202,6 +216,8 @@ export class FastCgiConnection implements RequestHost {
         );
         return;
       }
+      // A request's unread input is counted in the server's budget too: below the mark there, none is over it.
+      if (this.#server.budget.used <= this.options.inputHighWaterBytes) return;
       for (const request of this.#requests.values()) {
         if (request.buffered > this.options.inputHighWaterBytes) {
           this.#paused = true;
@@ -270,7 +286,7 @@ export class FastCgiConnection implements RequestHost {
         '--header-timeout SECONDS',
       );
       const reason = new AbortError(`fastcgi: the request's PARAMS did not arrive within ${seconds(headerTimeoutMs)} (headerTimeoutMs)`);
-      for (const request of stuck) request.abort(reason);
+      for (const request of stuck) request.cancel(reason);
       this.#close();
     }
   }
@@ -287,9 +303,11 @@ export class FastCgiConnection implements RequestHost {
   }
 
   #onGone(error: Error | null): void {
-    if (error && !this.#closing) this.options.errors.write(`tsgi: fastcgi: connection error (${error.message})\n`);
+    if (error && !this.#closing) this.#server.peerLog.write('connection error', `tsgi: fastcgi: connection error (${error.message})`);
+    // An Error (its stack) costs microseconds: none made for a connection that ends with no request (the usual).
+    if (this.#requests.size === 0) return;
     const reason = new AbortError('fastcgi: the web server closed the connection');
-    for (const request of [...this.#requests.values()]) request.abort(reason);
+    for (const request of [...this.#requests.values()]) request.cancel(reason);
   }
 
   /**
@@ -361,9 +379,8 @@ export class FastCgiConnection implements RequestHost {
     this.socket.once('close', () => clearTimeout(linger));
   }
 
-  #dispatch(record: FastCgiRecord): void {
+  #dispatch(type: number, requestId: number, content: Uint8Array): void {
     if (this.#closing) return;
-    const { type, requestId, content } = record;
     if (requestId === FCGI_NULL_REQUEST_ID) {
       this.#onManagement(type, content);
       return;
@@ -390,7 +407,7 @@ export class FastCgiConnection implements RequestHost {
         request.onAbortRequest();
         break;
       default:
-        this.options.errors.write(`tsgi: fastcgi: ignored a record of type ${type} for request ${requestId}\n`);
+        this.#server.peerLog.write('ignored record', `tsgi: fastcgi: ignored a record of type ${type} for request ${requestId}`);
     }
   }
 

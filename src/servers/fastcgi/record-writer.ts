@@ -10,19 +10,36 @@ export const COPY_LIMIT_BYTES = 4 * 1024;
 export const FLUSH_THRESHOLD_BYTES = 64 * 1024;
 
 /**
+ * The pool buffer every writer in the process packs into (as Node's own Buffer pool): a connection costs no
+ * buffer of its own, which matters when a web server opens and closes connections all the time (nginx closes
+ * those over its upstream `keepalive` count). Bytes are never reused: a full pool is replaced, and the old one
+ * lives on in the pieces handed to sockets until they are written.
+ */
+let sharedPool: Buffer | null = null;
+let sharedUsed = 0;
+
+/**
  * Batches the records of one connection into few socket writes. Headers and small contents are packed into a
- * shared pool buffer (one allocation per POOL_BYTES of output, never one per record); large contents go out as
- * views of the app's own bytes. Everything queued in one tick leaves in one corked write (writev): a whole
+ * shared pool buffer (one allocation per POOL_BYTES of output, never one per record or per connection); large
+ * contents go out as views of the app's own bytes. Everything queued in one tick leaves in one corked write (writev): a whole
  * small response — STDOUT, the empty STDOUT, END_REQUEST — is a single syscall.
  */
 export class RecordWriter {
   readonly #socket: Socket;
+  /** What to write, in order: the first #count entries (the array is reused from one flush to the next). */
   #pieces: Uint8Array[] = [];
-  #pool: Buffer = Buffer.allocUnsafe(POOL_BYTES);
-  #used = 0;
+  #count = 0;
+  /** The pool the open piece lives in: [#openStart, #openEnd) of it, not yet a piece. */
+  #pool: Buffer = EMPTY_POOL;
   #openStart = 0;
+  #openEnd = 0;
   #queued = 0;
   #scheduled = false;
+  /** The end-of-tick flush: one function per connection, not a closure per response. */
+  readonly #flushLater = (): void => {
+    this.#scheduled = false;
+    this.flush();
+  };
 
   constructor(socket: Socket) {
     this.#socket = socket;
@@ -45,7 +62,7 @@ export class RecordWriter {
         const at = this.#reserve(FCGI_HEADER_LENGTH);
         writeRecordHeader(this.#pool, at, type, requestId, length);
         this.#closePiece();
-        this.#pieces.push(data.subarray(offset, offset + length));
+        this.#pieces[this.#count++] = data.subarray(offset, offset + length);
         this.#queued += length;
       }
     }
@@ -87,47 +104,61 @@ export class RecordWriter {
     }
     if (this.#scheduled) return;
     this.#scheduled = true;
-    process.nextTick(() => {
-      this.#scheduled = false;
-      this.flush();
-    });
+    process.nextTick(this.#flushLater);
   }
 
   /** Hands everything queued to the socket in one corked write. Returns false when the socket wants a drain. */
   flush(): boolean {
     this.#closePiece();
+    const count = this.#count;
+    if (count === 0) return !this.#socket.writableNeedDrain;
     const pieces = this.#pieces;
-    if (pieces.length === 0) return !this.#socket.writableNeedDrain;
-    this.#pieces = [];
+    this.#count = 0;
     this.#queued = 0;
     const socket = this.#socket;
+    if (count === 1) {
+      // The usual case (a whole small response in one piece).
+      const piece = pieces[0] as Uint8Array;
+      pieces[0] = EMPTY_POOL;
+      return socket.destroyed ? false : socket.write(piece);
+    }
+    this.#pieces = [];
     if (socket.destroyed) return false;
-    if (pieces.length === 1) return socket.write(pieces[0] as Uint8Array);
     socket.cork();
-    for (const piece of pieces) socket.write(piece);
+    for (let i = 0; i < count; i++) socket.write(pieces[i] as Uint8Array);
     socket.uncork();
     return !socket.writableNeedDrain;
   }
 
-  /** Returns the offset of `size` fresh bytes in the pool, contiguous with the open piece when possible. */
+  /**
+   * Returns the offset of `size` fresh bytes in the shared pool (then this.#pool), contiguous with the open piece
+   * when no other writer took bytes in between.
+   */
   #reserve(size: number): number {
-    if (this.#used + size > this.#pool.length) {
-      this.#closePiece();
-      // Bytes already handed to the socket may still be waiting in its queue: never reuse them, take a new pool.
-      this.#pool = Buffer.allocUnsafe(Math.max(POOL_BYTES, size));
-      this.#used = 0;
-      this.#openStart = 0;
+    let pool = sharedPool;
+    if (pool === null || sharedUsed + size > pool.length) {
+      // Bytes already handed to a socket may still be waiting in its queue: never reuse them, take a new pool.
+      pool = sharedPool = Buffer.allocUnsafe(Math.max(POOL_BYTES, size));
+      sharedUsed = 0;
     }
-    const at = this.#used;
-    this.#used += size;
+    if (this.#pool !== pool || this.#openEnd !== sharedUsed) {
+      this.#closePiece();
+      this.#pool = pool;
+      this.#openStart = this.#openEnd = sharedUsed;
+    }
+    const at = sharedUsed;
+    sharedUsed += size;
+    this.#openEnd = sharedUsed;
     this.#queued += size;
     return at;
   }
 
   #closePiece(): void {
-    if (this.#used > this.#openStart) {
-      this.#pieces.push(this.#pool.subarray(this.#openStart, this.#used));
-      this.#openStart = this.#used;
+    if (this.#openEnd > this.#openStart) {
+      this.#pieces[this.#count++] = this.#pool.subarray(this.#openStart, this.#openEnd);
+      this.#openStart = this.#openEnd;
     }
   }
 }
+
+const EMPTY_POOL = Buffer.alloc(0);

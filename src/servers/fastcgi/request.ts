@@ -1,4 +1,3 @@
-import { LazyAbort } from '../lazy-abort.js';
 import { AbortError, InputError, describeError } from '../../errors.js';
 import { createEnviron } from '../../environ/create-environ.js';
 import { createInput } from '../../environ/input.js';
@@ -7,7 +6,7 @@ import { ProtocolStatus, RecordType, Role } from '../../protocol/fastcgi/constan
 import { NameValueCollector, type ByteBudget, type NameValueCache } from '../../protocol/fastcgi/name-value.js';
 import { formatCgiHead } from '../../response/cgi-head.js';
 import { refuseRequest, runApp, type ResponseSink, type RunResult } from '../../response/run-app.js';
-import type { App, ErrorStream } from '../../types.js';
+import type { App, ErrorStream, Header } from '../../types.js';
 import { waitForDrain } from '../write-to-stream.js';
 import { ByteQueue } from './byte-queue.js';
 import type { ResolvedFastCgiOptions } from './options.js';
@@ -32,6 +31,8 @@ export interface RequestHost {
   release(request: FastCgiRequest): void;
   /** Called when a request's buffered input fell below its low-water mark. */
   inputDrained(): void;
+  /** inputDrained as a function of its own, made once per connection (the ByteQueues' onDrain). */
+  readonly onInputDrained: () => void;
   /** Cuts the connection: a response failed after its head, the peer can only learn it this way. */
   fail(reason: string, log?: boolean): void;
 }
@@ -47,14 +48,18 @@ const REQUEST_ENDED = new AbortError('fastcgi: the request has ended');
  * stream terminators and END_REQUEST. ABORT_REQUEST or the loss of the connection fires `tsgi.signal`; the
  * END_REQUEST then goes out at once and nothing later carries this id (conformance C13).
  */
-export class FastCgiRequest {
+export class FastCgiRequest implements ResponseSink {
   readonly id: number;
   readonly role: number;
   readonly keepConn: boolean;
   readonly #host: RequestHost;
   readonly #params: NameValueCollector;
-  // Created only if the app reads tsgi.signal (see LazyAbort).
-  readonly #abort = new LazyAbort();
+  /** Why the request was aborted (ABORT_REQUEST, the connection lost), or null while it is alive. */
+  #abortReason: Error | null = null;
+  // The signal behind tsgi.signal: created only if the app reads it (as LazyAbort does, without its object).
+  #controller: AbortController | null = null;
+  /** Why the request was aborted, or null (runApp's abortReason). */
+  readonly #reasonOf = (): Error | null => this.#abortReason;
   readonly stdin: ByteQueue;
   // Only the Filter role has a DATA stream: created on demand.
   #data: ByteQueue | null = null;
@@ -78,7 +83,7 @@ export class FastCgiRequest {
     this.keepConn = keepConn;
     this.since = host.now;
     this.#params = new NameValueCollector(host.options.maxParamsBytes, host.nameCache, host.budget);
-    this.stdin = new ByteQueue(() => host.inputDrained(), host.options.inputHighWaterBytes / 2, host.budget);
+    this.stdin = new ByteQueue(host.onInputDrained, host.options.inputHighWaterBytes / 2, host.budget);
   }
 
   /** True once the app was started (PARAMS ended). */
@@ -144,7 +149,7 @@ export class FastCgiRequest {
 
   /** The DATA stream (Filter role). */
   get data(): ByteQueue {
-    this.#data ??= new ByteQueue(() => this.#host.inputDrained(), this.#host.options.inputHighWaterBytes / 2, this.#host.budget);
+    this.#data ??= new ByteQueue(this.#host.onInputDrained, this.#host.options.inputHighWaterBytes / 2, this.#host.budget);
     return this.#data;
   }
 
@@ -156,7 +161,7 @@ export class FastCgiRequest {
 
   /** ABORT_REQUEST (§5.4): the web server gave up on this request. */
   onAbortRequest(): void {
-    this.abort(new AbortError('fastcgi: request aborted by the web server (ABORT_REQUEST)'));
+    this.cancel(new AbortError('fastcgi: request aborted by the web server (ABORT_REQUEST)'));
     if (!this.#done) this.#finish(1, ProtocolStatus.REQUEST_COMPLETE, true);
   }
 
@@ -166,9 +171,10 @@ export class FastCgiRequest {
   }
 
   /** The client or the connection is gone: fire the signal, stop the input. */
-  abort(reason: Error): void {
-    if (this.#abort.reason !== null) return;
-    this.#abort.abort(reason);
+  cancel(reason: Error): void {
+    if (this.#abortReason !== null) return;
+    this.#abortReason = reason;
+    this.#controller?.abort(reason);
     this.#params.discard();
     this.stdin.fail(reason);
     this.#data?.fail(reason);
@@ -180,6 +186,14 @@ export class FastCgiRequest {
     }
   }
 
+  /** The AbortSignal behind tsgi.signal (created on first use, already aborted if the request is). */
+  get signal(): AbortSignal {
+    if (this.#controller === null) {
+      this.#controller = new AbortController();
+      if (this.#abortReason !== null) this.#controller.abort(this.#abortReason);
+    }
+    return this.#controller.signal;
+  }
 
   #start(): void {
     let variables: Record<string, string>;
@@ -197,8 +211,7 @@ export class FastCgiRequest {
     if (declared !== undefined && declared.charCodeAt(0) === 45 /* - */ && /^-\d+$/.test(declared)) variables.CONTENT_LENGTH = '';
     variables.FCGI_ROLE = ROLE_NAMES[this.role] ?? String(this.role);
     if (this.#host.options.mount !== null && this.role !== Role.AUTHORIZER) applyMount(variables, this.#host.options.mount);
-    const sink = this.#createSink();
-    const errors = this.#createErrorStream();
+    const errors = new RequestErrors(this);
     this.#running = true;
     let run: Promise<RunResult>;
     try {
@@ -209,7 +222,7 @@ export class FastCgiRequest {
         // server streams) can be read to its end (conformance C14).
         inputTerminated: true,
         errors,
-        signal: () => this.#abort.signal,
+        signal: () => this.signal,
         ownsVariables: true,
         multithread: true,
         multiprocess: this.#host.options.multiprocess,
@@ -228,12 +241,12 @@ export class FastCgiRequest {
           terminated: true,
         });
       }
-      run = runApp(this.#host.appFor(this.role), environ, sink, { abortReason: () => this.#abort.reason });
+      run = runApp(this.#host.appFor(this.role), environ, this, { abortReason: this.#reasonOf });
     } catch (error) {
       // createEnviron refused the request (a bad CONTENT_LENGTH), or its body is over maxBodyBytes: answer it
       // without running the app.
       errors.write(`tsgi: ${describeError(error)}\n`);
-      run = refuseRequest(sink, error, variables.REQUEST_METHOD === 'HEAD');
+      run = refuseRequest(this, error, variables.REQUEST_METHOD === 'HEAD');
     }
     run.then(
       (result) => {
@@ -246,53 +259,55 @@ export class FastCgiRequest {
     );
   }
 
-  #createSink(): ResponseSink {
-    const writer = this.#host.writer;
-    const socket = this.#host.socket;
-    const gone = (): Error => this.#abort.reason ?? new AbortError('fastcgi: the request has ended');
-    return {
-      sendHead: (code, reason, headers) => {
-        if (this.#done) throw gone();
-        // Held back so a small response leaves as one STDOUT record with its first body bytes.
-        this.#pendingHead = formatCgiHead(code, reason, headers);
-      },
-      write: (chunk) => {
-        if (this.#done) throw gone();
-        const head = this.#pendingHead;
-        this.#pendingHead = null;
-        if (head) writer.streamPair(RecordType.STDOUT, this.id, head, chunk);
-        else writer.stream(RecordType.STDOUT, this.id, chunk);
-        writer.schedule();
-        if (!socket.writableNeedDrain) return;
-        return waitForDrain(socket, this.#abort.signal).then((drained) => {
-          if (!drained) throw gone();
-        });
-      },
-      // The terminators and END_REQUEST go out when runApp settles, with an appStatus that says how it ended.
-      end: () => undefined,
-      abort: () => {
-        if (this.#done) return;
-        // After the head, the only way to tell the web server the body is incomplete is to cut the connection.
-        this.#done = true;
-        this.#host.fail(`request ${this.id} failed after its response head`);
-        this.#host.release(this);
-      },
-    };
+  #gone(): Error {
+    return this.#abortReason ?? REQUEST_ENDED;
   }
 
-  #createErrorStream(): ErrorStream {
-    return {
-      write: (text) => {
-        if (text.length === 0) return;
-        // Always in the server's own log too: some web servers drop STDERR records (Caddy), and once the
-        // request ended or its connection is gone STDERR can't carry the text at all.
-        this.#host.options.errors.write(text);
-        if (this.#done || this.#abort.reason !== null || this.#host.socket.destroyed) return;
-        this.#stderrUsed = true;
-        this.#host.writer.stream(RecordType.STDERR, this.id, Buffer.from(text, 'utf8'));
-        this.#host.writer.schedule();
-      },
-    };
+  // The ResponseSink runApp writes to (the request itself: no closures per request).
+
+  /** Holds the head back, so a small response leaves as one STDOUT record with its first body bytes. */
+  sendHead(code: number, reason: string, headers: Header[]): void {
+    if (this.#done) throw this.#gone();
+    this.#pendingHead = formatCgiHead(code, reason, headers);
+  }
+
+  /** Body bytes as STDOUT records; a promise while the socket wants a drain (backpressure). */
+  write(chunk: Uint8Array): void | Promise<void> {
+    if (this.#done) throw this.#gone();
+    const writer = this.#host.writer;
+    const head = this.#pendingHead;
+    this.#pendingHead = null;
+    if (head) writer.streamPair(RecordType.STDOUT, this.id, head, chunk);
+    else writer.stream(RecordType.STDOUT, this.id, chunk);
+    writer.schedule();
+    const socket = this.#host.socket;
+    if (!socket.writableNeedDrain) return;
+    return waitForDrain(socket, this.signal).then((drained) => {
+      if (!drained) throw this.#gone();
+    });
+  }
+
+  /** The terminators and END_REQUEST go out when runApp settles, with an appStatus that says how it ended. */
+  end(): void {}
+
+  /** The response failed after its head: the only way to tell the web server is to cut the connection. */
+  abort(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#host.fail(`request ${this.id} failed after its response head`);
+    this.#host.release(this);
+  }
+
+  /** tsgi.errors: the server's log, and STDERR records while the request is alive. */
+  stderr(text: string): void {
+    if (text.length === 0) return;
+    // Always in the server's own log too: some web servers drop STDERR records (Caddy), and once the
+    // request ended or its connection is gone STDERR can't carry the text at all.
+    this.#host.options.errors.write(text);
+    if (this.#done || this.#abortReason !== null || this.#host.socket.destroyed) return;
+    this.#stderrUsed = true;
+    this.#host.writer.stream(RecordType.STDERR, this.id, Buffer.from(text, 'utf8'));
+    this.#host.writer.schedule();
   }
 
   /** Sends what is pending, the terminators and END_REQUEST (§5.5), then releases the id. */
@@ -312,5 +327,18 @@ export class FastCgiRequest {
     this.stdin.fail(REQUEST_ENDED);
     this.#data?.fail(REQUEST_ENDED);
     this.#host.release(this);
+  }
+}
+
+/** The `tsgi.errors` of one request (see FastCgiRequest.stderr). */
+class RequestErrors implements ErrorStream {
+  readonly #request: FastCgiRequest;
+
+  constructor(request: FastCgiRequest) {
+    this.#request = request;
+  }
+
+  write(text: string): void {
+    this.#request.stderr(text);
   }
 }
