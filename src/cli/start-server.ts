@@ -53,15 +53,11 @@ export async function startServer(plan: ServePlan, app: App, listen?: (server: S
   if (plan.transport === 'http') {
     const { createHttpServer } = await import('../servers/http.js');
     const http: HttpServer = createHttpServer(app, { ...(plan.mount !== undefined ? { scriptName: plan.mount } : {}), ...bodyOptions });
-    let active = 0;
-    http.on('request', (_req, res) => {
-      active++;
-      res.once('close', () => active--);
-    });
     server = http;
-    activeRequests = () => active;
-    // Kept-alive clients are told to reconnect before their connections close (http-drain.ts).
+    // Kept-alive clients are told to reconnect before their connections close (http-drain.ts); the same tracker
+    // counts the requests in flight, with nothing added per request.
     const connections = watchHttpConnections(http);
+    activeRequests = () => connections.activeRequests();
     drain = (graceMs) => connections.drain(graceMs);
     cutAll = () => http.closeAllConnections();
   } else if (plan.transport === 'fastcgi') {

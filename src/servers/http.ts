@@ -7,6 +7,7 @@ import type { App } from '../types.js';
 import { DEFAULT_MAX_CONNECTIONS } from './fastcgi/options.js';
 import { createLimitLog } from './limit-log.js';
 import { DEFAULT_HEADER_TIMEOUT_MS, type PeerTimeoutOptions } from './limits.js';
+import { trackHttpConnections } from './http-drain.js';
 
 /** Default idleTimeoutMs of the HTTP server: Node's keepAliveTimeout (5 s), shorter than the shared default. */
 export const DEFAULT_HTTP_IDLE_TIMEOUT_MS = 5_000;
@@ -116,21 +117,12 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
     limitLog.hit('maxConnections', `a connection was closed at once: ${maxConnections} already open`, '--max-connections N');
   });
   const listener = toNodeListener(app, { ...options, errors, maxHeaders, limitLog, deferContinue: true });
-  // Responses in flight per connection: a parse error on a pipelined request must not write its 400 into the
-  // middle of an earlier response.
-  // Closed responses are dropped when the next one is added or when the list is read, rather than by a 'close'
-  // listener per response (the list holds at most the responses of one connection's pipeline).
-  const inFlight = new WeakMap<Duplex, { responses: ServerResponse[] }>();
+  // The connections and their responses in flight: a parse error on a pipelined request must not write its 400
+  // into the middle of an earlier response, and a stopping server drains through it (http-drain.ts).
+  const connections = trackHttpConnections(server);
   const track = (req: IncomingMessage, res: ServerResponse): void => {
-    const socket = req.socket;
-    const entry = inFlight.get(socket);
-    if (entry === undefined) inFlight.set(socket, { responses: [res] });
-    else entry.responses = withOpen(entry.responses, res);
+    connections.add(req, res);
     listener(req, res);
-  };
-  const inFlightOn = (socket: Duplex): ServerResponse[] => {
-    const entry = inFlight.get(socket);
-    return entry === undefined ? [] : entry.responses.filter((res) => !res.closed);
   };
   server.on('request', track);
   server.on('checkContinue', track);
@@ -146,7 +138,7 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
     const timedOut = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
     // Let this turn's microtasks run first: a response the listener refused synchronously is ended by then.
     setImmediate(() => {
-      const pending = inFlightOn(socket);
+      const pending = connections.openResponses(socket);
       // An error in a body belongs to a request already handed to the listener.
       const broken = pending.find((res) => !res.req.complete);
       if (!timedOut) {
@@ -180,17 +172,6 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
     });
   });
   return server;
-}
-
-/**
- * `responses` without those that closed, plus `added`. The usual case, one response per connection at a time
- * and the previous one closed, makes a fresh one-element array (cheaper than editing the old one in place).
- */
-function withOpen(responses: ServerResponse[], added: ServerResponse): ServerResponse[] {
-  if (responses.length === 1 && (responses[0] as ServerResponse).closed) return [added];
-  const open = responses.filter((res) => !res.closed);
-  open.push(added);
-  return open;
 }
 
 function checkLimit(name: string, value: number, min: number, infinite = false): number {
