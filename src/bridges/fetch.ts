@@ -279,12 +279,32 @@ function readBody(stream: ReadableStream<Uint8Array>, signal: AbortSignal): Body
   const onAbort = (): void => void finish(abortReason(signal));
   signal.addEventListener('abort', onAbort, { once: true });
 
+  // The first read: when it is not ready by the end of this turn of the event loop, the body yields an empty
+  // chunk first, so the head leaves at once (SPEC 4.1: server-sent events, long polls), as Node's Fetch
+  // servers send a Response's head before its body.
+  let first: Promise<ReadableStreamReadResult<Uint8Array>> | null = null;
+  let firstTried = false;
   const iterator: AsyncIterator<Uint8Array> = {
     async next() {
       if (signal.aborted) throw abortReason(signal);
       let step: ReadableStreamReadResult<Uint8Array>;
       try {
-        step = await reader.read();
+        if (!firstTried) {
+          firstTried = true;
+          const read = reader.read();
+          const ready = await Promise.race([read, nextTurn()]);
+          if (ready === NOT_YET) {
+            first = read;
+            return { done: false, value: EMPTY_CHUNK };
+          }
+          step = ready as ReadableStreamReadResult<Uint8Array>;
+        } else if (first !== null) {
+          const read = first;
+          first = null;
+          step = await read;
+        } else {
+          step = await reader.read();
+        }
       } catch (error) {
         finished = true;
         signal.removeEventListener('abort', onAbort);
@@ -313,6 +333,14 @@ function readBody(stream: ReadableStream<Uint8Array>, signal: AbortSignal): Body
     [Symbol.asyncIterator]: () => iterator,
     close: () => finish(signal.aborted ? abortReason(signal) : new AbortError('fetch: the response body was not read to its end')),
   };
+}
+
+const NOT_YET = Symbol('not yet');
+const EMPTY_CHUNK = new Uint8Array(0);
+
+/** Resolves to NOT_YET once the current turn of the event loop (its I/O callbacks) is over. */
+function nextTurn(): Promise<typeof NOT_YET> {
+  return new Promise((resolve) => setImmediate(resolve, NOT_YET));
 }
 
 function abortReason(signal: AbortSignal): Error {

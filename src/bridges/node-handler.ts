@@ -341,6 +341,11 @@ class Exchange {
   #responseFinished = false;
   /** The response emitted 'finish' (`writableFinished` turns true a tick earlier). */
   #finishEmitted = false;
+  /**
+   * True while Node has put the head on the socket with no body byte after it (`res.flushHeaders()`, a
+   * `write('')`): node:http would have sent it, so the body's first step asks runApp to send it (SPEC 4.1).
+   */
+  #headAlone = false;
 
   constructor(environ: Environ, settings: Settings) {
     this.#environ = environ;
@@ -664,7 +669,12 @@ class Exchange {
     }
     let rest: Buffer | null;
     try {
-      rest = this.#headDone ? toBuffer(chunk, encoding) : this.#takeHead(chunk, encoding);
+      if (this.#headDone) {
+        rest = toBuffer(chunk, encoding);
+      } else {
+        rest = this.#takeHead(chunk, encoding);
+        if (this.#headDone) this.#headAlone = rest === null || rest.length === 0;
+      }
     } catch (error) {
       this.#fail(error);
       callback();
@@ -683,6 +693,7 @@ class Exchange {
   }
 
   #enqueue(part: Buffer): void {
+    this.#headAlone = false;
     this.#queue.push(part);
     this.#queuedBytes += part.length;
   }
@@ -717,14 +728,21 @@ class Exchange {
     }
   }
 
-  /** Parses one head; false for an interim (1xx) one, which is dropped (tsgi has no interim responses). */
+  /**
+   * Parses one head; false for an interim one (100 from writeContinue(), 102/103 from writeProcessing()/
+   * writeEarlyHints()), which is dropped: tsgi has no interim responses. 101 is a final head (a handler that
+   * answers `101 Switching Protocols` gets it sent, as under node:http; no upgrade follows over tsgi).
+   */
   #acceptHead(text: string): boolean {
     const head = parseResponseHead(text);
-    // 100 Continue from writeContinue(), 102/103 from writeProcessing()/writeEarlyHints().
-    if (head.code < 200) return false;
+    if (head.code < 200 && head.code !== 101) return false;
     this.#headDone = true;
     const isHead = this.#environ.REQUEST_METHOD === 'HEAD';
-    this.#chunked = head.chunked && !isHead && head.code !== 204 && head.code !== 304;
+    const bodyless = isHead || head.code < 200 || head.code === 204 || head.code === 304;
+    this.#chunked = head.chunked && !bodyless;
+    // Node frames a body with Content-Length or chunked, unless the handler removed both fields (Koa for a
+    // 205). Chunked from Node, or neither: no length may be computed for it (SPEC 3: Transfer-Encoding: chunked).
+    if (!bodyless && (head.chunked || !head.sized)) head.headers.push(['Transfer-Encoding', 'chunked']);
     this.#head = { status: head.status, headers: head.headers };
     const waiter = this.#headWaiter;
     this.#headWaiter = null;
@@ -754,6 +772,11 @@ class Exchange {
       }
       if (this.#failure !== null) throw this.#failure;
       if (this.#ended) return { done: true, value: undefined };
+      if (this.#headAlone) {
+        // The head went out alone under node:http: an empty chunk makes runApp send it now.
+        this.#headAlone = false;
+        return { done: false, value: EMPTY };
+      }
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
       });
@@ -921,7 +944,10 @@ interface ParsedHead {
   code: number;
   status: string;
   headers: Header[];
+  /** Node framed the body as chunked (Transfer-Encoding ending in chunked). */
   chunked: boolean;
+  /** The head carries a Content-Length. */
+  sized: boolean;
 }
 
 /** Parses `HTTP/1.1 200 OK\r\nName: value...` as Node writes it. Header values are byte strings already. */
@@ -932,6 +958,7 @@ function parseResponseHead(text: string): ParsedHead {
   const code = Number(match[1]);
   const headers: Header[] = [];
   let chunked = false;
+  let sized = false;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i] as string;
     const colon = line.indexOf(':');
@@ -940,10 +967,11 @@ function parseResponseHead(text: string): ParsedHead {
     const value = line.slice(line.charCodeAt(colon + 1) === 0x20 ? colon + 2 : colon + 1);
     const lower = name.toLowerCase();
     if (lower === 'transfer-encoding' && CHUNKED_RE.test(value)) chunked = true;
+    else if (lower === 'content-length') sized = true;
     if (HOP_BY_HOP.has(lower)) continue;
     headers.push([name, value]);
   }
-  return { code, status: `${match[1]} ${match[2] ?? ''}`.trimEnd(), headers, chunked };
+  return { code, status: `${match[1]} ${match[2] ?? ''}`.trimEnd(), headers, chunked, sized };
 }
 
 /**

@@ -530,7 +530,9 @@ function connectionOf(socket: IncomingMessage['socket']): ConnectionVariables {
     known = {
       serverName: (localAddress?.includes(':') ? `[${localAddress}]` : localAddress) ?? 'localhost',
       serverPort: socket.localPort === undefined ? undefined : String(socket.localPort),
-      remoteAddress: unmapIpv4(socket.remoteAddress),
+      // As node:http gives it: an IPv4 client of a dual-stack listener is "::ffff:127.0.0.1" (what
+      // `req.socket.remoteAddress` and Express's `req.ip` show there).
+      remoteAddress: socket.remoteAddress,
       remotePort: socket.remotePort === undefined ? undefined : String(socket.remotePort),
       https: (socket as Partial<TLSSocket>).encrypted === true,
     };
@@ -662,6 +664,13 @@ class NodeSink implements ResponseSink {
     // request's abort ('close' before 'finish').
   }
 
+  /** The app flushed its head (SPEC 4.1): Node sends it now instead of with the first body bytes. */
+  flush(): void {
+    const res = this.#res;
+    // (headersSent is already true after writeHead: it says the head is stored, not that it left.)
+    if (!res.destroyed && !res.writableEnded) res.flushHeaders();
+  }
+
   abort(): void {
     // The head promised a body that won't come (G3; runApp has logged why): closing the connection is the
     // only way left to say so.
@@ -768,7 +777,7 @@ function normalizeScriptName(scriptName: string): string {
 
 function logAccess(settings: Settings, req: IncomingMessage, sink: NodeSink, started: number): void {
   if (!settings.accessLog) return;
-  const remote = unmapIpv4(req.socket.remoteAddress) ?? '-';
+  const remote = req.socket.remoteAddress ?? '-';
   const ms = (performance.now() - started).toFixed(1);
   const status = sink.status === 0 ? '-' : String(sink.status);
   const line = `${remote} - - [${new Date().toISOString()}] "${req.method} ${req.url} HTTP/${req.httpVersion}" ${status} ${sink.bytes} ${ms}ms`;

@@ -13,15 +13,23 @@ export function formatCgiHead(
   nph?: { protocol: string },
 ): Buffer {
   let head = nph ? `${nph.protocol} ${code} ${reason}\r\n` : `Status: ${code} ${reason}\r\n`;
-  for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
+  for (const [name, value] of headers) if (!isFramingRequest(name)) head += `${name}: ${value}\r\n`;
   head += '\r\n';
   if (!WIDE_CHAR_RE.test(head)) return Buffer.from(head, 'latin1');
   let wide = nph ? `${nph.protocol} ${code} ${utf8Bytes(reason)}\r\n` : `Status: ${code} ${utf8Bytes(reason)}\r\n`;
-  for (const [name, value] of headers) wide += `${utf8Bytes(name)}: ${utf8Bytes(value)}\r\n`;
+  for (const [name, value] of headers) if (!isFramingRequest(name)) wide += `${utf8Bytes(name)}: ${utf8Bytes(value)}\r\n`;
   return Buffer.from(`${wide}\r\n`, 'latin1');
 }
 
 const WIDE_CHAR_RE = /[^\x00-\xff]/;
+
+/**
+ * Transfer-Encoding from an app only asks that no Content-Length be computed (docs/SPEC.md section 3): the web
+ * server frames the body, so the field never reaches it.
+ */
+function isFramingRequest(name: string): boolean {
+  return name.length === 17 && name.toLowerCase() === 'transfer-encoding';
+}
 
 /** `text` as a byte string: unchanged when every char fits a byte, else its UTF-8 bytes one char each. */
 function utf8Bytes(text: string): string {

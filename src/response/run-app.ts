@@ -22,6 +22,12 @@ export interface ResponseSink {
   endWith?(chunk: Uint8Array): void | Promise<void>;
   /** Ends a response that failed after its head was sent: the transport must signal the failure (cut it). */
   abort(error: unknown): void | Promise<void>;
+  /**
+   * Optional: the app asked for its head to leave now, before any body byte (an empty chunk, or `write('')`,
+   * while the head is still held: docs/SPEC.md 4.1). Called right after sendHead. A transport that holds the
+   * head back to join it with the first body bytes sends it now; one that sends the head at once needs none.
+   */
+  flush?(): void | Promise<void>;
 }
 
 /** How one run ended. */
@@ -234,12 +240,22 @@ class ResponseRun {
   }
 
   #sendBytes(chunk: Uint8Array): Promise<void> | void {
-    if (chunk.length === 0) return;
+    // An empty chunk before the head went out asks for the head now (SPEC 4.1: server-sent events, long polls).
+    if (chunk.length === 0) return this.#headSent || this.#pending === null ? undefined : this.#flushHead();
     if (!this.#headSent) {
       const head = this.#sendHead();
       if (head) return head.then(() => this.#sendBody(chunk));
     }
     return this.#sendBody(chunk);
+  }
+
+  /** Sends the head now, and tells the sink not to hold it back. */
+  #flushHead(): Promise<void> | void {
+    const head = this.#sendHead();
+    const sink = this.#sink;
+    if (typeof sink.flush !== 'function') return head;
+    if (head) return head.then(() => sink.flush?.());
+    return sink.flush();
   }
 
   #sendBody(chunk: Uint8Array): Promise<void> | void {

@@ -137,7 +137,7 @@ describe('toNodeListener', () => {
     expect(text.endsWith('\r\n\r\n[hello]')).toBe(true);
   });
 
-  it('strips "::ffff:" from an IPv4 client on a dual-stack socket', async (context) => {
+  it('keeps "::ffff:" on an IPv4 client of a dual-stack socket, as node:http gives it (req.ip under Express)', async (context) => {
     let started: Awaited<ReturnType<typeof start>>;
     try {
       started = await start({ host: '::' });
@@ -146,7 +146,7 @@ describe('toNodeListener', () => {
       return;
     }
     await send(started.port, 'GET / HTTP/1.1\r\nHost: h\r\n\r\n', '127.0.0.1');
-    expect(started.calls[0]?.REMOTE_ADDR).toBe('127.0.0.1');
+    expect(started.calls[0]?.REMOTE_ADDR).toBe('::ffff:127.0.0.1');
   });
 
   it('uses the local address as SERVER_NAME on an HTTP/1.0 request without Host', async () => {

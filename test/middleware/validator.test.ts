@@ -203,9 +203,11 @@ describe('validator: startResponse (F11-F17)', () => {
     await expectRule('F13', respond('200 OK', [...TEXT, ['Content-Length', '1'], ['Content-Length', '1']], ['x']));
   });
 
-  it('F14: no hop-by-hop headers', async () => {
-    await expectRule('F14', respond('200 OK', [...TEXT, ['Transfer-Encoding', 'chunked']]), undefined, /\("Transfer-Encoding"\)/);
+  it('F14: no hop-by-hop headers, but Transfer-Encoding: chunked (SPEC 3: no computed Content-Length)', async () => {
+    await expectRule('F14', respond('200 OK', [...TEXT, ['Transfer-Encoding', 'gzip']]), undefined, /\("Transfer-Encoding"\)/);
+    await expectRule('F14', respond('200 OK', [...TEXT, ['Transfer-Encoding', 'gzip, chunked']]), undefined, /\("Transfer-Encoding"\)/);
     await expectRule('F14', respond('200 OK', [...TEXT, ['connection', 'close']]));
+    expect(await lintError(respond('200 OK', [...TEXT, ['Transfer-Encoding', 'chunked']], ['x']))).toBeUndefined();
   });
 
   it('F15: Content-Type required, and forbidden with 1xx/204/304 like Content-Length', async () => {

@@ -34,7 +34,53 @@ function environ(method = 'GET', signal?: AbortSignal) {
 }
 
 describe('runApp', () => {
-  it('sends the head with the first non-empty chunk, then the body, then end', async () => {
+  it("SPEC 4.1: an empty chunk or write('') before any body byte sends the head now and flushes the sink", async () => {
+    const r = record();
+    const flushed: string[] = [];
+    const sink: ResponseSink = { ...r.sink, flush: () => void flushed.push(r.events.join(',')) };
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const run = runApp(
+      (_e, start) => {
+        start('200 OK', [['Content-Type', 'text/event-stream']]);
+        return (async function* () {
+          yield '';
+          yield '';
+          await gate;
+          yield 'data: x\n\n';
+        })();
+      },
+      environ().env,
+      sink,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // The head went out and was flushed once, while the body still waits.
+    expect(r.events).toEqual(['head 200']);
+    expect(flushed).toEqual(['head 200']);
+    release();
+    await run;
+    expect(r.events).toEqual(['head 200', 'write 9', 'end']);
+    expect(r.head()?.headers).not.toContainEqual(['Content-Length', '0']);
+
+    const w = record();
+    const writeFlushes: number[] = [];
+    await runApp(
+      (_e, start) => {
+        const write = start('200 OK', [['Content-Type', 'text/plain']]);
+        return (async function* () {
+          await write('');
+          writeFlushes.push(w.events.length);
+          yield 'x';
+        })();
+      },
+      environ().env,
+      { ...w.sink, flush: () => void writeFlushes.push(-1) },
+    );
+    expect(writeFlushes).toEqual([-1, 1]);
+    expect(w.events).toEqual(['head 200', 'write 1', 'end']);
+  });
+
+  it('sends the head with the first non-empty chunk, then the body, then end (a sink without flush)', async () => {
     const r = record();
     const app: App = (_e, start) => {
       start('200 OK', [['Content-Type', 'text/plain']]);

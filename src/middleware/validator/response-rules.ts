@@ -71,7 +71,10 @@ export function checkResponseHeaders(headers: unknown, code: number, warn: Warni
     if (/[^\0-\xff]/.test(value)) throw new LintError('F13', `header value holds a char above U+00FF (${name})`, value);
     if (value !== value.trim()) warn({ rule: 'F13', message: `header value has surrounding whitespace (${name})`, value });
     // F14: hop-by-hop headers belong to the server, never to the app.
-    if (HOP_BY_HOP.has(lower)) throw new LintError('F14', 'hop-by-hop header is not allowed', name);
+    // (Transfer-Encoding: chunked is the one exception, SPEC 3: it asks that no Content-Length be computed.)
+    if (HOP_BY_HOP.has(lower) && !(lower === 'transfer-encoding' && value.trim().toLowerCase() === 'chunked')) {
+      throw new LintError('F14', 'hop-by-hop header is not allowed', name);
+    }
     if (lower === 'content-type') contentType = true;
     if (lower === 'location') location = value;
     if (lower === 'content-length') {
