@@ -19,6 +19,7 @@ import type { TLSSocket } from 'node:tls';
 import { AbortError, describeError, InputError, RequestError, statusOfError, TsgiError } from '../errors.js';
 import { encodeUtf8Latin1, percentDecodeToByteString } from '../environ/byte-policy.js';
 import { createEnviron } from '../environ/create-environ.js';
+import { createForwardedPolicy, DEFAULT_FORWARDED_ALLOW_IPS, type ForwardedPolicy } from '../environ/forwarded.js';
 import { runApp, sendErrorPage, type ResponseSink } from '../response/run-app.js';
 import { writeToStream } from '../servers/write-to-stream.js';
 import type { App, Environ, ErrorStream, Header } from '../types.js';
@@ -68,6 +69,13 @@ export interface NodeListenerOptions {
   bodyTimeoutMs?: number;
   /** Where refusals at a limit are logged (rate-limited). Default: a LimitLog on `errors`, prefix "http". */
   limitLog?: LimitLog;
+  /**
+   * The proxies whose X-Forwarded-For / -Proto / -Host and `Forwarded` fields are believed: comma-separated
+   * addresses and CIDR networks, "*" for any, "" for none (src/environ/forwarded.ts). From a trusted peer they
+   * set REMOTE_ADDR, the scheme, HTTP_HOST, SERVER_NAME and SERVER_PORT; from any other they change nothing.
+   * Default: DEFAULT_FORWARDED_ALLOW_IPS ("127.0.0.1,::1", a proxy on the same machine).
+   */
+  forwardedAllowIps?: string;
 }
 
 /** Default maxHeaders of toNodeListener: below the 1,000 header lines Node's parser keeps by default. */
@@ -108,6 +116,7 @@ export function toNodeListener(app: App, options: NodeListenerOptions = {}): Nod
     maxHeaderEntries: 2 * checkCount('maxHeaders', options.maxHeaders ?? DEFAULT_LISTENER_MAX_HEADERS, 1),
     bodyTimeoutMs: checkCount('bodyTimeoutMs', options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS, 0),
     limitLog: options.limitLog ?? createLimitLog(errors, 'http'),
+    forwarded: createForwardedPolicy(options.forwardedAllowIps ?? DEFAULT_FORWARDED_ALLOW_IPS),
   };
   return (req, res) => {
     void handleRequest(app, req, res, settings);
@@ -125,6 +134,7 @@ interface Settings {
   maxHeaderEntries: number;
   bodyTimeoutMs: number;
   limitLog: LimitLog;
+  forwarded: ForwardedPolicy;
 }
 
 /** Where a response finds the abort state of its request (one shared 'close' listener, no closure per request). */
@@ -163,6 +173,7 @@ function handleRequest(app: App, req: IncomingMessage, res: ServerResponse, sett
         multiprocess: settings.multiprocess,
         runOnce: false,
         onFirstRead: settings.deferContinue && expectsContinue(req) ? () => sendContinue(res) : undefined,
+        forwarded: settings.forwarded,
       });
     } catch (error) {
       void refuse(req, res, settings, abort, error, started);

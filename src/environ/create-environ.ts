@@ -1,6 +1,7 @@
 import { RequestError } from '../errors.js';
 import type { Environ, ErrorStream } from '../types.js';
 import { LazyAbort } from '../servers/lazy-abort.js';
+import { applyForwarded, type ForwardedPolicy } from './forwarded.js';
 import { BodyInput } from './input.js';
 import { setVariable } from './variables.js';
 
@@ -36,6 +37,11 @@ export interface EnvironSource {
   runOnce?: boolean;
   /** Called before the first read of the body that waits for the client (HTTP `Expect: 100-continue`). */
   onFirstRead?: () => void;
+  /**
+   * Which peers (REMOTE_ADDR) may set the client's address, scheme and host through X-Forwarded-* or
+   * `Forwarded` (forwarded.ts). Default: none (the variables are taken as they are).
+   */
+  forwarded?: ForwardedPolicy | null;
 }
 
 const CONTENT_LENGTH_RE = /^[0-9]+$/;
@@ -69,6 +75,7 @@ export function createEnviron(source: EnvironSource): Environ {
   if (vars.HTTP_CONTENT_TYPE !== undefined) delete vars.HTTP_CONTENT_TYPE;
   if (vars.HTTP_CONTENT_LENGTH !== undefined) delete vars.HTTP_CONTENT_LENGTH;
   if (vars.CONTENT_TYPE === '') delete vars.CONTENT_TYPE;
+  const forwardedScheme = source.forwarded ? applyForwarded(vars, source.forwarded) : undefined;
 
   let contentLength: number | null = null;
   const rawLength = vars.CONTENT_LENGTH;
@@ -104,7 +111,7 @@ export function createEnviron(source: EnvironSource): Environ {
   vars.SCRIPT_NAME = scriptName;
   vars.PATH_INFO = pathInfo;
 
-  const urlScheme = source.urlScheme ?? schemeOf(vars);
+  const urlScheme = forwardedScheme ?? source.urlScheme ?? schemeOf(vars);
   if (vars.SERVER_NAME === undefined) vars.SERVER_NAME = hostWithoutPort(vars.HTTP_HOST) ?? 'localhost';
   vars.SERVER_PORT ??= urlScheme === 'https' ? '443' : '80';
 
