@@ -1,5 +1,5 @@
 /**
- * The tsgi lint: rules F1-F23 of docs/conformance.md, checked on both sides of the interface.
+ * The tsgi lint: rules F1-F23 of docs/validator-rules.md, checked on both sides of the interface.
  *
  *   F1-F8    the environ the server built (environ-rules.ts)
  *   F9-F10   tsgi.input and tsgi.errors, as the app and the server use them (stream-wrappers.ts)
@@ -64,6 +64,7 @@ function createWarningHandler(environ: Environ, options: ValidatorOptions): Warn
   // Captured before the app runs: the original stream, so warnings never trip the F10 wrapper's own checks.
   const errors = environ['tsgi.errors'] as Partial<ErrorStream> | undefined;
   return (warning) => {
+    // F22: soft rules only warn; strict makes the warning the LintError of its rule.
     if (options.strict === true) throw new LintError(warning.rule, warning.message, warning.value);
     if (options.onWarning) options.onWarning(warning, environ);
     else if (typeof errors?.write === 'function') errors.write(formatWarning(warning));

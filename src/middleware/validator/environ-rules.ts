@@ -8,7 +8,7 @@ const REQUIRED_TSGI_KEYS = ['tsgi.version', 'tsgi.url_scheme', 'tsgi.input', 'ts
 const ignoreWarning: WarningHandler = () => {};
 
 /**
- * Checks an environ as a server builds it (rules F1-F10 of docs/conformance.md, the environ half). Throws
+ * Checks an environ as a server builds it (rules F1-F10 of docs/validator-rules.md, the environ half). Throws
  * LintError naming the first broken hard rule; reports soft findings to `warn`. Usable on its own to test a
  * server's environ without running an app.
  */
@@ -28,6 +28,7 @@ export function checkEnviron(environ: unknown, warn: WarningHandler = ignoreWarn
   for (const key of [...REQUIRED_CGI_KEYS, ...REQUIRED_TSGI_KEYS]) {
     if (!Object.hasOwn(env, key)) throw new LintError('F2', 'environ lacks a required key', key);
   }
+  // F2: the four flags are booleans, and tsgi.signal is an AbortSignal.
   for (const key of BOOLEAN_TSGI_KEYS) {
     if (typeof env[key] !== 'boolean') throw new LintError('F2', `${key} must be a boolean`, describeType(env[key]));
   }

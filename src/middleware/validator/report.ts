@@ -2,7 +2,7 @@ import { formatLintValue } from '../../errors.js';
 
 /** A soft-rule finding: the interface allows it, but it is almost always a mistake. */
 export interface LintWarning {
-  /** The rule's id in docs/conformance.md section F ("F12"). */
+  /** The rule's id in docs/validator-rules.md ("F12"). */
   rule: string;
   message: string;
   /** The value that triggered the warning, when there is one. */

@@ -77,6 +77,7 @@ export function checkResponseHeaders(headers: unknown, code: number, warn: Warni
     }
     if (lower === 'content-type') contentType = true;
     if (lower === 'location') location = value;
+    // F13: Content-Length at most once, and decimal digits only.
     if (lower === 'content-length') {
       if (contentLength !== null) throw new LintError('F13', 'Content-Length given twice', value);
       if (!/^\d+$/.test(value)) throw new LintError('F13', 'Content-Length must be decimal digits', value);
@@ -107,8 +108,9 @@ export function checkResponseHeaders(headers: unknown, code: number, warn: Warni
 /** Adds a chunk's size to the response and checks it against a HEAD request, the status, and Content-Length (F21). */
 export function countChunk(state: ResponseState, chunk: Chunk): void {
   const size = typeof chunk === 'string' ? Buffer.byteLength(chunk, 'utf8') : chunk.length;
+  // An empty chunk after startResponse sends the head too (SPEC 4.1), though no body byte.
+  if (state.started) state.headSent = true;
   if (size === 0) return;
-  state.headSent = true;
   state.bytes += size;
   // F21: a HEAD body is empty, and so is the body of a 1xx, 204 or 304.
   if (state.isHead) throw new LintError('F21', 'the body of a HEAD response must be empty', state.bytes);

@@ -32,6 +32,7 @@ export function wrapInput(input: InputStream, limit: number): CheckedInput {
   const count = (chunk: unknown, n?: number): Uint8Array => {
     // F9: reads return bytes.
     if (!(chunk instanceof Uint8Array)) throw new LintError('F9', 'tsgi.input must produce Uint8Array', describeType(chunk));
+    // F9: read(n) returns at most n bytes.
     if (n !== undefined && chunk.length > n) throw new LintError('F9', `tsgi.input.read(${n}) returned more than ${n} bytes`, chunk.length);
     total += chunk.length;
     // F9: reads past CONTENT_LENGTH return EOF.
