@@ -9,6 +9,8 @@ Commands:
                               127.0.0.1:8000), with worker processes, recycling, timeouts and reloads
   build ENTRY -o FILE         bundle an app into one executable file to drop into a cgi-bin/ folder
   cgi SCRIPT [METHOD] [URL]   run any CGI executable once through pipes and print its response (curl -i style)
+  ping --fastcgi ADDR         health check: one request in the backend's protocol (also --scgi, --uwsgi,
+                              --http); exit 0 on a 2xx answer in time, 1 otherwise
   help [COMMAND]              this help, or a command's
 
 Options:
@@ -20,6 +22,7 @@ Examples:
   tsgi serve app.ts --fastcgi unix:/run/app.sock --workers auto
   tsgi build cgi-bin/app.ts -o public_html/app.cgi
   tsgi cgi ./app.cgi POST /form --data 'a=1'
+  tsgi ping --fastcgi 127.0.0.1:9000
 
 Run "tsgi help COMMAND" (or "tsgi COMMAND --help") for a command's options.
 `;
@@ -30,7 +33,7 @@ export interface MainIo {
   stderr: NodeJS.WritableStream;
 }
 
-const VERBS = ['serve', 'build', 'cgi'] as const;
+const VERBS = ['serve', 'build', 'cgi', 'ping'] as const;
 type Verb = (typeof VERBS)[number];
 
 /** Runs the `tsgi` command line. Resolves with the exit status (serve resolves only on failure or --help). */
@@ -43,6 +46,8 @@ export async function main(argv: string[], io: MainIo = process): Promise<number
       return (await import('./build-command.js')).runBuildCommand(args, io);
     case 'cgi':
       return (await import('./cgi-command.js')).runCgiCommand(args);
+    case 'ping':
+      return (await import('./ping-command.js')).runPingCommand(args, io);
     case '--version':
     case '-v':
     case 'version':
@@ -77,5 +82,6 @@ export async function main(argv: string[], io: MainIo = process): Promise<number
 async function usageOf(verb: Verb): Promise<string> {
   if (verb === 'serve') return (await import('./serve-command.js')).SERVE_USAGE;
   if (verb === 'build') return (await import('./build-command.js')).BUILD_USAGE;
+  if (verb === 'ping') return (await import('./ping-command.js')).PING_USAGE;
   return (await import('./cgi-command.js')).CGI_USAGE;
 }
