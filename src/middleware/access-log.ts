@@ -14,6 +14,12 @@ export interface AccessLogOptions {
   now?: () => Date;
   /** The dates' offset from UTC in minutes (0 logs in UTC, -420 is -0700). Default: the local time zone's. */
   utcOffsetMinutes?: number;
+  /**
+   * "combined" (the default): Apache's Combined Log Format. "json": one JSON object a line (formatAccessLogJson):
+   * time, remote address, method, URI, protocol, status, bytes, duration in ms, the process's pid, referer and
+   * user agent, for log pipelines that parse JSON.
+   */
+  format?: 'combined' | 'json';
 }
 
 /** The fields of one Combined Log Format line. */
@@ -64,8 +70,12 @@ export function accessLog(app: App, options: AccessLogOptions): App {
   const now = options.now ?? (() => new Date());
   const write = options.write;
   const offset = options.utcOffsetMinutes;
+  const json = options.format === 'json';
+  if (options.format !== undefined && options.format !== 'combined' && !json) {
+    throw new TypeError(`accessLog: format must be "combined" or "json" (${JSON.stringify(options.format)})`);
+  }
   return async function logAccess(environ: Environ, startResponse: StartResponse): Promise<Body> {
-    const state = new RequestState(environ, now(), offset, write);
+    const state = new RequestState(environ, now(), offset, write, json);
     let body: Body;
     try {
       body = await app(environ, state.track(startResponse));
@@ -92,12 +102,15 @@ class RequestState {
   #failed = false;
   #failure: unknown = undefined;
   #finished = false;
+  readonly #json: boolean;
+  readonly #startedAt = performance.now();
 
-  constructor(environ: Environ, date: Date, offset: number | undefined, write: (line: string) => unknown) {
+  constructor(environ: Environ, date: Date, offset: number | undefined, write: (line: string) => unknown, json: boolean) {
     this.#environ = environ;
     this.#date = date;
     this.#offset = offset;
     this.#write = write;
+    this.#json = json;
   }
 
   track(startResponse: StartResponse): StartResponse {
@@ -222,7 +235,7 @@ class RequestState {
       if (isHead || (status !== 0 && isBodylessStatus(status))) bytes = 0;
       if (this.#declaredLength !== null) bytes = Math.min(bytes, this.#declaredLength);
     }
-    const line = formatAccessLogLine({
+    const entry: AccessLogEntry = {
       host: stringOf(environ.REMOTE_ADDR),
       user: stringOf(environ.REMOTE_USER),
       date: this.#date,
@@ -232,7 +245,15 @@ class RequestState {
       bytes,
       referer: stringOf(environ.HTTP_REFERER),
       userAgent: stringOf(environ.HTTP_USER_AGENT),
-    });
+    };
+    const line = this.#json
+      ? formatAccessLogJson(entry, {
+          method: String(environ.REQUEST_METHOD),
+          uri: requestUriOf(environ),
+          protocol: String(environ.SERVER_PROTOCOL),
+          durationMs: performance.now() - this.#startedAt,
+        })
+      : formatAccessLogLine(entry);
     try {
       this.#write(line);
     } catch (error) {
@@ -250,6 +271,32 @@ export function formatAccessLogLine(entry: AccessLogEntry): string {
     `${field(entry.host)} - ${field(entry.user)} ${formatLogDate(entry.date, entry.utcOffsetMinutes)} "${escapeLogText(entry.requestLine)}" ` +
     `${entry.status > 0 ? entry.status : '-'} ${entry.bytes > 0 ? entry.bytes : '-'} ${quoted(entry.referer)} ${quoted(entry.userAgent)}\n`
   );
+}
+
+/**
+ * Formats one JSON access log line, with its "\n": `{"time":"2026-12-03T10:00:00.123Z","remote":"127.0.0.1",
+ * "user":null,"method":"GET","uri":"/a?b=1","protocol":"HTTP/1.1","status":200,"bytes":13,"duration_ms":0.42,
+ * "pid":1234,"referer":null,"user_agent":"curl/8.5"}`. Strings are byte strings as the environ holds them,
+ * decoded as latin-1 (JSON escapes every control character, so no line can be forged); absent values are null.
+ */
+export function formatAccessLogJson(
+  entry: AccessLogEntry,
+  request: { method: string; uri: string; protocol: string; durationMs: number },
+): string {
+  return `${JSON.stringify({
+    time: entry.date.toISOString(),
+    remote: entry.host ?? null,
+    user: entry.user ?? null,
+    method: request.method,
+    uri: request.uri,
+    protocol: request.protocol,
+    status: entry.status > 0 ? entry.status : null,
+    bytes: entry.bytes,
+    duration_ms: Math.round(request.durationMs * 1000) / 1000,
+    pid: process.pid,
+    referer: entry.referer ?? null,
+    user_agent: entry.userAgent ?? null,
+  })}\n`;
 }
 
 /**
@@ -295,13 +342,17 @@ export function escapeLogText(text: string): string {
 /** "METHOD target PROTOCOL" from the CGI variables. */
 function requestLineOf(environ: Environ): string {
   const method = stringOf(environ.REQUEST_METHOD) ?? '-';
-  let target = stringOf(environ.REQUEST_URI);
-  if (target === undefined) {
-    const query = stringOf(environ.QUERY_STRING);
-    target = `${stringOf(environ.SCRIPT_NAME) ?? ''}${stringOf(environ.PATH_INFO) ?? ''}${query ? `?${query}` : ''}` || '/';
-  }
+  const target = requestUriOf(environ);
   const protocol = stringOf(environ.SERVER_PROTOCOL);
   return protocol ? `${method} ${target} ${protocol}` : `${method} ${target}`;
+}
+
+/** REQUEST_URI, else SCRIPT_NAME + PATH_INFO + "?" + QUERY_STRING (else "/"). */
+function requestUriOf(environ: Environ): string {
+  const uri = stringOf(environ.REQUEST_URI);
+  if (uri !== undefined) return uri;
+  const query = stringOf(environ.QUERY_STRING);
+  return `${stringOf(environ.SCRIPT_NAME) ?? ''}${stringOf(environ.PATH_INFO) ?? ''}${query ? `?${query}` : ''}` || '/';
 }
 
 function declaredLengthOf(headers: readonly Header[]): number | null {

@@ -207,3 +207,39 @@ describe('accessLog', () => {
     expect(events[1]).toMatch(/^127\.0\.0\.1 - - \S+ \S+ "GET \/gone HTTP\/1\.1" 200 (5|11) "-" "-"\n$/);
   });
 });
+
+describe('accessLog, format "json"', () => {
+  it('writes one JSON object a line: time, remote, method, uri, status, bytes, duration, pid', async () => {
+    const lines: string[] = [];
+    const app = accessLog(hello, { write: (line) => void lines.push(line), now: () => DATE, format: 'json' });
+    const client = testClient(app);
+    await client.get('/a/b?x=1', { headers: { 'User-Agent': 'ua "quoted"\n' } });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]?.endsWith('}\n')).toBe(true);
+    expect(lines[0]?.split('\n')).toHaveLength(2);
+    const entry = JSON.parse(lines[0] as string) as Record<string, unknown>;
+    expect(entry).toMatchObject({
+      time: '2000-10-10T20:55:36.000Z',
+      method: 'GET',
+      uri: '/a/b?x=1',
+      status: 200,
+      bytes: 11,
+      pid: process.pid,
+      referer: null,
+    });
+    expect(entry.user_agent).toBe('ua "quoted"\n');
+    expect(typeof entry.duration_ms).toBe('number');
+    expect(entry.duration_ms as number).toBeGreaterThanOrEqual(0);
+    expect(entry).toHaveProperty('remote');
+  });
+
+  it('logs the error page status of a failing app, and refuses an unknown format', async () => {
+    const lines: string[] = [];
+    const failing: App = () => {
+      throw new RequestError('bad', 400);
+    };
+    await testClient(accessLog(failing, { write: (line) => void lines.push(line), format: 'json' })).get('/');
+    expect(JSON.parse(lines[0] as string)).toMatchObject({ status: 400, method: 'GET' });
+    expect(() => accessLog(hello, { write: () => {}, format: 'xml' as never })).toThrow(/combined.*json/);
+  });
+});
