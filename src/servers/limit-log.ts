@@ -44,6 +44,12 @@ export function createPeerLog(errors: ErrorStream, intervalMs: number = LIMIT_LO
   };
 }
 
+/**
+ * Refusals at each limit in this process, whatever server and log saw them (every hit counts, logged or not):
+ * what the status page and metrics of `tsgi serve --status-path` report. Keys are the limits' option names.
+ */
+export const refusalCounts = new Map<string, number>();
+
 /** Creates a LimitLog writing to `errors` as `tsgi: PREFIX: ...`. `now` is for tests. */
 export function createLimitLog(
   errors: ErrorStream,
@@ -54,6 +60,7 @@ export function createLimitLog(
   const peer = createPeerLog(errors, intervalMs, now);
   return {
     hit(limit, what, raise) {
+      refusalCounts.set(limit, (refusalCounts.get(limit) ?? 0) + 1);
       peer.write(limit, `tsgi: ${prefix}: ${what}: refused at the limit ${limit}; to change it: ${raise}`);
     },
   };

@@ -1,4 +1,5 @@
 import type { ServePlan } from '../serve-plan.js';
+import type { StatusSnapshot, WorkerFigures } from '../status/snapshot.js';
 
 /** Why a worker asks to be replaced. */
 export type RecycleReason = 'max-requests' | 'max-rss' | 'timeout';
@@ -8,14 +9,26 @@ export type WorkerMessage =
   | { type: 'ready'; port: number | null }
   | { type: 'beat' }
   | { type: 'recycle'; reason: RecycleReason; detail: string }
-  | { type: 'boot-failed'; message: string };
+  | { type: 'boot-failed'; message: string }
+  /** The worker's own figures (--status-path): every STATS_INTERVAL_MS, and in answer to a stats-query (`query`). */
+  | { type: 'stats'; figures: WorkerFigures; query?: number }
+  /** A client asked this worker for the status page: the master gathers the tree's figures. */
+  | { type: 'status-query'; query: number };
 
 /** Messages a master sends a worker. */
-export type MasterMessage = {
-  type: 'stop';
-  /** Hand kept-alive FastCGI connections to the master for the workers that stay (handover.ts) instead of closing them. */
-  handover: boolean;
-};
+export type MasterMessage =
+  | {
+      type: 'stop';
+      /** Hand kept-alive FastCGI connections to the master for the workers that stay (handover.ts) instead of closing them. */
+      handover: boolean;
+    }
+  /** Send your figures now (answer with a stats message carrying the same `query`). */
+  | { type: 'stats-query'; query: number }
+  /** The answer to a status-query: the whole tree, or why it could not be had. */
+  | { type: 'status'; query: number; snapshot: StatusSnapshot };
+
+/** How often a worker serving a status page sends its figures unasked (so a worker that dies leaves its counts). */
+export const STATS_INTERVAL_MS = 1_000;
 
 /** The fd a worker finds the master's listening socket on. */
 export const WORKER_LISTEN_FD = 3;
@@ -37,6 +50,8 @@ export interface WorkerConfig {
 export function asWorkerMessage(value: unknown): WorkerMessage | null {
   if (typeof value !== 'object' || value === null) return null;
   const type = (value as { type?: unknown }).type;
-  if (type === 'ready' || type === 'beat' || type === 'recycle' || type === 'boot-failed') return value as WorkerMessage;
+  if (type === 'ready' || type === 'beat' || type === 'recycle' || type === 'boot-failed' || type === 'stats' || type === 'status-query') {
+    return value as WorkerMessage;
+  }
   return null;
 }

@@ -24,6 +24,23 @@ export interface SuperviseOptions {
   onRequest?: (served: number) => void;
   /** Called once per request that timed out. */
   onTimeout?: (info: TimeoutInfo, environ: Environ) => void;
+  /**
+   * A request still running this long (ms) is slow: onSlow is called once for it, and it goes on (--slow-log).
+   * 0 = off. Default 0.
+   */
+  slowMs?: number;
+  onSlow?: (request: RunningRequest) => void;
+  /** Keep the requests in flight for running() (the status page). Default false. */
+  trackRunning?: boolean;
+}
+
+/** A request in flight, as the status page and the slow log show it. */
+export interface RunningRequest {
+  method: string;
+  /** REQUEST_URI, else SCRIPT_NAME + PATH_INFO (+ "?" QUERY_STRING). */
+  uri: string;
+  /** Date.now() when the app was called. */
+  started: number;
 }
 
 /** An app under supervision and its counters. */
@@ -33,6 +50,10 @@ export interface SupervisedApp {
   served(): number;
   /** Requests started and not finished (a request finishes when the server closes its body). */
   inFlight(): number;
+  /** The requests in flight, oldest first (empty unless trackRunning or slowMs is set). */
+  running(): RunningRequest[];
+  /** Requests that were slow (slowMs) so far. */
+  slow(): number;
 }
 
 /** The error a timed-out request ends with; `status` 504 says what it means to an error handler. */
@@ -58,14 +79,40 @@ export class GatewayTimeoutError extends Error {
 export function superviseApp(app: App, options: SuperviseOptions): SupervisedApp {
   let served = 0;
   let inFlight = 0;
+  let slow = 0;
+  const slowMs = options.slowMs ?? 0;
+  const tracking = options.trackRunning === true || slowMs > 0;
+  const running = new Set<RunningRequest>();
   const supervised: App = (environ, startResponse) => {
     served++;
     inFlight++;
     let done = false;
+    let entry: RunningRequest | null = null;
+    let slowTimer: NodeJS.Timeout | null = null;
+    if (tracking) {
+      const request: RunningRequest = { method: String(environ.REQUEST_METHOD), uri: requestUri(environ), started: Date.now() };
+      entry = request;
+      running.add(request);
+      if (slowMs > 0) {
+        slowTimer = setTimeout(() => {
+          slowTimer = null;
+          if (done) return;
+          slow++;
+          try {
+            options.onSlow?.(request);
+          } catch {
+            // A hook must not fail the request.
+          }
+        }, slowMs);
+        slowTimer.unref();
+      }
+    }
     const finish = (): void => {
       if (done) return;
       done = true;
       inFlight--;
+      if (entry !== null) running.delete(entry);
+      if (slowTimer !== null) clearTimeout(slowTimer);
     };
     try {
       options.onRequest?.(served);
@@ -91,7 +138,7 @@ export function superviseApp(app: App, options: SuperviseOptions): SupervisedApp
     }
     return trackBody(result, finish);
   };
-  return { app: supervised, served: () => served, inFlight: () => inFlight };
+  return { app: supervised, served: () => served, inFlight: () => inFlight, running: () => [...running], slow: () => slow };
 }
 
 function isThenable<T>(value: unknown): value is PromiseLike<T> {

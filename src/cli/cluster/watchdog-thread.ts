@@ -12,14 +12,31 @@ const CHECK_MS = 100;
 const STACK_WAIT_MS = 2_000;
 const MAX_FRAMES = 30;
 
-const { tick, timeoutMs, label } = workerData as WatchdogData;
+const { tick, timeoutMs, slowMs, label } = workerData as WatchdogData;
 const stamp = new Float64Array(tick);
 let acting = false;
+/** The loop's stamp when the slow log last wrote a stack: one stack per blocked stretch. */
+let slowLoggedAt = -1;
 
 const timer = setInterval(() => {
   if (acting) return;
-  const blockedMs = Date.now() - (stamp[0] ?? Date.now());
-  if (blockedMs < timeoutMs) return;
+  const last = stamp[0] ?? Date.now();
+  const blockedMs = Date.now() - last;
+  if (slowMs > 0 && blockedMs >= slowMs && (timeoutMs === 0 || blockedMs < timeoutMs) && slowLoggedAt !== last) {
+    // --slow-log: the stack of the code holding the loop, once, and the worker goes on.
+    slowLoggedAt = last;
+    acting = true;
+    void takeStack(true).then((stack) => {
+      acting = false;
+      const lines = [
+        `${label}: slow request (--slow-log ${slowMs / 1000}): the event loop has been blocked for ${(blockedMs / 1000).toFixed(1)} s by synchronous code`,
+        stack === null ? '  (no JavaScript stack: the thread is blocked in native code)' : `  the app's stack:\n${stack}`,
+      ];
+      writeSync(2, `${lines.join('\n')}\n`);
+    });
+    return;
+  }
+  if (timeoutMs === 0 || blockedMs < timeoutMs) return;
   acting = true;
   clearInterval(timer);
   void takeStack().then((stack) => {
@@ -36,13 +53,28 @@ const timer = setInterval(() => {
   });
 }, CHECK_MS);
 
-/** Pauses the main thread through the inspector and formats its call frames; null when it does not pause. */
-function takeStack(): Promise<string | null> {
+/**
+ * Pauses the main thread through the inspector and formats its call frames; null when it does not pause.
+ * With `resume`, the thread runs on afterwards (the slow log); without, it stays paused (it is killed next).
+ */
+function takeStack(resume = false): Promise<string | null> {
   return new Promise((resolve) => {
     const session = new Session();
     const scripts = new Map<string, string>();
+    let finished = false;
     const done = (value: string | null): void => {
+      if (finished) return;
+      finished = true;
       clearTimeout(giveUp);
+      if (resume) {
+        session.post('Debugger.resume', () => {
+          try {
+            session.disconnect();
+          } catch {
+            // Already gone.
+          }
+        });
+      }
       resolve(value);
     };
     const giveUp = setTimeout(() => done(null), STACK_WAIT_MS);
