@@ -4,7 +4,7 @@
  *
  *   node bench/run.mjs [--quick] [--duration 5s] [--warmup 3s] [--rounds 3] [--only|--rows ROW,ROW,...]
  *                      [--connections 32] [--threads 2] [--direct-threads 1] [--php-children N]
- *                      [--stream-mib 1024] [--cgi-runs 20] [--profile ROW] [--no-gc]
+ *                      [--stream-mib 1024] [--cgi-runs 20] [--git-mib 50] [--profile ROW] [--no-gc]
  *                      [--results FILE | --no-results] [--no-build] [--no-install] [--max-minutes M] [--keep]
  *
  * 1. Setup. Installs the Debian packages the selected rows need when they are missing (as root, with
@@ -60,14 +60,34 @@
  *    `node --cpu-prof --cpu-prof-dir DIR`, gets a wrk warm-up then one hello run, and stops with SIGINT;
  *    the GC share is the `(garbage collector)` node's self time over all non-idle samples taken during that
  *    run, in the busiest profile (the serving process). Printed as the "GC %" column of the hello tables.
- *    Summary: issue 11's goals as ratios of this run, each PASS or MISS, at the very end.
+ *    Summary: the goals of issues 11 and 12 as ratios of this run, each PASS or MISS, at the very end.
+ *    cgi-bin (issue 12): the same shell script (bench/apps/cgi-bin/hello.sh: printf of a head and "Hello") at
+ *    /cgi-bin/hello.sh behind the same nginx, served by the C fcgiwrap (the anchor) and by `tsgi serve --cgi-bin`
+ *    with as many processes, `wrk -t1 -c8` with the duration, warm-up and rounds above, fcgiwrap and tsgi of the
+ *    same N one after the other (order flipped every round), median by req/s; printed with the ratio
+ *    tsgi/fcgiwrap per N, CPU per request of the backend including the scripts (cutime/cstime of the processes
+ *    that reaped them) and of nginx; the SUMMARY says whether tsgi >= 1.0x fcgiwrap. Rows (ids for --only):
+ *      cgi-fcgiwrap-2   `fcgiwrap -c 2 -s tcp:127.0.0.1:P`; nginx as in Debian's fcgiwrap recipe (stock params,
+ *                       SCRIPT_FILENAME), a connection per request
+ *      cgi-fcgiwrap-4   the same with -c 4
+ *      cgi-tsgi-2       `tsgi serve --cgi-bin DIR --workers 2 --fastcgi 127.0.0.1:P --mount /cgi-bin`; nginx as
+ *                       in conf/nginx-cgi-bin.conf (split at /cgi-bin, buffering off, fastcgi_keep_conn on)
+ *      cgi-tsgi-4       the same with --workers 4
  * 3. Streaming (id `stream`): --stream-mib MiB uploaded (chunked) and downloaded through the same nginx
  *    (buffering off) to `tsgi serve bench/apps/stream.ts --fastcgi`, checked byte-identical by sha256, with
  *    the backend tree's peak RSS (goal < 120 MiB).
  * 4. CGI start-up (id `cgi`): cgi-bin/hello.ts built with tsgi against `node -e 0`, a Python CGI and a shell
  *    CGI: wall time and peak RSS (GNU time), interleaved runs, medians.
+ * 5. git over HTTP (id `git-cgi`, issue 12): a repository of --git-mib MiB of random (incompressible) 1 MiB
+ *    blobs, generated once into the temp dir, served by git http-backend under `tsgi serve --cgi-bin DIR --http`
+ *    (DIR holding a wrapper script, GIT_PROJECT_ROOT and GIT_HTTP_EXPORT_ALL by --cgi-env) and under Apache
+ *    mod_cgi (`ScriptAlias /git/ /usr/lib/git-core/git-http-backend/`, mpm_prefork; bench/lib/apache-git.mjs),
+ *    both reached directly by git's client: `git clone --bare`, then `git -c http.postBuffer=65536 push` into an
+ *    empty repository (checked to go chunked, with GIT_TRACE_CURL, and to arrive whole), --rounds times each,
+ *    the server order flipped every round; median times, the ratio tsgi/Apache (SUMMARY: <= 1.05x) and the
+ *    servers' CPU time (git http-backend included).
  *
- * With the defaults a run takes about 20 minutes on 2 cores (setup included); --quick about 4.
+ * With the defaults a run takes about 23 minutes on 2 cores (setup included); --quick about 5.
  * Before measuring, the run warns when the machine is not quiet: a 1-minute load average above 1, or a
  * wrk that is not the bench's already running; such figures are not comparable.
  *
@@ -82,13 +102,14 @@
  *   --duration S       seconds per measured wrk run (default 5s)
  *   --warmup S         seconds of wrk warm-up before a row's first measured run (default 3s)
  *   --rounds N         measured runs per row and payload, median reported (default 3)
- *   --only IDS         comma-separated row ids (above), `stream`, `cgi`; the rest is not run
+ *   --only IDS         comma-separated row ids (above), `stream`, `cgi`, `git-cgi`; the rest is not run
  *   --rows IDS         the same as --only
  *   --connections N    wrk connections (default 32); --threads N: wrk threads behind nginx (default 2)
  *   --direct-threads N wrk threads of the direct HTTP rows (default 1)
  *   --php-children N   PHP-FPM pm.max_children (default: the connection count)
  *   --stream-mib N     MiB each way for the streaming figures (default 1024)
  *   --cgi-runs N       runs per CGI variant (default 20)
+ *   --git-mib N        size of the git-cgi repository in MiB (default 50; 16 with --quick)
  *   --profile ROW      afterwards, a CPU profile of a Node row's backend under one wrk run (top functions)
  *   --no-gc            skip the GC pass (the --cpu-prof run of every Node row)
  *   --results FILE     where to write the markdown report (default bench/RESULTS.md; none with --only)
@@ -107,7 +128,9 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { phpFpmConfig, ROW_IDS, ROWS } from './lib/backends.mjs';
+import { CGI_BIN_IDS, CGI_BIN_ROWS, cgiBinSummary, measureCgiBin, prepareCgiBin, waitUntilCgiServing } from './lib/cgi-bin.mjs';
 import { CGI_GOAL_RATIO, measureCgiStartup } from './lib/cgi-startup.mjs';
+import { gitCgiSummary, measureGitCgi } from './lib/git-cgi.mjs';
 import { FASTCGI_PARAMS, nginxConfig, streamFastcgiLocation } from './lib/nginx.mjs';
 import {
   abortRun,
@@ -139,7 +162,7 @@ const READY_TIMEOUT_MS = 60_000;
 const STREAM_RSS_GOAL_MIB = 120;
 /** More CPU than this (percent of one core) used by processes not of this bench makes a figure suspect. */
 const FOREIGN_CPU_WARN_PCT = 10;
-const EXTRA_IDS = ['stream', 'cgi'];
+const EXTRA_IDS = ['stream', 'cgi', 'git-cgi'];
 const PAYLOADS = [
   { id: 'hello', label: 'Hello world (13 bytes)', path: '/', body: HELLO_BODY },
   { id: 'big', label: '64 KiB response', path: BIG_PATH, body: BIG_BODY },
@@ -208,6 +231,7 @@ export function parseOptions(argv) {
       'php-children': { type: 'string' },
       'stream-mib': { type: 'string' },
       'cgi-runs': { type: 'string' },
+      'git-mib': { type: 'string' },
       profile: { type: 'string' },
       results: { type: 'string' },
       'no-results': { type: 'boolean', default: false },
@@ -234,6 +258,7 @@ export function parseOptions(argv) {
     phpChildren: values['php-children'] ? parseCount(values['php-children'], '--php-children') : connections,
     streamMib: parseCount(values['stream-mib'] ?? (quick ? '64' : '1024'), '--stream-mib'),
     cgiRuns: parseCount(values['cgi-runs'] ?? (quick ? '5' : '20'), '--cgi-runs'),
+    gitMib: parseCount(values['git-mib'] ?? (quick ? '16' : '50'), '--git-mib'),
     cgiWarmup: quick ? 1 : 3,
     profile: values.profile ?? null,
     keep: values.keep,
@@ -249,7 +274,9 @@ export function parseOptions(argv) {
     const ids = values.only.split(',').map((id) => id.trim()).filter(Boolean);
     if (ids.length === 0) throw new UsageError('--only expects comma-separated ids');
     for (const id of ids) {
-      if (!ROW_IDS.includes(id) && !EXTRA_IDS.includes(id)) throw new UsageError(`--only: unknown id ${id} (ids: ${[...ROW_IDS, ...EXTRA_IDS].join(', ')})`);
+      if (!ROW_IDS.includes(id) && !CGI_BIN_IDS.includes(id) && !EXTRA_IDS.includes(id)) {
+        throw new UsageError(`--only: unknown id ${id} (ids: ${[...ROW_IDS, ...CGI_BIN_IDS, ...EXTRA_IDS].join(', ')})`);
+      }
     }
     options.only = new Set(ids);
   }
@@ -403,28 +430,35 @@ async function runBench(options, argv, prefix) {
   const rows = ROWS.filter((row) => selected(row.id)).map((row) => ({ ...row }));
   const doStream = selected('stream');
   const doCgi = selected('cgi');
+  const cgiRows = CGI_BIN_ROWS.filter((row) => selected(row.id)).map((row) => ({ ...row }));
+  const doGitCgi = selected('git-cgi');
 
   const perRow = rows.length * PAYLOADS.length * (options.warmup + options.rounds * options.duration);
   const gcPass = options.gc ? rows.filter((row) => row.node).length * (options.warmup + options.duration + 3) : 0;
-  const estimate = perRow + gcPass + (doStream ? (2 * options.streamMib) / 150 + 10 : 0) + (doCgi ? (options.cgiRuns + options.cgiWarmup) * 6 * 0.1 : 0);
+  const cgiBinTime = cgiRows.length * (options.warmup + options.rounds * options.duration);
+  const gitCgiTime = doGitCgi ? options.rounds * 4 * (2 + options.gitMib / 15) + 10 : 0;
+  const estimate =
+    perRow + gcPass + cgiBinTime + gitCgiTime + (doStream ? (2 * options.streamMib) / 150 + 10 : 0) + (doCgi ? (options.cgiRuns + options.cgiWarmup) * 6 * 0.1 : 0);
   log(
-    `${rows.length} rows x ${PAYLOADS.length} payloads${doStream ? ', streaming' : ''}${doCgi ? ', CGI start-up' : ''}: ` +
+    `${rows.length} rows x ${PAYLOADS.length} payloads${cgiRows.length ? `, ${cgiRows.length} cgi-bin rows` : ''}${doStream ? ', streaming' : ''}` +
+      `${doCgi ? ', CGI start-up' : ''}${doGitCgi ? ', git-cgi' : ''}: ` +
       `about ${Math.ceil(estimate / 60)} min of measuring after setup${options.quick ? ' (--quick)' : ''}`,
   );
 
   // Not quiet (other engineers' load, another wrk): every req/s of this run is suspect. Checked before our
   // own setup (npm run build, apt-get) raises the load average.
-  const quiet = rows.length ? quietCheck() : [];
+  const quiet = rows.length || cgiRows.length || doGitCgi ? quietCheck() : [];
   for (const warning of quiet) log(`WARNING: ${warning}`);
 
   // 1. Setup.
-  const tools = new Set(rows.flatMap((row) => row.tools));
+  const tools = new Set([...rows, ...cgiRows].flatMap((row) => row.tools));
+  if (doGitCgi) ['git', 'apache2'].forEach((tool) => tools.add(tool));
   if (doStream) ['nginx'].forEach((tool) => tools.add(tool));
   if (doCgi) ['time', 'python3'].forEach((tool) => tools.add(tool));
   const installed = await ensureTools([...tools], { install: options.install, log });
   const modules = [...new Set(rows.flatMap((row) => row.modules ?? []))];
   checkNodeModules(ROOT, modules);
-  const needsTsgi = doStream || doCgi || rows.some((row) => row.tsgi);
+  const needsTsgi = doStream || doCgi || doGitCgi || [...rows, ...cgiRows].some((row) => row.tsgi);
   if (needsTsgi) {
     if (options.build) {
       log('npm run build');
@@ -455,6 +489,8 @@ async function runBench(options, argv, prefix) {
     goals: [],
     stream: null,
     cgi: null,
+    cgiBin: null,
+    gitCgi: null,
     summary: [],
     warnings: [],
     errorNotes: [],
@@ -472,6 +508,7 @@ async function runBench(options, argv, prefix) {
       log('go build bench/apps/go-fcgi/main.go');
       ctx.goBinary = await buildGo(join(APPS, 'go-fcgi'), dir);
     }
+    if (cgiRows.length) await prepareCgiBin(ctx);
     results.machine = describeMachine(ROOT);
     if (installed.length) results.machine.push(['installed by this run', installed.join(' ')]);
 
@@ -497,6 +534,14 @@ async function runBench(options, argv, prefix) {
     }
     // The upstream names must match the locations each row wrote.
     for (const row of rows) if (row.upstream && !row.location.includes(row.upstream)) throw new Error(`internal: ${row.id}'s location does not use upstream ${row.upstream}`);
+    // The cgi-bin rows: a server of their own each in the same nginx, the script at /cgi-bin/hello.sh.
+    for (const row of cgiRows) {
+      row.backendPort = await findFreePort();
+      row.nginxPort = await findFreePort();
+      row.upstream = row.id.replaceAll('-', '_');
+      row.url = `http://127.0.0.1:${row.nginxPort}/`;
+      row.locations = row.locations(ctx, row);
+    }
     const streamRow = doStream
       ? {
           id: 'stream',
@@ -512,7 +557,7 @@ async function runBench(options, argv, prefix) {
       : null;
     if (streamRow) streamRow.url = `http://127.0.0.1:${streamRow.nginxPort}/stream/`;
     const proxiedRows = rows.filter((row) => row.section === 'nginx');
-    const nginxRows = streamRow ? [...proxiedRows, streamRow] : proxiedRows;
+    const nginxRows = [...proxiedRows, ...cgiRows, ...(streamRow ? [streamRow] : [])];
     let nginx = null;
     const nginxLog = join(dir, 'nginx-error.log');
     const logState = { offset: 0 };
@@ -523,7 +568,7 @@ async function runBench(options, argv, prefix) {
       if (test.code !== 0) throw new Error(`nginx -t failed:\n${test.text}`);
       nginx = startProcess('nginx', NGINX, nginxArgs, { cwd: dir });
     }
-    const backendRows = [...rows, ...(streamRow ? [streamRow] : [])].filter((row) => row.command);
+    const backendRows = [...rows, ...cgiRows, ...(streamRow ? [streamRow] : [])].filter((row) => row.command);
     for (const row of backendRows) {
       const [command, args, env] = row.command(ctx, row.backendPort);
       row.proc = startProcess(row.name, command, args, { cwd: ROOT, env: env ?? process.env });
@@ -533,8 +578,9 @@ async function runBench(options, argv, prefix) {
       ? startProcess('idle node', process.execPath, ['-e', 'setInterval(()=>{},1e3)'], { cwd: ROOT })
       : null;
     if (backendRows.length || nginx) {
-      log(`starting ${nginx ? 'nginx and ' : ''}${backendRows.length} backends; checking both payloads of every row`);
+      log(`starting ${nginx ? 'nginx and ' : ''}${backendRows.length} backends; checking every row's answers`);
       for (const row of rows) await waitUntilServing(row);
+      for (const row of cgiRows) await waitUntilCgiServing(row);
       if (nginx && nginx.exitCode !== undefined) throw new Error(`nginx exited (${nginx.exitCode}):\n${nginx.output}`);
       await readNewLogErrors(nginxLog, logState); // Start-up noise (502s while backends came up) is not a row's.
     }
@@ -654,6 +700,31 @@ async function runBench(options, argv, prefix) {
       results.profile = { row: row.name, ...profile };
     }
 
+    // 3b. cgi-bin: fcgiwrap against tsgi serve --cgi-bin, the same hello script, wrk -t1 -c8.
+    if (cgiRows.length) {
+      log(`cgi-bin: ${cgiRows.map((row) => row.name).join(', ')}`);
+      results.cgiBin = await measureCgiBin(cgiRows, {
+        seconds: options.duration,
+        warmup: options.warmup,
+        rounds: options.rounds,
+        groups: runningGroups(),
+        nginxPgid: nginx?.child.pid,
+        readLogErrors: () => readNewLogErrors(nginxLog, logState),
+        log,
+      });
+      results.summary.push(...cgiBinSummary(results.cgiBin));
+      for (const row of results.cgiBin.rows) {
+        if (row.nonSuccess > 0) {
+          exitCode = 1;
+          results.errorNotes.push(`FAILED: ${row.name}: ${row.nonSuccess} non-2xx responses`);
+        }
+        if (row.logErrors.length) results.errorNotes.push(`${row.name}: nginx logged ${summarizeLogErrors(row.logErrors)}`);
+        if (row.maxOtherCpu > FOREIGN_CPU_WARN_PCT) {
+          results.warnings.push(`other processes (or VM steal) used ${row.maxOtherCpu.toFixed(0)}% of a core during ${row.name}: its req/s is not comparable`);
+        }
+      }
+    }
+
     // 4. Streaming.
     if (streamRow) {
       // The throughput backends are done: stop them so they neither compete nor hold memory.
@@ -689,6 +760,12 @@ async function runBench(options, argv, prefix) {
           text: `wall ${wall.toFixed(2)}x (${verdict(wall)}), peak RSS ${rss.toFixed(2)}x (${verdict(rss)})`,
         });
       }
+    }
+
+    // 6. git-cgi: clone and chunked push through tsgi serve --cgi-bin and Apache mod_cgi.
+    if (doGitCgi) {
+      results.gitCgi = await measureGitCgi({ ctx, mib: options.gitMib, rounds: options.rounds, log });
+      results.summary.push(...gitCgiSummary(results.gitCgi));
     }
 
     if (results.rows.some((row) => Object.values(row.byPayload).some((f) => f.nonSuccess > 0))) exitCode = 1;

@@ -27,37 +27,48 @@ async function scanProcesses() {
   return table;
 }
 
-/** CPU ticks: machine-wide busy and steal, per process group of ours (by pgid), and this process's own. */
+/**
+ * CPU ticks: machine-wide busy and steal, per process group of ours (by pgid; `byGroupWithChildren` adds the
+ * time of the children the group's processes reaped, such as CGI scripts, through cutime/cstime), and this
+ * process's own.
+ */
 export async function sampleCpu(pgids) {
   const fields = (await readFile('/proc/stat', 'utf8')).split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const [user, nice, system, , , irq, softirq, steal] = fields;
   const byGroup = new Map([...pgids].map((pgid) => [pgid, 0]));
+  const byGroupWithChildren = new Map(byGroup);
   let self = 0;
   for (const [pid, info] of await scanProcesses()) {
     // The bench itself, plus the children it reaped (wrk, the CGI runs) through cutime/cstime.
     if (pid === process.pid) self = info.ticks + info.childTicks;
-    else if (byGroup.has(info.pgid)) byGroup.set(info.pgid, byGroup.get(info.pgid) + info.ticks);
+    else if (byGroup.has(info.pgid)) {
+      byGroup.set(info.pgid, byGroup.get(info.pgid) + info.ticks);
+      byGroupWithChildren.set(info.pgid, byGroupWithChildren.get(info.pgid) + info.ticks + info.childTicks);
+    }
   }
-  return { at: process.hrtime.bigint(), busy: user + nice + system + irq + softirq, steal, byGroup, self };
+  return { at: process.hrtime.bigint(), busy: user + nice + system + irq + softirq, steal, byGroup, byGroupWithChildren, self };
 }
 
 /**
- * Percent of one core each of our groups used between two samples; `foreign`: what the rest of the machine
- * used (processes not of this bench), `steal`: what the hypervisor took.
+ * Percent of one core each of our groups used between two samples (`groupsWithChildren`: with the children
+ * they reaped); `foreign`: what the rest of the machine used (processes not of this bench, nor children of
+ * ours), `steal`: what the hypervisor took.
  */
 export function cpuBetween(before, after) {
   const seconds = Number(after.at - before.at) / 1e9;
   const pct = (ticks) => (100 * ticks) / CLOCK_TICKS_PER_S / seconds;
   const groups = new Map();
+  const groupsWithChildren = new Map();
   let ours = after.self - before.self;
   for (const [pgid, ticks] of after.byGroup) {
-    const used = ticks - (before.byGroup.get(pgid) ?? 0);
-    groups.set(pgid, pct(used));
+    groups.set(pgid, pct(ticks - (before.byGroup.get(pgid) ?? 0)));
+    const used = after.byGroupWithChildren.get(pgid) - (before.byGroupWithChildren.get(pgid) ?? 0);
+    groupsWithChildren.set(pgid, pct(used));
     ours += used;
   }
   // /proc/stat and the per-process scan are not read at the same instant: keep the figure within the machine.
   const foreign = Math.min(100 * cpus().length, Math.max(0, pct(after.busy - before.busy - ours)));
-  return { groups, foreign, steal: pct(after.steal - before.steal), seconds };
+  return { groups, groupsWithChildren, foreign, steal: pct(after.steal - before.steal), seconds };
 }
 
 /** Samples the machine for `ms`: percent of one core used by processes not of this bench, and steal. */

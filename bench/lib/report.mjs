@@ -3,7 +3,8 @@
  *
  * `results` = { command, quick, settings: {...}, machine: [[label, value]], payloads: [{ id, label }],
  *   rows: [{ id, name, note, processes, byPayload: { [payload]: figures } }], goals: [...],
- *   stream: {...} | null, cgi: {...} | null, warnings: [...], errors: [...] }
+ *   stream: {...} | null, cgi: {...} | null, cgiBin: {...} | null (lib/cgi-bin.mjs), gitCgi: {...} | null
+ *   (lib/git-cgi.mjs), summary: [{ label, bound, ratio, verdict, detail }], warnings: [...], errors: [...] }
  */
 
 const num = (value, digits = 1) => (value === null || value === undefined || Number.isNaN(value) ? 'n/a' : value.toFixed(digits));
@@ -135,11 +136,75 @@ function cgiTable(cgi, markdown) {
   return [line(cols), ...body.map(line)].join('\n');
 }
 
+/** The cgi-bin table (lib/cgi-bin.mjs's figures) as [header, cells per row]. */
+function cgiBinCells(cgiBin) {
+  const spread = cgiBin.settings.rounds > 1;
+  const cols = ['row', 'req/s', ...(spread ? ['min-max'] : []), 'vs fcgiwrap', 'p50 ms', 'p99 ms', 'backend us/req', 'CPU vs fcgiwrap', 'nginx us/req', 'errors', 'other CPU%'];
+  const body = cgiBin.rows.map((row) => [
+    row.name,
+    int(row.rps),
+    ...(spread ? [`${int(row.minRps)}-${int(row.maxRps)}`] : []),
+    ratio(row.vsFcgiwrap),
+    num(row.p50Ms, 2),
+    num(row.p99Ms, 2),
+    num(row.backendUsPerReq, 0),
+    ratio(row.cpuVsFcgiwrap),
+    num(row.nginxUsPerReq, 0),
+    row.errors,
+    num(row.maxOtherCpu, 0),
+  ]);
+  return { cols, body };
+}
+
+function cgiBinTitle(cgiBin) {
+  const s = cgiBin.settings;
+  return (
+    `cgi-bin behind the same nginx: bench/apps/cgi-bin/hello.sh at /cgi-bin/hello.sh, wrk -t${s.threads} -c${s.connections} -d${s.seconds}s, ` +
+    `${s.rounds > 1 ? `${s.rounds} rounds (fcgiwrap and tsgi alternating), median by req/s` : '1 round'}; ` +
+    'backend us/req counts the scripts (CPU of the processes they were reaped by)'
+  );
+}
+
+/** The git-cgi table: per server and operation, the median time, each run, the server's CPU. */
+function gitCgiCells(gitCgi) {
+  const cols = ['server', 'clone s', 'clone runs', 'clone server CPU s', 'push s', 'push runs', 'push server CPU s'];
+  const seconds = (ms) => (ms / 1000).toFixed(2);
+  const body = gitCgi.servers.map((server) => [
+    server.name,
+    seconds(server.clone.median),
+    server.clone.runs.map(seconds).join(' '),
+    num(server.clone.cpuMedian, 2),
+    seconds(server.push.median),
+    server.push.runs.map(seconds).join(' '),
+    num(server.push.cpuMedian, 2),
+  ]);
+  body.push(['tsgi / Apache', ratio(gitCgi.ratios.clone), '', '', ratio(gitCgi.ratios.push), '', '']);
+  return { cols, body };
+}
+
+function gitCgiTitle(gitCgi) {
+  return (
+    `git over HTTP, ${gitCgi.mib} MiB repository of random blobs: \`git clone --bare\` and \`git -c http.postBuffer=65536 push\` (chunked) ` +
+    `into an empty repository, through git http-backend under tsgi serve --cgi-bin and Apache mod_cgi; ${gitCgi.rounds} round${gitCgi.rounds === 1 ? '' : 's'}, ` +
+    'medians; server CPU: the server process tree with git http-backend'
+  );
+}
+
+function plainTable({ cols, body }) {
+  const widths = cols.map((header, i) => Math.max(header.length, ...body.map((cells) => cells[i].length)));
+  const line = (cells) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
+  return [line(cols), ...body.map(line)].join('\n');
+}
+
+function markdownPlainTable({ cols, body }) {
+  return [`| ${cols.join(' | ')} |`, `|---|${cols.slice(1).map(() => '---:').join('|')}|`, ...body.map((cells) => `| ${cells.join(' | ')} |`)].join('\n');
+}
+
 /** The console report. */
 export function textReport(results) {
   const out = [];
   if (results.quick) out.push('QUICK RUN (--quick): short smoke-test durations; the figures are not for comparison.');
-  out.push(settingsLine(results));
+  if (results.rows.length) out.push(settingsLine(results));
   out.push(`machine: ${results.machine.map(([label, value]) => `${label} ${value}`).join(', ')}`);
   for (const section of SECTIONS) {
     for (const payload of results.payloads) {
@@ -151,10 +216,12 @@ export function textReport(results) {
   if (results.goals.length) out.push('', 'goals (hello world unless said otherwise):', ...goalLines(results).map((line) => `  ${line}`));
   if (results.stream) out.push('', `streaming through nginx to ${results.stream.name}:`, ...streamLines(results.stream).map((line) => `  ${line}`));
   if (results.cgi) out.push('', `CGI start-up (${results.cgi.runs} interleaved runs each, medians; peak RSS from GNU time):`, cgiTable(results.cgi, false));
+  if (results.cgiBin) out.push('', `${cgiBinTitle(results.cgiBin)}:`, plainTable(cgiBinCells(results.cgiBin)));
+  if (results.gitCgi) out.push('', `${gitCgiTitle(results.gitCgi)}:`, plainTable(gitCgiCells(results.gitCgi)));
   for (const line of results.errorNotes) out.push(line);
   for (const warning of results.warnings) out.push(`WARNING: ${warning}`);
   if (results.summary?.length) {
-    out.push('', `SUMMARY: issue 11's goals, ratios of this run (hello world decides PASS/MISS; both payloads shown)${results.warnings.length ? ' -- the machine was not quiet, see the WARNINGs' : ''}:`);
+    out.push('', `SUMMARY: the goals of issues 11 and 12, ratios of this run (hello world decides PASS/MISS; both payloads shown)${results.warnings.length ? ' -- the machine was not quiet, see the WARNINGs' : ''}:`);
     out.push(...summaryLines(results).map((line) => `  ${line}`));
   }
   return `${out.join('\n')}\n`;
@@ -182,7 +249,7 @@ export function markdownReport(results) {
     }
     out.push(LEGEND, '');
   }
-  if (results.summary?.length) out.push("## Issue 11's goals", '', ...summaryLines(results).map((line) => `- ${line}`), '');
+  if (results.summary?.length) out.push('## Goals of issues 11 and 12', '', ...summaryLines(results).map((line) => `- ${line}`), '');
   if (results.goals.length) out.push('## Goals', '', ...goalLines(results).map((line) => `- ${line}`), '');
   if (results.stream) {
     out.push('## Streaming', '', `Through the same nginx to ${results.stream.name}, \`client_max_body_size 0\`, request and response buffering off:`, '');
@@ -192,6 +259,11 @@ export function markdownReport(results) {
     out.push('## CGI start-up', '', `${results.cgi.runs} interleaved runs of each (after ${results.cgi.warmup} warm-up round${results.cgi.warmup === 1 ? '' : 's'}), medians; wall time from spawn to exit, peak RSS from GNU time \`-f %M\`; every CGI response checked. tsgi\'s is cgi-bin/hello.ts built with \`tsgi build\`.`, '');
     out.push(cgiTable(results.cgi, true), '');
   }
+  if (results.cgiBin) {
+    out.push('## cgi-bin: fcgiwrap and tsgi serve --cgi-bin', '', `${cgiBinTitle(results.cgiBin)}.`, '', markdownPlainTable(cgiBinCells(results.cgiBin)), '');
+    out.push(...results.cgiBin.rows.map((row) => `- **${row.name}**: ${row.note}`), '');
+  }
+  if (results.gitCgi) out.push('## git over HTTP: tsgi serve --cgi-bin and Apache mod_cgi', '', `${gitCgiTitle(results.gitCgi)}.`, '', markdownPlainTable(gitCgiCells(results.gitCgi)), '');
   if (results.rows.length) {
     out.push('## Row configuration', '', 'Every backend answers "Hello, World!" at / and 64 KiB (bench/apps/payload.mjs) at /64k, text/plain with a Content-Length. nginx: response buffers 8 x 16k (the 64 KiB answer stays in memory), upstream keepalive where the protocol allows it.', '');
     for (const row of results.rows) out.push(`- **${row.name}**: ${row.note}`);

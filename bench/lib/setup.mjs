@@ -38,6 +38,9 @@ export const TOOLS = {
   go: { package: 'golang-go', present: () => existsSync('/usr/bin/go') },
   time: { package: 'time', present: () => existsSync('/usr/bin/time') },
   python3: { package: 'python3', present: () => existsSync('/usr/bin/python3') },
+  fcgiwrap: { package: 'fcgiwrap', present: () => existsSync('/usr/sbin/fcgiwrap') },
+  git: { package: 'git', present: () => existsSync('/usr/bin/git') && existsSync('/usr/lib/git-core/git-http-backend') },
+  apache2: { package: 'apache2', present: () => existsSync('/usr/sbin/apache2') && existsSync('/usr/lib/apache2/modules/mod_cgi.so') },
 };
 
 /** Every Debian package the full bench installs (for --help and the report). */
@@ -135,6 +138,12 @@ function cpuModel() {
   return (fromProc ?? cpus()[0]?.model ?? 'unknown CPU').trim();
 }
 
+/** The installed version of a Debian package (fcgiwrap has no --version), or 'not installed'. */
+function debianVersion(name) {
+  const result = runQuick('dpkg-query', ['-W', '-f', '${Version}', name]);
+  return result.code === 0 && result.text ? result.text : 'not installed';
+}
+
 /** The machine and the versions of everything measured, as [label, value] pairs. */
 export function describeMachine(root) {
   const version = (command, args, re) => {
@@ -156,6 +165,9 @@ export function describeMachine(root) {
     ['Python', version(existsSync('/usr/bin/python3') ? '/usr/bin/python3' : null, ['--version'], /Python (\S+)/)],
     ['Go', version(existsSync('/usr/bin/go') ? '/usr/bin/go' : null, ['version'], /go version go(\S+)/)],
     ['wrk', version(existsSync('/usr/bin/wrk') ? '/usr/bin/wrk' : null, ['-v'], /wrk (\S+)/)],
+    ['fcgiwrap', debianVersion('fcgiwrap')],
+    ['Apache', version(existsSync('/usr/sbin/apache2') ? '/usr/sbin/apache2' : null, ['-v'], /Apache\/(\S+)/)],
+    ['git', version(existsSync('/usr/bin/git') ? '/usr/bin/git' : null, ['--version'], /git version (\S+)/)],
     ['node-fastcgi', nodeModuleVersion(root, 'node-fastcgi')],
     ['Express', nodeModuleVersion(root, 'express')],
   ];

@@ -50,6 +50,9 @@ describe('conf/ recipes', () => {
   it('has the recipes this suite knows of', () => {
     expect(confFiles).toEqual(
       expect.arrayContaining([
+        'nginx-cgi-bin.conf',
+        'docker/Dockerfile',
+        'kubernetes/deployment.yaml',
         'nginx-fastcgi.conf',
         'nginx-upstream.conf',
         'spawn-fcgi.sh',
