@@ -5,7 +5,7 @@ import { failRequestBody, toNodeListener, type NodeListenerOptions } from '../br
 import { InputError, TsgiError } from '../errors.js';
 import type { App } from '../types.js';
 import { DEFAULT_MAX_CONNECTIONS } from './fastcgi/options.js';
-import { createLimitLog } from './limit-log.js';
+import { createLimitLog, createPeerLog } from './limit-log.js';
 import { DEFAULT_HEADER_TIMEOUT_MS, type PeerTimeoutOptions } from './limits.js';
 import { trackHttpConnections } from './http-drain.js';
 
@@ -89,6 +89,7 @@ const HEADERS_TOO_LARGE = 'HTTP/1.1 431 Request Header Fields Too Large\r\nConne
 export function createHttpServer(app: App, options: HttpServerOptions = {}): Server {
   const errors = options.errors ?? { write: (text: string) => void process.stderr.write(text) };
   const limitLog = createLimitLog(errors, 'http');
+  const peerLog = createPeerLog(errors);
   const headerTimeoutMs = checkLimit('headerTimeoutMs', options.headerTimeoutMs ?? options.headersTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS, 0);
   const requestTimeoutMs = checkLimit('requestTimeoutMs', options.requestTimeoutMs ?? NODE_REQUEST_TIMEOUT_MS, 0);
   const idleTimeoutMs = checkLimit('idleTimeoutMs', options.idleTimeoutMs ?? options.keepAliveTimeoutMs ?? DEFAULT_HTTP_IDLE_TIMEOUT_MS, 0);
@@ -142,7 +143,8 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
       // An error in a body belongs to a request already handed to the listener.
       const broken = pending.find((res) => !res.req.complete);
       if (!timedOut) {
-        errors.write(`tsgi: http: bad request refused (${error.code ?? 'error'}: ${error.message})\n`);
+        // What a peer can make the server log: one line per kind per interval (limit-log.ts).
+        peerLog.write(`bad request ${error.code ?? 'error'}`, `tsgi: http: bad request refused (${error.code ?? 'error'}: ${error.message})`);
       } else if (broken === undefined) {
         limitLog.hit('headerTimeoutMs', `a connection sent no complete request head in ${headersTimeout / 1000} s`, '--header-timeout SECONDS');
       } else {
