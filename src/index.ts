@@ -28,3 +28,4 @@ export { serveHttp, SHUTDOWN_TIMEOUT_MS, type ServeHttpOptions, type HttpServing
 export { createScgiServer, ScgiServer, SCGI_PROTOCOL, type ScgiServerOptions } from './servers/scgi.js';
 export { createUwsgiServer, UwsgiServer, UWSGI_PROTOCOL, type UwsgiServerOptions } from './servers/uwsgi.js';
 export { OneRequestServer, LINGER_MS, type OneRequestServerOptions, type OneRequestProtocol, type OneRequestHead } from './servers/one-request-server.js';
+export { cgiBin, type CgiBinOptions } from './host/cgi-bin.js';

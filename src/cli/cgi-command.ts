@@ -7,12 +7,14 @@ import { readFile } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { spawnCgi, type CgiHostOptions, type CgiHostRequest } from '../host/run-cgi.js';
+import { buildMultipartBody, FormFieldError, parseFormField, type FormField } from '../host/multipart-form.js';
 
 /** Every flag `tsgi cgi` accepts, as parseArgs takes them (the help test checks each is documented). */
 export const CGI_OPTIONS = {
   header: { type: 'string', short: 'H', multiple: true },
   data: { type: 'string', short: 'd', multiple: true },
   'data-binary': { type: 'string', multiple: true },
+  form: { type: 'string', short: 'F', multiple: true },
   timeout: { type: 'string', short: 't' },
   include: { type: 'boolean', short: 'i' },
   'body-only': { type: 'boolean' },
@@ -30,13 +32,19 @@ curl -i: an "HTTP/1.1 NNN reason" line, the headers, a blank line, then the body
 it is). The script's stderr goes to stderr.
 
 Request:
-  METHOD                          request method (default GET, or POST when there is a body)
+  METHOD                          request method (default GET, or POST when there is a body or -F)
   URL                             what follows the script name: /path/info?query (default: none)
   -H, --header 'Name: value'      add a request header (repeatable)
   -d, --data STRING|@FILE         request body; @FILE is read with CR and LF removed, as curl does, @- reads
                                   stdin; several are joined with "&"; sets Content-Type:
                                   application/x-www-form-urlencoded unless -H gives one
   --data-binary STRING|@FILE      request body, byte for byte
+  -F, --form name=value|name=@FILE|name=<FILE
+                                  a multipart/form-data field, as curl -F (repeatable): name=@FILE uploads the
+                                  file (its name as filename), name=<FILE sends its content as the value;
+                                  append ;type=mime/type or ;filename=NAME; quote a value holding ";"
+                                  (name="a;b"). Sets Content-Type: multipart/form-data with a fresh boundary
+                                  and CONTENT_LENGTH; the method defaults to POST; not with -d/--data-binary
   --pass-authorization            export the Authorization header as HTTP_AUTHORIZATION (web servers hide it
                                   from CGI scripts unless told otherwise)
 
@@ -60,6 +68,7 @@ Examples:
   tsgi cgi ./form.pl POST '/submit?x=1' --data 'a=1&b=2'
   tsgi cgi ./upload.cgi PUT /files/photo.jpg -H 'Content-Type: image/jpeg' --data-binary @photo.jpg
   tsgi cgi ./app.cgi GET /private -H 'Authorization: Basic dTpw' --pass-authorization
+  tsgi cgi ./upload.pl -F title=holiday -F 'photo=@photo.jpg;type=image/jpeg'
 `;
 
 /** Where the cgi command reads and writes. Defaults to the process's own streams. */
@@ -208,8 +217,25 @@ async function parseCommand(args: string[], io: CgiCommandIo): Promise<ParsedCom
     if (!binary && value.startsWith('@')) part = Buffer.from(part.toString('latin1').replace(/[\r\n]/g, ''), 'latin1');
     parts.push(part);
   }
+  const fields: FormField[] = [];
+  for (const spec of values.form ?? []) {
+    try {
+      fields.push(parseFormField(spec));
+    } catch (error) {
+      if (error instanceof FormFieldError) throw new UsageError(error.message);
+      throw error;
+    }
+  }
+  if (fields.length > 0 && parts.length > 0) throw new UsageError('-F builds the body: it excludes -d/--data/--data-binary');
   let body: Buffer | undefined;
-  if (parts.length > 0) {
+  if (fields.length > 0) {
+    const form = await buildMultipartBody(fields, (path) => readDataFile(path, io, '-F'));
+    body = form.body;
+    const given = headers.findIndex(([name]) => name.toLowerCase() === 'content-type');
+    if (given < 0) headers.push(['Content-Type', form.contentType]);
+    // A type given with -H (multipart/mixed...) keeps it, with the boundary the body was built with.
+    else if (!/;\s*boundary=/i.test((headers[given] as [string, string])[1])) (headers[given] as [string, string])[1] += `; boundary=${form.boundary}`;
+  } else if (parts.length > 0) {
     body = Buffer.concat(parts.flatMap((part, index) => (index === 0 ? [part] : [Buffer.from('&'), part])));
     if (formData && !headers.some(([name]) => name.toLowerCase() === 'content-type')) {
       headers.push(['Content-Type', 'application/x-www-form-urlencoded']);
@@ -242,7 +268,7 @@ async function parseCommand(args: string[], io: CgiCommandIo): Promise<ParsedCom
   return { script, request, options, bodyOnly: values['body-only'] ?? false };
 }
 
-async function readDataFile(path: string, io: CgiCommandIo): Promise<Buffer> {
+async function readDataFile(path: string, io: CgiCommandIo, flag = '--data'): Promise<Buffer> {
   if (path === '-') {
     const chunks: Buffer[] = [];
     for await (const chunk of io.stdin ?? process.stdin) chunks.push(Buffer.from(chunk as Uint8Array));
@@ -251,6 +277,6 @@ async function readDataFile(path: string, io: CgiCommandIo): Promise<Buffer> {
   try {
     return await readFile(path);
   } catch (error) {
-    throw new UsageError(`cannot read the --data file (${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new UsageError(`cannot read the ${flag} file (${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'})`);
   }
 }

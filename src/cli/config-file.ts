@@ -11,13 +11,15 @@ import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseAppReference } from './load-app.js';
 
-/** The value types parseArgs gives: a string or a boolean per flag. */
-export type FlagValues = Record<string, string | boolean | undefined>;
+/** The value types parseArgs gives: a string or a boolean per flag, a list of strings for a repeatable one. */
+export type FlagValues = Record<string, string | boolean | string[] | undefined>;
 
 /** What a parseArgs option config says of one flag (the part the config file needs). */
 export interface FlagSpec {
   type: 'string' | 'boolean';
   short?: string;
+  /** Repeatable (`--cgi-env A=1 --cgi-env B=2`): a list in the file too. */
+  multiple?: boolean;
 }
 
 /** A config file read and checked, in the shape of parseArgs' values. */
@@ -137,6 +139,10 @@ export function checkConfig(data: unknown, flags: Readonly<Record<string, FlagSp
       config.values[key] = value;
       continue;
     }
+    if (spec.multiple) {
+      config.values[key] = listValue(value, key, where);
+      continue;
+    }
     let text: string;
     if (typeof value === 'string') text = value;
     else if (typeof value === 'number' && NUMBER_FLAGS.has(key) && Number.isFinite(value) && value >= 0) text = String(value);
@@ -145,6 +151,7 @@ export function checkConfig(data: unknown, flags: Readonly<Record<string, FlagSp
       throw new ConfigError(`${where}: "${key}" must be ${wanted} (got ${describe(value)})`);
     }
     if ((key === 'access-log' || key === 'error-log') && text !== '-') text = resolve(baseDir, text);
+    if (key === 'cgi-bin') text = resolve(baseDir, text);
     if (ADDRESS_FLAGS.has(key) && text.startsWith('unix:') && !isAbsolute(text.slice(5)) && text.length > 5) {
       text = `unix:${resolve(baseDir, text.slice(5))}`;
     }
@@ -164,6 +171,19 @@ export function mergeConfig(fileValues: FlagValues, cliValues: FlagValues, trans
   }
   for (const [key, value] of Object.entries(cliValues)) if (value !== undefined) merged[key] = value;
   return merged;
+}
+
+/**
+ * A repeatable flag's value in the file: a string (one item), an array of strings, or an object whose entries
+ * become NAME=VALUE items (`"cgi-env": {"GIT_PROJECT_ROOT": "/srv/git"}`, `"cgi-interpreter": {".php": "/usr/bin/php-cgi"}`).
+ */
+function listValue(value: unknown, key: string, where: string): string[] {
+  if (typeof value === 'string') return [value];
+  if (Array.isArray(value) && value.every((item) => typeof item === 'string')) return value as string[];
+  if (value !== null && typeof value === 'object' && !Array.isArray(value) && Object.values(value).every((item) => typeof item === 'string')) {
+    return Object.entries(value as Record<string, string>).map(([name, item]) => `${name}=${item}`);
+  }
+  throw new ConfigError(`${where}: "${key}" must be a string, an array of strings or an object of strings (got ${describe(value)})`);
 }
 
 function resolveAppReference(reference: string, baseDir: string): string {

@@ -3,17 +3,21 @@ import { dirname, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { normalizeMount } from '../environ/mount.js';
+import { createForwardedPolicy, DEFAULT_FORWARDED_ALLOW_IPS } from '../environ/forwarded.js';
+import { DEFAULT_STATUS_ALLOW } from './status/snapshot.js';
 import { STATUS_TEXT } from '../helpers/status-text.js';
 import { dropHttpoxy } from '../servers/httpoxy.js';
 import { DEFAULT_MAX_CONNECTIONS } from '../servers/fastcgi/options.js';
 import { DEFAULT_BODY_TIMEOUT_MS, DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from '../servers/limits.js';
 import { describeListenTarget, hasInheritedListenSocket, parseListenTarget, socketActivationTarget, type ListenTarget } from '../servers/listen.js';
 import type { App } from '../types.js';
-import { ConfigError, loadConfigFile, mergeConfig, type FlagValues } from './config-file.js';
-import { loadApp, parseAppReference } from './load-app.js';
+// Loaded when used, so the supervising master loads only what it needs: the config file (--config), the app
+// and its server (with no master, or under CGI).
+import type { FlagValues } from './config-file.js';
+import { parseAppReference } from './load-app.js';
 import { followReloadParent, isReloadChild, runWithReload } from './reload.js';
-import { DEFAULT_GRACEFUL_TIMEOUT_SECONDS, type ServePlan } from './serve-plan.js';
-import { startServer, type RunningServer } from './start-server.js';
+import { CGI_BIN_ENV, cgiBinModulePath, cgiBinPlanOf, DEFAULT_GRACEFUL_TIMEOUT_SECONDS, type CgiBinPlan, type ServePlan } from './serve-plan.js';
+import type { RunningServer } from './start-server.js';
 
 /**
  * Every flag `tsgi serve` accepts, as parseArgs takes them. The help text, the config file's keys and the
@@ -42,7 +46,17 @@ export const SERVE_OPTIONS = {
   'body-timeout': { type: 'string' },
   'idle-timeout': { type: 'string' },
   'access-log': { type: 'string' },
+  'access-log-format': { type: 'string' },
   'error-log': { type: 'string' },
+  'slow-log': { type: 'string' },
+  'ping-path': { type: 'string' },
+  'status-path': { type: 'string' },
+  'status-allow': { type: 'string' },
+  'forwarded-allow-ips': { type: 'string' },
+  'cgi-bin': { type: 'string' },
+  'cgi-interpreter': { type: 'string', multiple: true },
+  'cgi-env': { type: 'string', multiple: true },
+  'cgi-read-ahead': { type: 'boolean' },
   reload: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -51,9 +65,11 @@ export const SERVE_OPTIONS = {
 const TRANSPORT_FLAGS = ['http', 'fastcgi', 'scgi', 'uwsgi', 'cgi'] as const;
 
 export const SERVE_USAGE = `usage: tsgi serve [MODULE[:EXPORT]] [options]
+       tsgi serve --cgi-bin DIR [options]
 
 Loads the app MODULE exports and serves it until SIGINT or SIGTERM. MODULE is TypeScript or JavaScript
 (TypeScript loads without a build step); the app is EXPORT, else the default export, else the export "app".
+With --cgi-bin, serves the CGI programs in DIR instead (no MODULE then), over any transport below.
 
 Transports (one at most; ADDR is HOST:PORT, :PORT or PORT (host 127.0.0.1), [V6]:PORT, unix:PATH, fd:N,
 or "systemd" / "systemd:NAME" for the socket systemd passed):
@@ -73,6 +89,21 @@ App:
                             made); "/" for an app at the root of a site
   -c, --config FILE         read options from FILE: JSON, or a .js/.mjs/.ts module whose default export is
                             the same object; keys are the long flag names plus "app"; flags given here win
+
+CGI programs (cgiBin: what fcgiwrap does for nginx, what ScriptAlias does for Apache):
+  --cgi-bin DIR             serve the executables in DIR: /s.cgi/a?x runs DIR/s.cgi with PATH_INFO=/a; a
+                            folder URL runs its index.cgi; the mount defaults to "/" here (--mount /cgi-bin
+                            puts DIR there); -t, --timeout S is the time a script has to answer (default 30:
+                            then 504 and its process group killed; 0 = no limit)
+  --cgi-interpreter .EXT=PATH
+                            run scripts ending in .EXT as "PATH SCRIPT" (they need not be executable), and
+                            try index.EXT for folders too; repeatable (.php=/usr/bin/php-cgi)
+  --cgi-env NAME=VALUE      add a variable to every script's environment (GIT_PROJECT_ROOT=/srv/git);
+                            repeatable; the rest of this environment reaches scripts only through an
+                            allow-list (PATH, LANG, TZ...)
+  --cgi-read-ahead          count a request body without a length (chunked) before the script starts, so
+                            it gets CONTENT_LENGTH; over 1 MiB: 411 (default: streamed to the script, to EOF
+                            on its stdin, without CONTENT_LENGTH, as Apache does)
 
 Processes:
   -w, --workers N           worker processes under a master; "auto" = one per core; 0 = no master, the
@@ -102,9 +133,23 @@ Limits:
 
 Logging:
   --access-log FILE         one Combined Log Format line per request, appended to FILE ("-" = stderr)
+  --access-log-format F     "combined" (default) or "json": one JSON object a line (time, remote, method,
+                            uri, status, bytes, duration_ms, pid...)
+  --slow-log S              log a request still running after S seconds, once, and let it go on; with the
+                            JavaScript stack when it holds the event loop (default 0 = off)
   --error-log FILE          the servers' log (refused requests, the app's tsgi.errors and errors), appended
                             to FILE, as well as FastCGI's STDERR records (default "-" = stderr)
   Startup lines go to stdout, errors and the app's tsgi.errors to stderr (or --error-log).
+
+Health checks, metrics, proxies:
+  --ping-path PATH          answer 200 "pong" at PATH, before the app (with --mount, PATH includes it)
+  --status-path PATH        the status page at PATH, before the app: the process tree, requests, refusals,
+                            slow requests, requests in flight; ?json, ?openmetrics (Prometheus)
+  --status-allow LIST       who may read the status page, by REMOTE_ADDR: addresses and CIDR networks,
+                            "*" for all (default ${DEFAULT_STATUS_ALLOW}); others get 403
+  --forwarded-allow-ips LIST
+                            peers whose X-Forwarded-For/-Proto/-Host and Forwarded fields set the client's
+                            address, scheme and host (default ${DEFAULT_FORWARDED_ALLOW_IPS}; "*" any; "" none)
 
 Unix sockets (for unix:PATH addresses):
   --socket-mode MODE        the socket file's mode, octal (660: the web server's group may connect)
@@ -124,6 +169,9 @@ Signals:
 Config file example (tsgi.json; relative paths in it are relative to the file):
   { "app": "app.ts", "fastcgi": "unix:/run/app.sock", "socket-mode": "660", "workers": 4,
     "max-requests": 1000, "max-requests-jitter": 100, "max-body": "10m", "access-log": "logs/access.log" }
+  { "cgi-bin": "cgi-bin", "fastcgi": "127.0.0.1:9000", "mount": "/cgi-bin",
+    "cgi-interpreter": { ".php": "/usr/bin/php-cgi" }, "cgi-env": { "GIT_PROJECT_ROOT": "/srv/git" } }
+  (repeatable flags take a list of strings, or an object of NAME: VALUE)
 
 Examples:
   tsgi serve app.ts                                    HTTP on http://127.0.0.1:8000/
@@ -132,6 +180,8 @@ Examples:
   tsgi serve app.ts --fastcgi unix:/run/app.sock --socket-mode 660 --socket-group www-data
   tsgi serve app.ts --reload --access-log -            development
   tsgi serve -c tsgi.json --workers 2                  options from a file, one overridden
+  tsgi serve --cgi-bin cgi-bin --mount /cgi-bin        http://127.0.0.1:8000/cgi-bin/hello.cgi
+  tsgi serve --cgi-bin /srv/cgi --fastcgi unix:/run/cgi.sock -w 4 --cgi-interpreter .php=/usr/bin/php-cgi
 `;
 
 export type Io = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
@@ -147,6 +197,7 @@ class UsageError extends Error {}
 export async function runServeCommand(args: string[], io: Io = process): Promise<number> {
   let values: FlagValues;
   let reference: string | undefined;
+  let configFile: typeof import('./config-file.js') | null = null;
   try {
     let parsed;
     try {
@@ -166,20 +217,31 @@ export async function runServeCommand(args: string[], io: Io = process): Promise
     // before a config module runs.
     if (values.cgi === true) dropHttpoxy(process.env, true);
     if (typeof values.config === 'string') {
-      const config = await loadConfigFile(values.config, SERVE_OPTIONS);
-      values = mergeConfig(config.values, values, TRANSPORT_FLAGS);
+      configFile = await import('./config-file.js');
+      const config = await configFile.loadConfigFile(values.config, SERVE_OPTIONS);
+      values = configFile.mergeConfig(config.values, values, TRANSPORT_FLAGS);
       reference ??= config.app;
     }
     const transports = TRANSPORT_FLAGS.filter((flag) => values[flag] !== undefined && values[flag] !== false);
     if (transports.length > 1) throw new UsageError(`${transports.map((flag) => `--${flag}`).join(' and ')} exclude each other`);
-    if (reference === undefined) throw new UsageError('expected MODULE[:EXPORT] (or "app" in the config file)');
+    if (values['cgi-bin'] !== undefined) {
+      if (reference !== undefined) throw new UsageError(`--cgi-bin DIR serves CGI programs, not an app: give one or the other (got ${reference})`);
+      // Every process that loads the app (this one, workers, a --reload child) gets cgiBin() from this plan.
+      const cgiBinPlan = cgiBinPlanOf(values, process.cwd()) as CgiBinPlan;
+      process.env[CGI_BIN_ENV] = JSON.stringify(cgiBinPlan);
+      reference = cgiBinModulePath();
+    } else {
+      const stray = ['cgi-interpreter', 'cgi-env', 'cgi-read-ahead'].filter((flag) => values[flag] !== undefined);
+      if (stray.length > 0) throw new UsageError(`${stray.map((flag) => `--${flag}`).join(' and ')} need${stray.length === 1 ? 's' : ''} --cgi-bin DIR`);
+    }
+    if (reference === undefined) throw new UsageError('expected MODULE[:EXPORT] (or "app" in the config file), or --cgi-bin DIR');
   } catch (error) {
     if (error instanceof UsageError) {
       io.stderr.write(`tsgi serve: ${error.message}\nRun "tsgi serve --help" for the options.\n`);
       return 2;
     }
     io.stderr.write(`${(error as Error).message}\n`);
-    return error instanceof ConfigError ? 2 : 1;
+    return configFile !== null && error instanceof configFile.ConfigError ? 2 : 1;
   }
 
   // CGI first: a web server that runs tsgi as a CGI script sets GATEWAY_INTERFACE (RFC 3875 §4.1.4), and
@@ -204,7 +266,7 @@ export async function runServeCommand(args: string[], io: Io = process): Promise
     const { modulePath } = parseAppReference(plan.reference);
     return runWithReload({
       childArgs: [process.argv[1] ?? 'tsgi', 'serve', ...args.filter((arg) => arg !== '--reload')],
-      watchDir: dirname(resolve(plan.cwd, modulePath)),
+      watchDir: plan.cgiBin?.folder ?? dirname(resolve(plan.cwd, modulePath)),
       stopTimeoutMs: plan.gracefulTimeoutSeconds * 1000,
       stderr: io.stderr,
     });
@@ -214,7 +276,13 @@ export async function runServeCommand(args: string[], io: Io = process): Promise
   return serveInProcess(plan, io);
 }
 
-/** Turns the merged flag values into a ServePlan. Throws an Error with a clear message for a bad value. */
+/**
+ * Turns the merged flag values into a ServePlan. Throws an Error with a clear message for a bad value. With
+ * --cgi-bin: the plan's `cgiBin` and label; the mount defaults to the site root ("/": the path is rebuilt from
+ * REQUEST_URI on every transport, as a cgi-bin needs; --mount /cgi-bin puts the folder there), and --timeout
+ * is the scripts' time to answer (cgiBin's timeoutMs), not the workers' (scripts run in processes of their
+ * own: a slow one blocks no worker).
+ */
 export function buildPlan(reference: string, values: FlagValues): ServePlan {
   const text = (name: string): string | undefined => {
     const value = values[name];
@@ -271,12 +339,14 @@ export function buildPlan(reference: string, values: FlagValues): ServePlan {
   const accessLog = text('access-log');
   const errorLog = text('error-log');
   const workers = text('workers');
+  const cgiBinPlan = cgiBinPlanOf(values, process.cwd());
   return {
     reference,
+    ...(cgiBinPlan !== undefined ? { cgiBin: cgiBinPlan, label: `cgi-bin ${cgiBinPlan.folder}` } : {}),
     cwd: process.cwd(),
     transport,
     target,
-    ...(mount !== undefined ? { mount: normalizeMount(mount) } : {}),
+    ...(mount !== undefined ? { mount: normalizeMount(mount) } : cgiBinPlan !== undefined ? { mount: '' } : {}),
     socket: {
       ...(mode !== undefined ? { mode } : {}),
       ...(text('socket-owner') !== undefined ? { owner: text('socket-owner') as string } : {}),
@@ -290,7 +360,7 @@ export function buildPlan(reference: string, values: FlagValues): ServePlan {
     maxRequests: parseCount(text('max-requests'), '--max-requests', 0),
     maxRequestsJitter: parseCount(text('max-requests-jitter'), '--max-requests-jitter', 0),
     maxRssMiB: parseCount(text('max-rss'), '--max-rss', 0),
-    timeoutSeconds: parseSeconds(text('timeout'), '--timeout', 0),
+    timeoutSeconds: cgiBinPlan !== undefined ? 0 : parseSeconds(text('timeout'), '--timeout', 0),
     gracefulTimeoutSeconds: parseSeconds(text('graceful-timeout'), '--graceful-timeout', DEFAULT_GRACEFUL_TIMEOUT_SECONDS),
     maxConnections: parseMaxConnections(text('max-connections')),
     headerTimeoutMs: parseTimeoutMs(text('header-timeout'), '--header-timeout', DEFAULT_HEADER_TIMEOUT_MS),
@@ -299,8 +369,41 @@ export function buildPlan(reference: string, values: FlagValues): ServePlan {
     ...(text('idle-timeout') !== undefined ? { idleTimeoutMs: parseTimeoutMs(text('idle-timeout'), '--idle-timeout', DEFAULT_IDLE_TIMEOUT_MS) } : {}),
     // The server a reloading parent runs must not reload itself (the flag may come from a config file).
     reload: values.reload === true && !isReloadChild(),
+    ...healthPlan(text),
   };
 }
+
+/** The health, metrics and proxy flags, checked (a bad value fails at start-up, naming the flag). */
+function healthPlan(text: (name: string) => string | undefined): Partial<ServePlan> {
+  const plan: Partial<ServePlan> = {};
+  for (const [flag, key] of [['ping-path', 'pingPath'], ['status-path', 'statusPath']] as const) {
+    const path = text(flag);
+    if (path === undefined) continue;
+    if (!path.startsWith('/') || /[?#\s]/.test(path)) throw new Error(`tsgi serve: --${flag} is a path starting with "/", without "?" or spaces (${path})`);
+    plan[key] = path;
+  }
+  if (plan.pingPath !== undefined && plan.pingPath === plan.statusPath) throw new Error('tsgi serve: --ping-path and --status-path must differ');
+  for (const [flag, key] of [['status-allow', 'statusAllow'], ['forwarded-allow-ips', 'forwardedAllowIps']] as const) {
+    const list = text(flag);
+    if (list === undefined) continue;
+    try {
+      createForwardedPolicy(list);
+    } catch (error) {
+      throw new Error(`tsgi serve: --${flag}: ${(error as Error).message.replace(/^forwarded-allow-ips: /, '')}`);
+    }
+    plan[key] = list;
+  }
+  const slow = text('slow-log');
+  if (slow !== undefined) plan.slowLogSeconds = parseSeconds(slow, '--slow-log', 0);
+  const format = text('access-log-format');
+  if (format !== undefined) {
+    if (format !== 'combined' && format !== 'json') throw new Error(`tsgi serve: --access-log-format is "combined" or "json" (${format})`);
+    plan.accessLogFormat = format;
+  }
+  return plan;
+}
+
+const TRANSPORT_LABELS = { http: 'HTTP', fastcgi: 'FastCGI', scgi: 'SCGI', uwsgi: 'uwsgi' } as const;
 
 /** Workers when --workers is not given: a master and one worker (src/cli/cluster/). */
 const DEFAULT_WORKERS = 1;
@@ -353,6 +456,7 @@ function parseSize(text: string, flag: string): number {
  */
 async function serveCgi(reference: string, values: FlagValues, io: Io): Promise<never> {
   const { runWithCgi } = await import('../servers/cgi.js');
+  const { loadApp } = await import('./load-app.js');
   const { accessLog } = await import('../middleware/access-log.js');
   const { openAccessLogFile } = await import('./access-log-file.js');
   // httpoxy: HTTP_PROXY is the client's `Proxy:` header here; gone before the app module's code runs.
@@ -373,7 +477,8 @@ async function serveCgi(reference: string, values: FlagValues, io: Io): Promise<
         },
       });
     }
-    const loaded = await loadApp(reference, process.cwd());
+    // One request per process: TypeScript is compiled here, sooner than in a helper process.
+    const loaded = await loadApp(reference, process.cwd(), { inProcess: true });
     app = maxBody === undefined ? loaded : limitCgiBody(loaded, maxBody);
   } catch (error) {
     app = answerWith(500, (error as Error).message);
@@ -405,8 +510,10 @@ function answerWith(code: number, message: string): App {
   };
 }
 
+
 /** Loads the app and serves it in this process (no master); SIGINT/SIGTERM drain and exit. */
 async function serveInProcess(plan: ServePlan, io: Io): Promise<number> {
+  const [{ loadApp }, { startServer }] = await Promise.all([import('./load-app.js'), import('./start-server.js')]);
   let app: App;
   try {
     app = await loadApp(plan.reference, plan.cwd);
@@ -414,18 +521,31 @@ async function serveInProcess(plan: ServePlan, io: Io): Promise<number> {
     io.stderr.write(`${(error as Error).message}\n`);
     return 1;
   }
-  let running: RunningServer;
+  const health =
+    plan.pingPath !== undefined || plan.statusPath !== undefined || (plan.slowLogSeconds ?? 0) > 0
+      ? (await import('./status/single-process.js')).withHealth(
+          app,
+          plan,
+          () => ({ transport: TRANSPORT_LABELS[plan.transport], address: running === undefined ? describeListenTarget(plan.target) : running.address }),
+          (line) => void io.stderr.write(`${line}\n`),
+        )
+      : null;
+  let running: RunningServer | undefined;
   try {
-    running = await startServer(plan, app);
+    running = await startServer(plan, health?.app ?? app);
   } catch (error) {
     const message = (error as Error).message;
     io.stderr.write(message.startsWith('tsgi serve:') ? `${message}\n` : `tsgi serve: cannot listen on ${describeListenTarget(plan.target)} (${message})\n`);
     return 1;
   }
+  health?.watch(running.server);
   const where = plan.transport === 'http' && plan.target.kind === 'tcp' ? `http://${running.address}/` : running.address;
-  const startup = `tsgi: serving ${plan.reference} over ${running.transportName} at ${where} with no workers: single process (pid ${process.pid})\n`;
+  const startup = `tsgi: serving ${plan.label ?? plan.reference} over ${running.transportName} at ${where} with no workers: single process (pid ${process.pid})\n`;
+  const interpreters = Object.entries(plan.cgiBin?.interpreters ?? {}).map(([extension, path]) => `${extension}=${path}`);
   const settings = [
     plan.mount !== undefined ? `mount ${plan.mount || '/'}` : null,
+    interpreters.length > 0 ? `interpreters ${interpreters.join(' ')}` : null,
+    plan.cgiBin?.readAhead ? 'bodies without a length read ahead' : null,
     plan.maxBodyBytes !== undefined ? `bodies up to ${plan.maxBodyBytes} bytes` : null,
     plan.accessLog !== undefined ? `access log ${plan.accessLog === '-' ? 'to stderr' : plan.accessLog}` : null,
   ].filter((item) => item !== null);
@@ -434,7 +554,7 @@ async function serveInProcess(plan: ServePlan, io: Io): Promise<number> {
   const onSignal = (signal: NodeJS.Signals): void => {
     process.once(signal, () => process.exit(1));
     io.stderr.write(`tsgi: ${signal} received, finishing in-flight requests (at most ${plan.gracefulTimeoutSeconds} s)\n`);
-    void running.close().then(() => process.exit(0));
+    void (running as RunningServer).close().then(() => process.exit(0));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);

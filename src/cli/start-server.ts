@@ -35,7 +35,7 @@ const TRANSPORT_NAMES = { http: 'HTTP', fastcgi: 'FastCGI', scgi: 'SCGI', uwsgi:
  */
 export async function startServer(plan: ServePlan, app: App, listen?: (server: Server) => Promise<void>): Promise<RunningServer> {
   const log = plan.accessLog !== undefined ? openAccessLogFile(plan.accessLog) : null;
-  if (log) app = accessLog(app, log);
+  if (log) app = accessLog(app, { write: (line) => log.write(line), ...(plan.accessLogFormat !== undefined ? { format: plan.accessLogFormat } : {}) });
   const mountOptions = plan.mount !== undefined ? { mount: plan.mount || '/' } : {};
   // Limits and the environ's tsgi.multiprocess (several workers serve the app at once).
   // The peer limits (--max-connections, --header-timeout, --body-timeout, --idle-timeout): the same option names on every server.
@@ -52,7 +52,11 @@ export async function startServer(plan: ServePlan, app: App, listen?: (server: S
   let cutAll: () => void = () => {};
   if (plan.transport === 'http') {
     const { createHttpServer } = await import('../servers/http.js');
-    const http: HttpServer = createHttpServer(app, { ...(plan.mount !== undefined ? { scriptName: plan.mount } : {}), ...bodyOptions });
+    const http: HttpServer = createHttpServer(app, {
+      ...(plan.mount !== undefined ? { scriptName: plan.mount } : {}),
+      ...(plan.forwardedAllowIps !== undefined ? { forwardedAllowIps: plan.forwardedAllowIps } : {}),
+      ...bodyOptions,
+    });
     server = http;
     // Kept-alive clients are told to reconnect before their connections close (http-drain.ts); the same tracker
     // counts the requests in flight, with nothing added per request.

@@ -1,4 +1,5 @@
-/** The CGI host: runs CGI executables through pipes (conformance B). Re-exports only. */
+/** The CGI host: runs CGI executables through pipes (conformance B), and serves a cgi-bin folder. Re-exports only. */
+export { cgiBin, DEFAULT_MAX_REDIRECTS, type CgiBinOptions } from './cgi-bin.js';
 export {
   runCgi,
   spawnCgi,
@@ -30,7 +31,14 @@ export {
   type ChildEnvOptions,
   type CgiEnvOptions,
 } from './cgi-env.js';
-export { resolveScript, type ResolvedScript, type ResolveScriptOptions } from './resolve-script.js';
+export {
+  resolveScript,
+  lookupScript,
+  type ResolvedScript,
+  type ResolveScriptOptions,
+  type LookupScriptOptions,
+  type ScriptLookup,
+} from './resolve-script.js';
 export {
   parseCgiHead,
   parseNphStatusLine,

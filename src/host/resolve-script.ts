@@ -3,9 +3,12 @@
  * T37): the first path segment that names an executable regular file is the script; what follows is its
  * PATH_INFO. Nothing outside the folder can ever be reached: ".." and "." segments (plain or percent-encoded),
  * encoded slashes and backslashes, NUL, and symlinks whose target lies outside the folder are refused.
+ *
+ * The file system is asked with synchronous calls (lstat, access, realpath of a symlink): on a local disk
+ * each takes microseconds, less than a round trip through libuv's thread pool costs in CPU, and the spawn that
+ * follows a lookup holds the event loop far longer (fork).
  */
-import { constants } from 'node:fs';
-import { access, lstat, realpath, stat } from 'node:fs/promises';
+import { accessSync, constants, lstatSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 import { join, sep } from 'node:path';
 import { RequestError } from '../errors.js';
@@ -49,55 +52,179 @@ export async function resolveScript(
   const queryString = mark < 0 ? '' : urlPath.slice(mark + 1);
   const mountPath = (options.mountPath ?? '').replace(/\/+$/, '');
   if (!path.startsWith(`${mountPath}/`)) throw notFound('path is outside the cgi-bin mount', path);
-  const rest = path.slice(mountPath.length);
-  const segments = rest.slice(1).split('/');
+  const rawSegments = path.slice(mountPath.length + 1).split('/');
+  const decode = (raw: string): string => {
+    const decoded = percentDecodeToByteString(raw);
+    // An encoded "/" or "\\" would name another folder than the one the segment seems to stay in.
+    if (/[/\\]/.test(decoded)) throw forbidden('path traversal refused', path);
+    return decoded;
+  };
+  const found = walk(folder, rawSegments, decode, path, {});
+  if (found.kind === 'folder') throw notFound('path names a folder, not a script', path);
+  const remaining = rawSegments.slice(found.segments);
+  return {
+    scriptPath: found.scriptPath,
+    scriptName: mountPath + found.names.map((name) => `/${name}`).join(''),
+    pathInfo: remaining.length === 0 ? '' : `/${remaining.join('/')}`,
+    queryString,
+  };
+}
 
-  const root = await realpath(folder).catch((error: unknown) => {
-    throw new RequestError(`cgi-host: cgi-bin folder not found (${folder})`, 404, error);
-  });
+/** Options of lookupScript. */
+export interface LookupScriptOptions {
+  /**
+   * Extensions (".php", with the dot) of scripts run through an interpreter: such a file need only be
+   * readable, not executable. Default none.
+   */
+  interpretedExtensions?: ReadonlySet<string>;
+}
+
+/** Where a decoded path leads inside a cgi-bin folder: a script, or a folder (for its index). */
+export type ScriptLookup =
+  | {
+      kind: 'script';
+      /** The script's real path on disk (symlinks resolved). */
+      scriptPath: string;
+      /** The path segments up to and including the script, as the request had them: "/sub/s.cgi" (a byte string). */
+      scriptPart: string;
+      /** The rest of the path after the script ("" or starting with "/"), a byte string: PATH_INFO. */
+      pathInfo: string;
+      /** The script's extension, with the dot (".php"), or "" when its name has none. */
+      extension: string;
+    }
+  | {
+      kind: 'folder';
+      /** The folder's real path on disk. */
+      folderPath: string;
+      /** The path up to the folder, without a trailing "/" ("" for the cgi-bin folder itself). */
+      folderPart: string;
+      /** True when the path ended with "/" after the folder. */
+      trailingSlash: boolean;
+    };
+
+/**
+ * Looks up a percent-decoded path (a byte string, "" or starting with "/", such as an environ's PATH_INFO)
+ * in the cgi-bin `folder`: the first segment naming a runnable regular file is the script, the rest its
+ * PATH_INFO; a path that ends at a folder is reported as one. The same refusals as resolveScript (a RequestError:
+ * 403 for a dot segment, "\\" or NUL in a segment, a symlink out of the folder, a file that isn't executable
+ * (or readable, for an interpreted extension), something that isn't a regular file; 404 for what doesn't exist
+ * or an empty segment). An encoded "/" can't be told from a real one in a decoded path: it separates segments.
+ */
+export async function lookupScript(folder: string, path: string, options: LookupScriptOptions = {}): Promise<ScriptLookup> {
+  if (path === '') return { kind: 'folder', folderPath: rootOf(folder), folderPart: '', trailingSlash: false };
+  if (!path.startsWith('/')) throw notFound('path must start with "/"', path);
+  const segments = path.slice(1).split('/');
+  const trailingSlash = segments.length > 0 && segments[segments.length - 1] === '';
+  if (trailingSlash) segments.pop();
+  const found = walk(folder, segments, (segment) => segment, path, options);
+  if (found.kind === 'folder') {
+    return { kind: 'folder', folderPath: found.folderPath, folderPart: joinSegments(segments), trailingSlash };
+  }
+  const rest = segments.slice(found.segments);
+  return {
+    kind: 'script',
+    scriptPath: found.scriptPath,
+    scriptPart: joinSegments(segments.slice(0, found.segments)),
+    pathInfo: rest.length === 0 ? (trailingSlash ? '/' : '') : `/${rest.join('/')}${trailingSlash ? '/' : ''}`,
+    extension: extensionOf(segments[found.segments - 1] as string),
+  };
+}
+
+type WalkResult =
+  | { kind: 'script'; scriptPath: string; segments: number; names: string[] }
+  | { kind: 'folder'; folderPath: string };
+
+/**
+ * Walks `segments` from the folder until one is a runnable regular file (`segments`: how many were used up to
+ * it, `names`: the file names they gave), or the segments run out at a folder. Each segment is turned into a
+ * byte string by `decode` only when the walk reaches it: what follows the script is its PATH_INFO, not a path.
+ */
+function walk(
+  folder: string,
+  segments: readonly string[],
+  decode: (segment: string) => string,
+  path: string,
+  options: LookupScriptOptions,
+): WalkResult {
+  const root = rootOf(folder);
   let current = root;
-  let scriptName = mountPath;
+  const names: string[] = [];
   for (let index = 0; index < segments.length; index++) {
-    const name = decodeSegment(segments[index] as string, path);
-    scriptName += `/${name}`;
+    const name = fileNameOf(decode(segments[index] as string), path);
+    names.push(name);
     const candidate = join(current, name);
-    const info = await lstat(candidate).catch(() => undefined);
+    const info = statOrUndefined(() => lstatSync(candidate, { throwIfNoEntry: false }));
     if (info === undefined) throw notFound('no such script', path);
     let real = candidate;
+    let target: Stats = info;
     if (info.isSymbolicLink()) {
-      real = await realpath(candidate).catch(() => {
-        throw notFound('dangling symlink', path);
-      });
-      if (!isInside(root, real)) throw forbidden('symlink leads outside the cgi-bin folder', path);
+      const resolved = statOrUndefined(() => realpathSync(candidate));
+      if (resolved === undefined) throw notFound('dangling symlink', path);
+      if (!isInside(root, resolved)) throw forbidden('symlink leads outside the cgi-bin folder', path);
+      const followed = statOrUndefined(() => statSync(resolved, { throwIfNoEntry: false }));
+      if (followed === undefined) throw notFound('dangling symlink', path);
+      real = resolved;
+      target = followed;
     }
-    const target = info.isSymbolicLink() ? await stat(real) : info;
     if (target.isDirectory()) {
       current = real;
       continue;
     }
     if (!target.isFile()) throw forbidden('not a regular file', path);
-    const executable = await access(real, constants.X_OK).then(
-      () => true,
-      () => false,
-    );
-    if (!executable) throw forbidden('script is not executable', path);
-    const remaining = segments.slice(index + 1);
-    return {
-      scriptPath: real,
-      scriptName,
-      pathInfo: remaining.length === 0 ? '' : `/${remaining.join('/')}`,
-      queryString,
-    };
+    const interpreted = options.interpretedExtensions?.has(extensionOf(name)) ?? false;
+    if (!canAccess(real, interpreted ? constants.R_OK : constants.X_OK)) {
+      throw forbidden(interpreted ? 'script is not readable' : 'script is not executable', path);
+    }
+    return { kind: 'script', scriptPath: real, segments: index + 1, names };
   }
-  throw notFound('path names a folder, not a script', path);
+  return { kind: 'folder', folderPath: current };
 }
 
-/** Decodes one path segment to a file name, refusing anything that could step outside the current folder. */
-function decodeSegment(raw: string, path: string): string {
-  if (raw === '') throw notFound('empty path segment', path);
-  const bytes = percentDecodeToByteString(raw);
-  if (bytes === '.' || bytes === '..' || /[/\\\0]/.test(bytes)) throw forbidden('path traversal refused', path);
-  const buffer = Buffer.from(bytes, 'latin1');
+/** The real path of the cgi-bin folder; a RequestError (404) when it is gone. */
+function rootOf(folder: string): string {
+  try {
+    return realpathSync(folder);
+  } catch (error) {
+    throw new RequestError(`cgi-host: cgi-bin folder not found (${folder})`, 404, error);
+  }
+}
+
+/** What `look` returns, or undefined when it throws (EACCES on a folder, ELOOP, ENOTDIR...: nothing to serve). */
+function statOrUndefined<T>(look: () => T | undefined): T | undefined {
+  try {
+    return look();
+  } catch {
+    return undefined;
+  }
+}
+
+function canAccess(path: string, mode: number): boolean {
+  try {
+    accessSync(path, mode);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function joinSegments(segments: readonly string[]): string {
+  return segments.map((segment) => `/${segment}`).join('');
+}
+
+/** ".php" for "index.php", "" for "hello" or ".profile". */
+function extensionOf(name: string): string {
+  const dot = name.lastIndexOf('.');
+  return dot > 0 ? name.slice(dot) : '';
+}
+
+/**
+ * The file name a decoded path segment (a byte string) names, refusing anything that could step outside the
+ * current folder: an empty segment (404), ".", "..", "\\" or NUL (403), bytes that aren't UTF-8 (404).
+ */
+function fileNameOf(segment: string, path: string): string {
+  if (segment === '') throw notFound('empty path segment', path);
+  if (segment === '.' || segment === '..' || /[\\\0]/.test(segment)) throw forbidden('path traversal refused', path);
+  const buffer = Buffer.from(segment, 'latin1');
   // File names are looked up as UTF-8 text; bytes that aren't UTF-8 can't name a file we could serve.
   if (!isUtf8(buffer)) throw notFound('path segment is not UTF-8', path);
   return buffer.toString('utf8');

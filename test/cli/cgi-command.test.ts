@@ -148,6 +148,12 @@ describe('tsgi cgi: usage errors exit 2', () => {
     [['s.cgi', '-i', '--body-only'], /exclude each other/],
     [['s.cgi', '-e', 'NOVALUE'], /--env must read NAME=VALUE/],
     [['s.cgi', '-d', '@/nonexistent/file'], /cannot read the --data file \(\/nonexistent\/file: ENOENT\)/],
+    [['s.cgi', '-F', 'a=1', '-d', 'b=2'], /-F builds the body: it excludes -d\/--data\/--data-binary/],
+    [['s.cgi', '-F', 'a=1', '--data-binary', 'b'], /-F builds the body/],
+    [['s.cgi', '-F', 'novalue'], /-F must read name=value/],
+    [['s.cgi', '-F', 'a=@f;charset=x'], /-F knows ;type= and ;filename=/],
+    [['s.cgi', '-F', 'a="open'], /a quote is not closed/],
+    [['s.cgi', '-F', 'a=@/nonexistent/file'], /cannot read the -F file \(\/nonexistent\/file: ENOENT\)/],
   ])('%j', async (args, message) => {
     const result = await run(args);
     expect(result.code).toBe(2);
@@ -161,5 +167,58 @@ describe('tsgi cgi: usage errors exit 2', () => {
     const result = await run(['--help']);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^usage: tsgi cgi SCRIPT \[METHOD\] \[URL\]/);
+  });
+});
+
+describe('tsgi cgi -F: multipart/form-data, as curl -F', () => {
+  it('builds the body from fields and files, with a fresh boundary, CONTENT_TYPE and CONTENT_LENGTH; POST by default', async () => {
+    const dump = await script('dump.cgi', '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n%s\\n%s\\n%s\\n" "$REQUEST_METHOD" "$CONTENT_TYPE" "$CONTENT_LENGTH"\ncat\n');
+    await writeFile(join(dir, 'photo.png'), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x00, 0xff]));
+    await writeFile(join(dir, 'note.txt'), 'from a file');
+    const result = await run([dump, '--body-only', '-F', 'title=hello world', '-F', `photo=@${join(dir, 'photo.png')}`, '-F', `doc=@${join(dir, 'note.txt')};type=text/x-note;filename=re"named.txt`, '-F', `inline=<${join(dir, 'note.txt')}`, '-F', 'q="a;b"']);
+    expect(result.code).toBe(0);
+    const [method, contentType, contentLength, ...rest] = result.stdout.split('\n');
+    const body = rest.join('\n');
+    expect(method).toBe('POST');
+    const boundary = /^multipart\/form-data; boundary=(-{24}[0-9a-f]{24})$/.exec(contentType as string)?.[1] as string;
+    expect(boundary).toBeDefined();
+    expect(Number(contentLength)).toBe(Buffer.byteLength(body, 'latin1'));
+    expect(body).toBe(
+      [
+        `--${boundary}\r\nContent-Disposition: form-data; name="title"\r\n\r\nhello world\r\n`,
+        `--${boundary}\r\nContent-Disposition: form-data; name="photo"; filename="photo.png"\r\nContent-Type: image/png\r\n\r\n\x89PNG\x00\xff\r\n`,
+        `--${boundary}\r\nContent-Disposition: form-data; name="doc"; filename="re%22named.txt"\r\nContent-Type: text/x-note\r\n\r\nfrom a file\r\n`,
+        `--${boundary}\r\nContent-Disposition: form-data; name="inline"\r\n\r\nfrom a file\r\n`,
+        `--${boundary}\r\nContent-Disposition: form-data; name="q"\r\n\r\na;b\r\n`,
+        `--${boundary}--\r\n`,
+      ].join(''),
+    );
+    // Another run, another boundary.
+    const again = await run([dump, '--body-only', '-F', 'a=1']);
+    expect(again.stdout.split('\n')[1]).not.toBe(contentType);
+  });
+
+  it('keeps a method given, and a Content-Type given with -H, adding the boundary', async () => {
+    const dump = await script('dump2.cgi', '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n%s %s" "$REQUEST_METHOD" "$CONTENT_TYPE"\n');
+    const result = await run([dump, 'PUT', '--body-only', '-H', 'Content-Type: multipart/mixed', '-F', 'a=1']);
+    expect(result.stdout).toMatch(/^PUT multipart\/mixed; boundary=-{24}[0-9a-f]{24}$/);
+  });
+
+  it('is read by a real form parser (Perl CGI.pm)', async () => {
+    const form = await script(
+      'form.pl',
+      `#!/usr/bin/perl
+use strict; use CGI;
+my $q = CGI->new;
+print $q->header('text/plain');
+my $fh = $q->upload('file');
+local $/; my $data = <$fh>;
+print join('|', scalar $q->param('name'), scalar $q->param('file'), length($data), $q->uploadInfo(scalar $q->param('file'))->{'Content-Type'});
+`,
+    );
+    await writeFile(join(dir, 'big.bin'), Buffer.alloc(100_000, 7));
+    const result = await run([form, '--body-only', '-F', 'name=ann', '-F', `file=@${join(dir, 'big.bin')};type=application/x-test`]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe('ann|big.bin|100000|application/x-test');
   });
 });

@@ -155,3 +155,26 @@ describe('tsgi serve --config (the built command)', () => {
     expect(missing.stderr).toContain('expected MODULE[:EXPORT] (or "app" in the config file)');
   });
 });
+
+describe('the --cgi-bin keys', () => {
+  const check = (data: unknown) => checkConfig(data, SERVE_OPTIONS, 'tsgi.json', '/srv/site');
+
+  it('resolves cgi-bin against the file; repeatable keys take a string, a list or an object of NAME: VALUE', () => {
+    expect(check({ 'cgi-bin': 'cgi-bin', 'cgi-read-ahead': true }).values).toEqual({ 'cgi-bin': '/srv/site/cgi-bin', 'cgi-read-ahead': true });
+    expect(check({ 'cgi-env': 'A=1' }).values).toEqual({ 'cgi-env': ['A=1'] });
+    expect(check({ 'cgi-env': ['A=1', 'B=2'] }).values).toEqual({ 'cgi-env': ['A=1', 'B=2'] });
+    expect(check({ 'cgi-interpreter': { '.php': '/usr/bin/php-cgi', '.pl': 'perl' } }).values).toEqual({
+      'cgi-interpreter': ['.php=/usr/bin/php-cgi', '.pl=perl'],
+    });
+  });
+
+  it('names the key of a repeatable value of the wrong type', () => {
+    expect(() => check({ 'cgi-env': 5 })).toThrow('"cgi-env" must be a string, an array of strings or an object of strings (got 5)');
+    expect(() => check({ 'cgi-env': ['A=1', 2] })).toThrow('"cgi-env" must be a string, an array of strings or an object of strings (got an array)');
+    expect(() => check({ 'cgi-interpreter': { '.php': 1 } })).toThrow('"cgi-interpreter" must be');
+  });
+
+  it('lets the command line replace a repeatable key of the file', () => {
+    expect(mergeConfig({ 'cgi-env': ['A=1'] }, { 'cgi-env': ['B=2'] }, TRANSPORTS)).toEqual({ 'cgi-env': ['B=2'] });
+  });
+});

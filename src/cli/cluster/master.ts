@@ -4,6 +4,8 @@ import { describeListenTarget } from '../../servers/listen.js';
 import type { Io } from '../serve-command.js';
 import type { ServePlan } from '../serve-plan.js';
 import { ConnectionRelay, type HandoverMessage } from './handover.js';
+import type { WorkerFigures } from '../status/snapshot.js';
+import { TreeStatus } from '../status/tree-status.js';
 import { openListenSocket, type ListenSocket } from './listen-socket.js';
 import { Socket } from 'node:net';
 import { asWorkerMessage, WORKER_ENV, WORKER_LISTEN_FD, type MasterMessage, type WorkerConfig, type WorkerMessage } from './messages.js';
@@ -25,6 +27,12 @@ const ACTIVATION_ENV = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'];
 
 interface WorkerState {
   id: number;
+  /** The worker's place (1..N) for the status page: a replacement takes its predecessor's. */
+  slot: number;
+  /** Its last figures (--status-path). */
+  figures?: WorkerFigures;
+  /** Stopped because there are fewer workers now (SIGTTOU): not a restart. */
+  noRestart?: boolean;
   child: ChildProcess;
   pid: number;
   startedAt: number;
@@ -100,6 +108,7 @@ class Master {
   #checkTimer: NodeJS.Timeout | undefined;
   #resolveExit: (status: number) => void = () => {};
   readonly #signalHandlers: Array<[NodeJS.Signals, () => void]> = [];
+  readonly #status = new TreeStatus(() => ({ transport: TRANSPORT_NAMES[this.#plan.transport], address: this.#address() }));
 
   constructor(plan: ServePlan, io: Io, socket: ListenSocket) {
     this.#plan = plan;
@@ -155,7 +164,15 @@ class Master {
     return [...this.#workers].filter((worker) => worker.state !== 'stopping' && !worker.predecessor);
   }
 
-  #spawn(): WorkerState {
+  /** The smallest slot no worker (but stopping ones) holds. */
+  #freeSlot(): number {
+    const taken = new Set([...this.#workers].filter((worker) => worker.state !== 'stopping').map((worker) => worker.slot));
+    let slot = 1;
+    while (taken.has(slot)) slot++;
+    return slot;
+  }
+
+  #spawn(slot = this.#freeSlot()): WorkerState {
     const id = this.#nextId++;
     const config: WorkerConfig = {
       id,
@@ -174,6 +191,7 @@ class Master {
     const now = Date.now();
     const worker: WorkerState = {
       id,
+      slot,
       child,
       pid: child.pid ?? 0,
       startedAt: now,
@@ -228,7 +246,30 @@ class Master {
         break;
       case 'beat':
         break;
+      case 'stats':
+        this.#status.received(worker, message.figures, message.query);
+        break;
+      case 'status-query':
+        this.#answerStatus(worker, message.query);
+        break;
     }
+  }
+
+  /** Gathers every serving worker's figures and sends the tree to `asker` (its status page). */
+  #answerStatus(asker: WorkerState, query: number): void {
+    const shown = [...this.#workers].filter((worker) => worker.state !== 'stopping' && !worker.predecessor);
+    this.#status.gather(
+      shown,
+      (worker, gatherQuery) => (worker as WorkerState).state === 'ready' && this.#send(worker as WorkerState, { type: 'stats-query', query: gatherQuery }),
+      (snapshot) => void this.#send(asker, { type: 'status', query, snapshot }),
+    );
+  }
+
+  /** The listening address as the startup line gives it. */
+  #address(): string {
+    const plan = this.#plan;
+    const target = plan.target.kind === 'tcp' && this.#port !== null ? { ...plan.target, port: this.#port } : plan.target;
+    return describeListenTarget(target);
   }
 
   #onReady(worker: WorkerState, port: number | null): void {
@@ -260,7 +301,7 @@ class Master {
     const address = describeListenTarget(target);
     const where = plan.transport === 'http' && target.kind === 'tcp' ? `http://${address}/` : address;
     const count = this.#target === 1 ? '1 worker' : `${this.#target} workers`;
-    this.#io.stdout.write(`tsgi: serving ${plan.reference} over ${TRANSPORT_NAMES[plan.transport]} at ${where} with ${count} (pid ${process.pid})\n`);
+    this.#io.stdout.write(`tsgi: serving ${plan.label ?? plan.reference} over ${TRANSPORT_NAMES[plan.transport]} at ${where} with ${count} (pid ${process.pid})\n`);
   }
 
   /** Tells a worker to stop accepting, finish its requests and exit; kills it after the graceful timeout. */
@@ -299,7 +340,7 @@ class Master {
   #replace(worker: WorkerState, reason: string): void {
     if (this.#stopping || worker.state !== 'ready' || worker.successor || worker.exited) return;
     this.#log(`${this.#name(worker)} recycled because ${reason}`);
-    const successor = this.#spawn();
+    const successor = this.#spawn(worker.slot);
     successor.predecessor = worker;
     worker.successor = successor;
     worker.replaceReason = reason;
@@ -312,6 +353,7 @@ class Master {
     if (worker.stopTimer) clearTimeout(worker.stopTimer);
     const status = signal ? `signal ${signal}` : `status ${code ?? 'unknown'}`;
     const wasBooting = worker.state === 'booting';
+    this.#status.retire(worker, this.#restartReason(worker, status));
     if (worker.state === 'stopping') {
       this.#log(`${this.#name(worker)} exited (${status})`);
     } else if (wasBooting) {
@@ -370,6 +412,14 @@ class Master {
     this.#scheduleReconcile(delay);
   }
 
+  /** Why a worker that exited counts as a restart of its slot; null when it does not (a stop, a failed boot). */
+  #restartReason(worker: WorkerState, status: string): string | null {
+    if (this.#stopping || worker.noRestart || worker.state === 'booting') return null;
+    if (worker.state === 'stopping') return worker.replaceReason ?? null;
+    if (worker.killedBecause) return `killed: ${worker.killedBecause}`;
+    return `crash: exited with ${status}`;
+  }
+
   #scheduleReconcile(delay: number): void {
     if (this.#respawnTimer || this.#stopping) return;
     if (delay > 0) this.#log(`starting a new worker in ${delay} ms`);
@@ -386,7 +436,10 @@ class Master {
     for (let count = active.length; count < this.#target; count++) this.#spawn();
     if (active.length > this.#target) {
       const oldestFirst = active.sort((a, b) => a.startedAt - b.startedAt);
-      for (const worker of oldestFirst.slice(0, active.length - this.#target)) this.#retire(worker, 'fewer workers (SIGTTOU)');
+      for (const worker of oldestFirst.slice(0, active.length - this.#target)) {
+        worker.noRestart = true;
+        this.#retire(worker, 'fewer workers (SIGTTOU)');
+      }
     }
   }
 

@@ -4,16 +4,21 @@
  * reports to the master over the IPC channel: ready, heartbeats, and requests to be recycled.
  */
 import type { Server } from 'node:net';
-import { FastCgiServer } from '../../servers/fastcgi.js';
+import type { FastCgiServer } from '../../servers/fastcgi.js';
 import { listenOn } from '../../servers/listen.js';
-import { adoptFromMaster, offerToMaster } from './handover.js';
 import { loadApp } from '../load-app.js';
 import { startServer, type RunningServer } from '../start-server.js';
 import type { App } from '../../types.js';
 import { WORKER_ENV, WORKER_LISTEN_FD, type MasterMessage, type RecycleReason, type WorkerConfig, type WorkerMessage } from './messages.js';
 import { HEARTBEAT_INTERVAL_MS } from './policy.js';
-import { superviseApp, type TimeoutInfo } from './supervise.js';
-import { startWatchdog } from './watchdog.js';
+import type { TimeoutInfo } from './supervise.js';
+import { createForwardedPolicy } from '../../environ/forwarded.js';
+import { withEndpoints } from '../status/endpoints.js';
+import { DEFAULT_STATUS_ALLOW } from '../status/snapshot.js';
+import { WorkerStatus } from '../status/worker-status.js';
+// Loaded below only when used, so a worker holds no more than its transport and options need: the FastCGI
+// handover (handover.js), the supervision of --timeout and --slow-log and its watchdog thread (supervise.js,
+// watchdog.js).
 
 const RSS_CHECK_MS = 1_000;
 const MIB = 1024 * 1024;
@@ -70,10 +75,14 @@ async function runWorker(): Promise<void> {
   for (const signal of ['SIGHUP', 'SIGTTIN', 'SIGTTOU'] as const) process.on(signal, () => {});
   process.on('SIGTERM', () => stop(null));
   process.on('SIGINT', () => stop(null));
+  let status: WorkerStatus | null = null;
+  // FastCGI only: the kept-alive connections a stopping worker hands to the master, and adopts from it.
+  const handover = plan.transport === 'fastcgi' ? await import('./handover.js') : null;
   process.on('message', (message: MasterMessage) => {
+    if (status !== null && status.onMessage(message)) return;
     if (message?.type !== 'stop') return;
     // Recycled or reloaded: kept-alive FastCGI connections go to the workers that stay (handover.ts).
-    if (message.handover && running?.server instanceof FastCgiServer) running.server.handover = offerToMaster;
+    if (message.handover && handover && running) (running.server as FastCgiServer).handover = handover.offerToMaster;
     stop(null);
   });
   // The master died (even by SIGKILL): the channel closes; stop accepting, drain, exit. No orphans.
@@ -104,8 +113,19 @@ async function runWorker(): Promise<void> {
           return loaded(environ, startResponse);
         }
       : loaded;
-  const supervised = timeoutMs <= 0 ? { app: counted } : superviseApp(app, {
+  const slowMs = Math.round((plan.slowLogSeconds ?? 0) * 1000);
+  // The status page needs the requests in flight, the slow log their start: both need supervision.
+  const watched = plan.statusPath !== undefined || slowMs > 0;
+  const supervised = timeoutMs <= 0 && !watched ? { app: counted } : (await import('./supervise.js')).superviseApp(app, {
     timeoutMs,
+    slowMs,
+    trackRunning: plan.statusPath !== undefined,
+    onSlow: (request) => {
+      const seconds = ((Date.now() - request.started) / 1000).toFixed(1);
+      // A request kept waiting asynchronously has no JavaScript stack; one that blocks the loop has its stack
+      // logged by the watchdog thread while it blocks (this line comes after, once the loop runs again).
+      log(`slow request (--slow-log ${plan.slowLogSeconds}): ${request.method} ${request.uri} still running after ${seconds} s`);
+    },
     onRequest: (served) => {
       if (requestLimit > 0 && served >= requestLimit) askRecycle('max-requests', `served ${served} requests (--max-requests ${plan.maxRequests})`);
     },
@@ -119,8 +139,20 @@ async function runWorker(): Promise<void> {
       askRecycle('timeout', `${info.method} ${info.uri} timed out after ${info.seconds} s`);
     },
   });
+  let serving: App = supervised.app;
+  if ('served' in supervised) {
+    status = new WorkerStatus(supervised, send);
+    serving = withEndpoints(serving, {
+      ...(plan.pingPath !== undefined ? { pingPath: plan.pingPath } : {}),
+      ...(plan.statusPath !== undefined ? { statusPath: plan.statusPath } : {}),
+      statusAllow: createForwardedPolicy(plan.statusAllow ?? DEFAULT_STATUS_ALLOW),
+      snapshot: () => (status as WorkerStatus).snapshot(),
+    });
+  } else if (plan.pingPath !== undefined) {
+    serving = withEndpoints(serving, { pingPath: plan.pingPath, statusAllow: createForwardedPolicy(''), snapshot: () => Promise.reject(new Error('no status page')) });
+  }
   try {
-    running = await startServer(plan, supervised.app, (server: Server) => listenOn(server, { kind: 'fd', fd: WORKER_LISTEN_FD }));
+    running = await startServer(plan, serving, (server: Server) => listenOn(server, { kind: 'fd', fd: WORKER_LISTEN_FD }));
   } catch (error) {
     return failBoot(`cannot listen on the master's socket (${(error as Error).message})`);
   }
@@ -129,8 +161,8 @@ async function runWorker(): Promise<void> {
     void running.close().then(() => process.exit(0));
     return;
   }
+  if (timeoutMs > 0 || slowMs > 0) (await import('./watchdog.js')).startWatchdog(timeoutMs, label, slowMs);
   if (timeoutMs > 0) {
-    startWatchdog(timeoutMs, label);
     setInterval(() => send({ type: 'beat' }), HEARTBEAT_INTERVAL_MS).unref();
   }
   if (plan.maxRssMiB > 0) {
@@ -144,7 +176,8 @@ async function runWorker(): Promise<void> {
     }, RSS_CHECK_MS);
     check.unref();
   }
-  if (running.server instanceof FastCgiServer) adoptFromMaster(running.server);
+  if (handover) handover.adoptFromMaster(running.server);
+  if (status !== null && plan.statusPath !== undefined) status.watch(running.server);
   const bound = running.server.address();
   send({ type: 'ready', port: typeof bound === 'object' && bound !== null ? bound.port : null });
 }
