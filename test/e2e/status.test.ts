@@ -49,7 +49,7 @@ const webServers = [
   },
   {
     name: 'Apache mod_proxy_fcgi',
-    availability: allAvailable(checkBinary(APACHE_BIN), checkFiles([{ path: PROXY_FCGI_MODULE, package: 'apache2' }]), checkFastCgiBuild()),
+    availability: allAvailable(checkBinary(APACHE_BIN), checkFiles([{ path: PROXY_FCGI_MODULE, package: 'apache2', executable: false }]), checkFastCgiBuild()),
     start: (backend: BackendHandle) => startApache('apache-proxy-fcgi.conf', { label: 'apache-status', vars: { BACKEND_URL: `fcgi://${backend.address}`, MOUNT } }),
   },
 ] as const;
@@ -133,8 +133,11 @@ for (const webServer of webServers) {
       const countBefore = before.get('tsgi_requests_total{worker="1"}') ?? 0;
       await new Promise((resolve) => setTimeout(resolve, 1_200)); // One periodic report after the last request.
       process.kill(victim?.pid as number, 'SIGKILL');
+      // (A web server may answer one request on a kept-alive connection to the killed worker with 502/503.)
       const after = await waitFor('worker 1 replaced', async () => {
-        const next = await status();
+        const response = await get(`${server.baseUrl}${MOUNT}/status?json`);
+        if (response.status !== 200 || response.json === undefined) return false;
+        const next = response.json as unknown as StatusJson;
         const slot = next.workers.find((worker) => worker.id === 1);
         return slot !== undefined && slot.pid !== victim?.pid && slot.state !== 'booting' && next;
       }, 20_000);
