@@ -2,13 +2,20 @@ import { chmod, mkdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { HTTPOXY_GUARD } from '../servers/httpoxy.js';
+import { LAZY_BUILTINS_PRELUDE } from './lazy-builtins.js';
 
-/** Lines put before the bundle: the interpreter line, and the httpoxy guard that must run before app code. */
+/**
+ * Lines put before the bundle: the interpreter line; "use strict" (the bundle's code is ES module code, strict:
+ * the directive only counts first in the file, before the lines below); the httpoxy guard that must run
+ * before app code; the `require` that loads Node's builtins on first use (lazy-builtins.ts).
+ */
 const BANNER = [
   '#!/usr/bin/env node',
+  '"use strict";',
   // httpoxy (CVE-2016-5385): under CGI, HTTP_PROXY is the client's `Proxy:` header; drop it before any module
   // (an HTTP client library reading it at load time) runs.
   HTTPOXY_GUARD,
+  LAZY_BUILTINS_PRELUDE,
 ].join('\n');
 
 /** Options for buildCgi. */
@@ -61,7 +68,8 @@ export const BUILD_USAGE = `usage: tsgi build ENTRY -o FILE [options]
 Bundles ENTRY (TypeScript or JavaScript) and everything it imports into one executable CommonJS file that
 starts with "#!/usr/bin/env node", for cgi-bin/ folders and shared hosting where there is no node_modules.
 ENTRY is a CGI script: it calls runWithCgi(app). The file drops HTTP_PROXY from the environment before
-any bundled code runs (httpoxy).
+any bundled code runs (httpoxy), and loads each Node builtin it imports (net, crypto, zlib, stream...) when
+the code first uses it, not at every start.
 
 Output:
   -o, --out FILE    the file to write, mode 755 (missing folders are created)

@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { App } from '../types.js';
+import type { ImportTypeScriptOptions } from './import-typescript.js';
 
 const TYPESCRIPT_EXTENSIONS = new Set(['.ts', '.mts', '.cts', '.tsx']);
 
@@ -20,10 +21,11 @@ export function parseAppReference(reference: string): AppReference {
 
 /**
  * Loads the app a MODULE[:EXPORT] reference names: the given export, else `default`, else `app`. TypeScript
- * modules load without a build step (through tsx). Throws an Error with a clear message when the module or
+ * modules load without a build step and without a module loader (compiled by esbuild: see importTypeScript,
+ * which `options` go to); JavaScript modules are imported as they are. Throws an Error with a clear message when the module or
  * the export is missing, or the export is not a function.
  */
-export async function loadApp(reference: string, cwd = process.cwd()): Promise<App> {
+export async function loadApp(reference: string, cwd = process.cwd(), options: ImportTypeScriptOptions = {}): Promise<App> {
   const { modulePath, exportName } = parseAppReference(reference);
   const absolute = resolve(cwd, modulePath);
   const info = await stat(absolute).catch(() => null);
@@ -31,8 +33,7 @@ export async function loadApp(reference: string, cwd = process.cwd()): Promise<A
   const url = pathToFileURL(absolute).href;
   let namespace: Record<string, unknown>;
   if (TYPESCRIPT_EXTENSIONS.has(extname(absolute))) {
-    const { tsImport } = await import('tsx/esm/api');
-    namespace = (await tsImport(url, { parentURL: import.meta.url })) as Record<string, unknown>;
+    namespace = await (await import('./import-typescript.js')).importTypeScript(absolute, options);
   } else {
     namespace = (await import(url)) as Record<string, unknown>;
   }
