@@ -62,17 +62,23 @@
  *    run, in the busiest profile (the serving process). Printed as the "GC %" column of the hello tables.
  *    Summary: the goals of issues 11 and 12 as ratios of this run, each PASS or MISS, at the very end.
  *    cgi-bin (issue 12): the same shell script (bench/apps/cgi-bin/hello.sh: printf of a head and "Hello") at
- *    /cgi-bin/hello.sh behind the same nginx, served by the C fcgiwrap (the anchor) and by `tsgi serve --cgi-bin`
- *    with as many processes, `wrk -t1 -c8` with the duration, warm-up and rounds above, fcgiwrap and tsgi of the
- *    same N one after the other (order flipped every round), median by req/s; printed with the ratio
- *    tsgi/fcgiwrap per N, CPU per request of the backend including the scripts (cutime/cstime of the processes
- *    that reaped them) and of nginx; the SUMMARY says whether tsgi >= 1.0x fcgiwrap. Rows (ids for --only):
+ *    /cgi-bin/hello.sh behind the same nginx, served by the C fcgiwrap (the anchor), by `tsgi serve --cgi-bin`
+ *    and by the floor (a bare Node spawn per request) with as many processes, `wrk -t1 -c8` with the duration,
+ *    warm-up and rounds above, the rows of the same N one after the other (order rotating every round), median
+ *    by req/s; printed with the ratios to fcgiwrap and to the floor per N, CPU per request of the backend
+ *    including the scripts (cutime/cstime of the processes that reaped them) and of nginx; the SUMMARY says
+ *    whether tsgi >= 1.0x fcgiwrap, and how far the floor and tsgi's share of it are. Rows (ids for --only):
  *      cgi-fcgiwrap-2   `fcgiwrap -c 2 -s tcp:127.0.0.1:P`; nginx as in Debian's fcgiwrap recipe (stock params,
  *                       SCRIPT_FILENAME), a connection per request
  *      cgi-fcgiwrap-4   the same with -c 4
  *      cgi-tsgi-2       `tsgi serve --cgi-bin DIR --workers 2 --fastcgi 127.0.0.1:P --mount /cgi-bin`; nginx as
  *                       in conf/nginx-cgi-bin.conf (split at /cgi-bin, buffering off, fastcgi_keep_conn on)
  *      cgi-tsgi-4       the same with --workers 4
+ *      cgi-node-floor-2 the least any Node host could do: 2 processes of bench/apps/minimal-cgi-spawn.mjs (a
+ *                       minimal FastCGI responder, one `child_process.spawn` of the script per request, its
+ *                       stdout copied; its header says what it does not do), one port each; nginx as for tsgi,
+ *                       upstream over the 2 ports
+ *      cgi-node-floor-4 the same with 4 processes
  * 3. Streaming (id `stream`): --stream-mib MiB uploaded (chunked) and downloaded through the same nginx
  *    (buffering off) to `tsgi serve bench/apps/stream.ts --fastcgi`, checked byte-identical by sha256, with
  *    the backend tree's peak RSS (goal < 120 MiB).
@@ -128,7 +134,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { phpFpmConfig, ROW_IDS, ROWS } from './lib/backends.mjs';
-import { CGI_BIN_IDS, CGI_BIN_ROWS, cgiBinSummary, measureCgiBin, prepareCgiBin, waitUntilCgiServing } from './lib/cgi-bin.mjs';
+import { CGI_BIN_IDS, CGI_BIN_ROWS, cgiBinSummary, measureCgiBin, prepareCgiBin, waitUntilCgiServing, withInstanceServers } from './lib/cgi-bin.mjs';
 import { CGI_GOAL_RATIO, measureCgiStartup } from './lib/cgi-startup.mjs';
 import { gitCgiSummary, measureGitCgi } from './lib/git-cgi.mjs';
 import { FASTCGI_PARAMS, nginxConfig, streamFastcgiLocation } from './lib/nginx.mjs';
@@ -537,6 +543,13 @@ async function runBench(options, argv, prefix) {
     // The cgi-bin rows: a server of their own each in the same nginx, the script at /cgi-bin/hello.sh.
     for (const row of cgiRows) {
       row.backendPort = await findFreePort();
+      if (row.instances > 1) {
+        row.backendPorts = [row.backendPort];
+        while (row.backendPorts.length < row.instances) {
+          const port = await findFreePort();
+          if (!row.backendPorts.includes(port)) row.backendPorts.push(port);
+        }
+      }
       row.nginxPort = await findFreePort();
       row.upstream = row.id.replaceAll('-', '_');
       row.url = `http://127.0.0.1:${row.nginxPort}/`;
@@ -562,7 +575,7 @@ async function runBench(options, argv, prefix) {
     const nginxLog = join(dir, 'nginx-error.log');
     const logState = { offset: 0 };
     if (nginxRows.length) {
-      await writeFile(join(dir, 'nginx.conf'), nginxConfig(dir, nginxRows));
+      await writeFile(join(dir, 'nginx.conf'), withInstanceServers(nginxConfig(dir, nginxRows), cgiRows));
       const nginxArgs = ['-p', `${dir}/`, '-c', join(dir, 'nginx.conf'), '-e', nginxLog];
       const test = runQuick(NGINX, ['-t', ...nginxArgs]);
       if (test.code !== 0) throw new Error(`nginx -t failed:\n${test.text}`);
@@ -570,7 +583,8 @@ async function runBench(options, argv, prefix) {
     }
     const backendRows = [...rows, ...cgiRows, ...(streamRow ? [streamRow] : [])].filter((row) => row.command);
     for (const row of backendRows) {
-      const [command, args, env] = row.command(ctx, row.backendPort);
+      // The ports of every instance, for a row of several (cgi-bin's floor); nodeArgs stays unset.
+      const [command, args, env] = row.command(ctx, row.backendPort, undefined, row.backendPorts);
       row.proc = startProcess(row.name, command, args, { cwd: ROOT, env: env ?? process.env });
     }
     // The `tsgi serve` master's memory is compared with an idle Node process's, started at the same time.

@@ -136,19 +136,27 @@ function cgiTable(cgi, markdown) {
   return [line(cols), ...body.map(line)].join('\n');
 }
 
-/** The cgi-bin table (lib/cgi-bin.mjs's figures) as [header, cells per row]. */
+/**
+ * The cgi-bin table (lib/cgi-bin.mjs's figures) as [header, cells per row]: req/s and backend CPU per request,
+ * each with its ratio to fcgiwrap (the goal's anchor) and to the floor (bare Node spawn) of the same N.
+ */
 function cgiBinCells(cgiBin) {
   const spread = cgiBin.settings.rounds > 1;
-  const cols = ['row', 'req/s', ...(spread ? ['min-max'] : []), 'vs fcgiwrap', 'p50 ms', 'p99 ms', 'backend us/req', 'CPU vs fcgiwrap', 'nginx us/req', 'errors', 'other CPU%'];
+  const cols = [
+    'row', 'req/s', ...(spread ? ['min-max'] : []), 'vs fcgiwrap', 'vs floor', 'p50 ms', 'p99 ms',
+    'backend us/req', 'CPU vs fcgiwrap', 'CPU vs floor', 'nginx us/req', 'errors', 'other CPU%',
+  ];
   const body = cgiBin.rows.map((row) => [
     row.name,
     int(row.rps),
     ...(spread ? [`${int(row.minRps)}-${int(row.maxRps)}`] : []),
     ratio(row.vsFcgiwrap),
+    ratio(row.vsFloor),
     num(row.p50Ms, 2),
     num(row.p99Ms, 2),
     num(row.backendUsPerReq, 0),
     ratio(row.cpuVsFcgiwrap),
+    ratio(row.cpuVsFloor),
     num(row.nginxUsPerReq, 0),
     row.errors,
     num(row.maxOtherCpu, 0),
@@ -160,8 +168,10 @@ function cgiBinTitle(cgiBin) {
   const s = cgiBin.settings;
   return (
     `cgi-bin behind the same nginx: bench/apps/cgi-bin/hello.sh at /cgi-bin/hello.sh, wrk -t${s.threads} -c${s.connections} -d${s.seconds}s, ` +
-    `${s.rounds > 1 ? `${s.rounds} rounds (fcgiwrap and tsgi alternating), median by req/s` : '1 round'}; ` +
-    'backend us/req counts the scripts (CPU of the processes they were reaped by)'
+    `${s.rounds > 1 ? `${s.rounds} rounds (the rows of each N in rotating order), median by req/s` : '1 round'}; ` +
+    'backend us/req counts the scripts (CPU of the processes they were reaped by); ' +
+    'floor: bench/apps/minimal-cgi-spawn.mjs, one bare child_process.spawn per request (the least a Node host can do), ' +
+    "so 'vs floor' is how much of Node's ceiling a row reaches"
   );
 }
 
@@ -260,7 +270,7 @@ export function markdownReport(results) {
     out.push(cgiTable(results.cgi, true), '');
   }
   if (results.cgiBin) {
-    out.push('## cgi-bin: fcgiwrap and tsgi serve --cgi-bin', '', `${cgiBinTitle(results.cgiBin)}.`, '', markdownPlainTable(cgiBinCells(results.cgiBin)), '');
+    out.push('## cgi-bin: fcgiwrap, tsgi serve --cgi-bin and the Node spawn floor', '', `${cgiBinTitle(results.cgiBin)}.`, '', markdownPlainTable(cgiBinCells(results.cgiBin)), '');
     out.push(...results.cgiBin.rows.map((row) => `- **${row.name}**: ${row.note}`), '');
   }
   if (results.gitCgi) out.push('## git over HTTP: tsgi serve --cgi-bin and Apache mod_cgi', '', `${gitCgiTitle(results.gitCgi)}.`, '', markdownPlainTable(gitCgiCells(results.gitCgi)), '');

@@ -96,8 +96,8 @@ async function importConfigModule(file: string, absolute: string, extension: str
   let namespace: Record<string, unknown>;
   try {
     if (TYPESCRIPT_EXTENSIONS.has(extension)) {
-      const { tsImport } = await import('tsx/esm/api');
-      namespace = (await tsImport(url, { parentURL: import.meta.url })) as Record<string, unknown>;
+      // Compiled by the same helper as a TypeScript app (import-typescript.ts): no loader thread in the master.
+      namespace = await (await import('./import-typescript.js')).importTypeScript(absolute);
     } else {
       namespace = (await import(url)) as Record<string, unknown>;
     }
