@@ -19,7 +19,7 @@ import type { TLSSocket } from 'node:tls';
 import { AbortError, describeError, InputError, RequestError, statusOfError, TsgiError } from '../errors.js';
 import { encodeUtf8Latin1, percentDecodeToByteString } from '../environ/byte-policy.js';
 import { createEnviron } from '../environ/create-environ.js';
-import { createForwardedPolicy, DEFAULT_FORWARDED_ALLOW_IPS, type ForwardedPolicy } from '../environ/forwarded.js';
+import { createForwardedPolicy, DEFAULT_FORWARDED_ALLOW_IPS, type ForwardedPolicy } from '../environ/forwarded-policy.js';
 import { runApp, sendErrorPage, type ResponseSink } from '../response/run-app.js';
 import { writeToStream } from '../servers/write-to-stream.js';
 import type { App, Environ, ErrorStream, Header } from '../types.js';

@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { normalizeMount } from '../environ/mount.js';
-import { createForwardedPolicy, DEFAULT_FORWARDED_ALLOW_IPS } from '../environ/forwarded.js';
+import { createForwardedPolicy, DEFAULT_FORWARDED_ALLOW_IPS } from '../environ/forwarded-policy.js';
 import { DEFAULT_STATUS_ALLOW } from './status/snapshot.js';
 import { STATUS_TEXT } from '../helpers/status-text.js';
 import { dropHttpoxy } from '../servers/httpoxy.js';

@@ -1,7 +1,8 @@
 import { RequestError } from '../errors.js';
 import type { Environ, ErrorStream } from '../types.js';
 import { LazyAbort } from '../servers/lazy-abort.js';
-import { applyForwarded, type ForwardedPolicy } from './forwarded.js';
+import { applyForwarded } from './forwarded.js';
+import type { ForwardedPolicy } from './forwarded-policy.js';
 import { BodyInput } from './input.js';
 import { setVariable } from './variables.js';
 

@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEnviron } from '../../src/environ/create-environ.js';
-import { applyForwarded, createForwardedPolicy } from '../../src/environ/forwarded.js';
+import { applyForwarded } from '../../src/environ/forwarded.js';
+import { createForwardedPolicy } from '../../src/environ/forwarded-policy.js';
 import { createHttpServer, type HttpServerOptions } from '../../src/servers/http.js';
 import type { App, Environ } from '../../src/types.js';
 

@@ -12,10 +12,7 @@ import type { App } from '../../types.js';
 import { WORKER_ENV, WORKER_LISTEN_FD, type MasterMessage, type RecycleReason, type WorkerConfig, type WorkerMessage } from './messages.js';
 import { HEARTBEAT_INTERVAL_MS } from './policy.js';
 import type { TimeoutInfo } from './supervise.js';
-import { createForwardedPolicy } from '../../environ/forwarded.js';
-import { withEndpoints } from '../status/endpoints.js';
-import { DEFAULT_STATUS_ALLOW } from '../status/snapshot.js';
-import { WorkerStatus } from '../status/worker-status.js';
+import type { WorkerStatus } from '../status/worker-status.js';
 // Loaded below only when used, so a worker holds no more than its transport and options need: the FastCGI
 // handover (handover.js), the supervision of --timeout and --slow-log and its watchdog thread (supervise.js,
 // watchdog.js).
@@ -140,16 +137,22 @@ async function runWorker(): Promise<void> {
     },
   });
   let serving: App = supervised.app;
-  if ('served' in supervised) {
-    status = new WorkerStatus(supervised, send);
+  if (plan.pingPath !== undefined || plan.statusPath !== undefined) {
+    // Loaded only for --ping-path / --status-path.
+    const [{ createForwardedPolicy }, { withEndpoints }, { DEFAULT_STATUS_ALLOW }, { WorkerStatus: Status }] = await Promise.all([
+      import('../../environ/forwarded-policy.js'),
+      import('../status/endpoints.js'),
+      import('../status/snapshot.js'),
+      import('../status/worker-status.js'),
+    ]);
+    const tracked = 'served' in supervised ? supervised : null;
+    if (tracked !== null) status = new Status(tracked, send);
     serving = withEndpoints(serving, {
       ...(plan.pingPath !== undefined ? { pingPath: plan.pingPath } : {}),
       ...(plan.statusPath !== undefined ? { statusPath: plan.statusPath } : {}),
       statusAllow: createForwardedPolicy(plan.statusAllow ?? DEFAULT_STATUS_ALLOW),
-      snapshot: () => (status as WorkerStatus).snapshot(),
+      snapshot: () => (status !== null ? status.snapshot() : Promise.reject(new Error('no status page'))),
     });
-  } else if (plan.pingPath !== undefined) {
-    serving = withEndpoints(serving, { pingPath: plan.pingPath, statusAllow: createForwardedPolicy(''), snapshot: () => Promise.reject(new Error('no status page')) });
   }
   try {
     running = await startServer(plan, serving, (server: Server) => listenOn(server, { kind: 'fd', fd: WORKER_LISTEN_FD }));

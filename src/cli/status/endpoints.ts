@@ -4,7 +4,7 @@
  * pm.status_path allow).
  */
 import type { App, Environ } from '../../types.js';
-import type { ForwardedPolicy } from '../../environ/forwarded.js';
+import type { ForwardedPolicy } from '../../environ/forwarded-policy.js';
 import { OPENMETRICS_CONTENT_TYPE, renderOpenMetrics, renderStatusJson, renderStatusText, type StatusSnapshot } from './snapshot.js';
 
 /** Options of withEndpoints. */

@@ -3,7 +3,7 @@
  * endpoints and figures as under a master, the process itself as the only worker.
  */
 import type { Server } from 'node:net';
-import { createForwardedPolicy } from '../../environ/forwarded.js';
+import { createForwardedPolicy } from '../../environ/forwarded-policy.js';
 import type { App } from '../../types.js';
 import type { ServePlan } from '../serve-plan.js';
 import { superviseApp } from '../cluster/supervise.js';
