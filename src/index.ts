@@ -29,3 +29,10 @@ export { createScgiServer, ScgiServer, SCGI_PROTOCOL, type ScgiServerOptions } f
 export { createUwsgiServer, UwsgiServer, UWSGI_PROTOCOL, type UwsgiServerOptions } from './servers/uwsgi.js';
 export { OneRequestServer, LINGER_MS, type OneRequestServerOptions, type OneRequestProtocol, type OneRequestHead } from './servers/one-request-server.js';
 export { cgiBin, type CgiBinOptions } from './host/cgi-bin.js';
+// The FastCGI server, and the listener of every gateway server (README "As a FastCGI server", issue 13).
+export { createFastCgiServer, FastCgiServer, type FastCgiServerOptions } from './servers/fastcgi.js';
+export { listenOn, parseListenTarget, type ListenTarget, type UnixSocketOptions } from './servers/listen.js';
+// The defaults of cgiBin's options that docs/SPEC.md 9.2 names.
+export { DEFAULT_MAX_REDIRECTS } from './host/cgi-bin.js';
+export { DEFAULT_TIMEOUT_MS, MAX_UNSIZED_BODY_BYTES } from './host/run-cgi.js';
+export { MAX_HEAD_BYTES } from './response/cgi-head-parse.js';
