@@ -26,6 +26,7 @@ export const DOCUMENTED_API: Record<EntryPoint, EntryApi> = {
       'createScgiServer',
       'createUwsgiServer',
       'listenOn',
+      'parseListenTarget',
       'runWithCgi',
       // Bridges ("Frameworks").
       'toNodeListener',
