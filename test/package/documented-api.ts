@@ -80,12 +80,12 @@ export const DOCUMENTED_API: Record<EntryPoint, EntryApi> = {
 /**
  * Exported on purpose although the documents do not spell them: what a documented function takes or returns,
  * so that a caller can name it. createFastCgiServer returns a FastCgiServer configured by FastCgiServerOptions;
- * listenOn takes a ListenTarget (parseListenTarget reads the `unix:PATH` / `fd:0` / `HOST:PORT` text the README
+ * listenOn takes a ListenTarget (the README now names parseListenTarget, which reads the text form)
  * uses for it) and UnixSocketOptions.
  */
 export const SIGNATURE_API: Record<EntryPoint, EntryApi> = {
   tsgi: {
-    values: ['FastCgiServer', 'parseListenTarget'],
+    values: ['FastCgiServer'],
     types: ['FastCgiServerOptions', 'ListenTarget', 'UnixSocketOptions'],
   },
   'tsgi/testing': { values: [], types: [] },
