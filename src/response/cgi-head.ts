@@ -13,22 +13,23 @@ export function formatCgiHead(
   nph?: { protocol: string },
 ): Buffer {
   let head = nph ? `${nph.protocol} ${code} ${reason}\r\n` : `Status: ${code} ${reason}\r\n`;
-  for (const [name, value] of headers) if (!isFramingRequest(name)) head += `${name}: ${value}\r\n`;
+  for (const [name, value] of headers) if (!isFramingRequest(name, value)) head += `${name}: ${value}\r\n`;
   head += '\r\n';
   if (!WIDE_CHAR_RE.test(head)) return Buffer.from(head, 'latin1');
   let wide = nph ? `${nph.protocol} ${code} ${utf8Bytes(reason)}\r\n` : `Status: ${code} ${utf8Bytes(reason)}\r\n`;
-  for (const [name, value] of headers) if (!isFramingRequest(name)) wide += `${utf8Bytes(name)}: ${utf8Bytes(value)}\r\n`;
+  for (const [name, value] of headers) if (!isFramingRequest(name, value)) wide += `${utf8Bytes(name)}: ${utf8Bytes(value)}\r\n`;
   return Buffer.from(`${wide}\r\n`, 'latin1');
 }
 
 const WIDE_CHAR_RE = /[^\x00-\xff]/;
 
 /**
- * Transfer-Encoding from an app only asks that no Content-Length be computed (docs/SPEC.md section 3): the web
- * server frames the body, so the field never reaches it.
+ * `Transfer-Encoding: chunked` from an app only asks that no Content-Length be computed (docs/SPEC.md section 3):
+ * the web server frames the body, so the field never reaches it. (Any other hop-by-hop field is passed on as the
+ * app wrote it: the web server drops it, and the validator reports it, F14.)
  */
-function isFramingRequest(name: string): boolean {
-  return name.length === 17 && name.toLowerCase() === 'transfer-encoding';
+function isFramingRequest(name: string, value: string): boolean {
+  return name.length === 17 && name.toLowerCase() === 'transfer-encoding' && value.trim().toLowerCase() === 'chunked';
 }
 
 /** `text` as a byte string: unchanged when every char fits a byte, else its UTF-8 bytes one char each. */
