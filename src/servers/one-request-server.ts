@@ -10,6 +10,7 @@ import { AbortError, InputError, ProtocolError, describeError, statusOfError } f
 import { createEnviron, schemeOf } from '../environ/create-environ.js';
 import { applyMount } from '../environ/mount.js';
 import { STATUS_TEXT } from '../helpers/status-text.js';
+import { CgiHeadCache, cgiHeadLength, writeCgiHead } from '../protocol/cgi-head-bytes.js';
 import { refuseRequest, runApp, type ResponseSink, type RunResult } from '../response/run-app.js';
 import type { App, ErrorStream, Header } from '../types.js';
 import { ByteQueue } from './fastcgi/byte-queue.js';
@@ -90,6 +91,12 @@ export interface OneRequestProtocol {
   createReader(maxHeaderBytes: number): { push(chunk: Uint8Array): OneRequestHead | null };
   /** The response head bytes (status line or `Status:` field, the headers, the blank line). */
   formatHead(code: number, reason: string, headers: readonly Header[]): Buffer;
+  /**
+   * Set when formatHead is formatCgiHead (`nph`: the protocol of its status line, as formatCgiHead's
+   * `nph.protocol`; none: a `Status:` field): the server then writes small heads straight into the response's
+   * buffer (writeCgiHead) instead of making one with formatHead. Unset for any other head format.
+   */
+  readonly cgiHead?: { readonly nph?: string };
 }
 
 /** Applies defaults. */
@@ -162,21 +169,27 @@ export class OneRequestServer extends Server {
   }
 }
 
-/** A head and a first body chunk that fit in this many bytes leave in one buffer (see the sink's write). */
+/** A head and a first body chunk that fit in this many bytes leave in one buffer (see #send). */
 const COMBINE_LIMIT_BYTES = 4 * 1024;
+
+const EMPTY = new Uint8Array(0);
+
+/** The last response head written (any protocol: the cache compares it too), copied when the next is the same. */
+const HEAD_CACHE = new CgiHeadCache();
 
 /** Socket errors that only mean the peer went away: not worth a log line. */
 const PEER_GONE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
 /**
  * One connection: reads the head, runs the app while the body streams in (the socket is paused while more
- * than inputHighWaterBytes wait for the app), writes the response, closes. A malformed head is answered 400
+ * than inputHighWaterBytes wait for the app), writes the response, closes (see #close). The connection is the
+ * ResponseSink of its request: no sink object or closures per request. A malformed head is answered 400
  * (nothing was sent yet) and logged; the loss of the connection fires `tsgi.signal`; nothing here throws out
  * of a socket event. One timer per phase the peer controls: the head must be complete within headerTimeoutMs
  * of the accept; then, while body bytes are due and the socket is not paused for the app, each chunk re-arms
  * (refresh()) a bodyTimeoutMs timer.
  */
-class OneRequestConnection {
+class OneRequestConnection implements ResponseSink {
   readonly #server: OneRequestServer;
   readonly #socket: Socket;
   readonly #options: ResolvedOneRequestOptions;
@@ -189,7 +202,14 @@ class OneRequestConnection {
   #received = 0;
   // Created only if the app reads tsgi.signal (see LazyAbort).
   readonly #abort = new LazyAbort();
-  #pendingHead: Buffer | null = null;
+  /** The head runApp gave (sendHead), held back to leave with the first body bytes: null once sent. */
+  #headHeaders: Header[] | null = null;
+  #headCode = 0;
+  #headReason = '';
+  /** Every byte of the request arrived (the head and CONTENT_LENGTH bytes of body): nothing more is due. */
+  #inputDone = false;
+  /** The peer sent bytes past its request: more may come, so the connection lingers before it closes. */
+  #overran = false;
   /** The response is complete (or abandoned): what still arrives is discarded. */
   #finished = false;
   #active = false;
@@ -301,11 +321,16 @@ class OneRequestConnection {
   /** Body bytes: queued for the app up to CONTENT_LENGTH; anything after it, or after the end, is dropped. */
   #feed(chunk: Uint8Array): void {
     const queue = this.#queue;
-    if (queue === null || this.#remaining === 0) return;
+    if (queue === null || this.#remaining === 0) {
+      if (chunk.length > 0) this.#overran = true;
+      return;
+    }
     const take = Math.min(this.#remaining, chunk.length);
+    if (take < chunk.length) this.#overran = true;
     queue.push(take === chunk.length ? chunk : chunk.subarray(0, take));
     this.#remaining -= take;
     if (this.#remaining === 0) {
+      this.#inputDone = true;
       queue.end();
       this.#clearTimer();
     } else if (this.#timer !== null) this.#timer.refresh();
@@ -418,11 +443,11 @@ class OneRequestConnection {
       return;
     }
     this.#remaining = head.contentLength;
+    this.#inputDone = head.contentLength === 0;
     if (head.contentLength > 0) {
       this.#queue = new ByteQueue(() => this.#resume(), options.inputHighWaterBytes / 2);
       if (options.bodyTimeoutMs > 0) this.#timer = setTimeout(() => this.#onBodyTimeout(), options.bodyTimeoutMs).unref();
     }
-    const sink = this.#createSink();
     const scheme = variables.UWSGI_SCHEME?.toLowerCase() === 'https' ? 'https' : schemeOf(variables);
     this.#active = true;
     this.#server.activeRequests++;
@@ -432,18 +457,18 @@ class OneRequestConnection {
         variables,
         input: this.#queue,
         errors: options.errors,
-        signal: () => this.#abort.signal,
+        signal: this.#abort,
         ownsVariables: true,
         urlScheme: scheme,
         multithread: true,
         multiprocess: options.multiprocess,
         runOnce: false,
       });
-      run = runApp(this.#server.app, environ, sink, { abortReason: () => this.#abort.reason });
+      run = runApp(this.#server.app, environ, this, { abort: this.#abort });
     } catch (error) {
       // createEnviron refused the request: answer it without running the app.
       options.errors.write(`tsgi: ${describeError(error)}\n`);
-      run = refuseRequest(sink, error, variables.REQUEST_METHOD === 'HEAD');
+      run = refuseRequest(this, error, variables.REQUEST_METHOD === 'HEAD');
     }
     run.then(
       () => this.#done(),
@@ -467,66 +492,134 @@ class OneRequestConnection {
     }
   }
 
-  #createSink(): ResponseSink {
+  // The ResponseSink runApp writes to: the connection itself (no sink object, no closures per request).
+
+  #gone(): Error {
+    return this.#abort.reason ?? new AbortError(`${this.#name}: the connection is closed`);
+  }
+
+  /**
+   * Holds the head back, so a small response leaves in one write with its body (runApp never changes the
+   * headers array once it gave it here).
+   */
+  sendHead(code: number, reason: string, headers: Header[]): void {
+    if (this.#finished) throw this.#gone();
+    this.#headCode = code;
+    this.#headReason = reason;
+    this.#headHeaders = headers;
+  }
+
+  /** Sends a head still held back (the app asked for it before any body byte: runApp's flush). */
+  flush(): void {
+    if (this.#headHeaders === null || this.#finished || this.#socket.destroyed) return;
+    this.#send(EMPTY, false);
+  }
+
+  /** Body bytes (with the head when it is still held back); a promise while the socket wants a drain. */
+  write(chunk: Uint8Array): void | Promise<void> {
     const socket = this.#socket;
-    const protocol = this.#server.protocol;
-    const gone = (): Error => this.#abort.reason ?? new AbortError(`${this.#name}: the connection is closed`);
-    return {
-      sendHead: (code, reason, headers) => {
-        if (this.#finished) throw gone();
-        // Held back so a small response leaves in one write with its first body bytes.
-        this.#pendingHead = protocol.formatHead(code, reason, headers);
-      },
-      write: (chunk) => {
-        if (this.#finished || socket.destroyed) throw gone();
-        const head = this.#pendingHead;
-        if (head !== null) {
-          this.#pendingHead = null;
-          const total = head.length + chunk.length;
-          if (total <= COMBINE_LIMIT_BYTES) {
-            // A small answer: head and body copied into one buffer, one plain write (cheaper than a corked writev).
-            const both = Buffer.allocUnsafe(total);
-            both.set(head, 0);
-            both.set(chunk, head.length);
-            socket.write(both);
-          } else {
-            socket.cork();
-            socket.write(head);
-            socket.write(chunk);
-            socket.uncork();
-          }
-        } else {
-          socket.write(chunk);
+    if (this.#finished || socket.destroyed) throw this.#gone();
+    this.#send(chunk, false);
+    if (!socket.writableNeedDrain) return;
+    return waitForDrain(socket, this.#abort.signal).then((drained) => {
+      if (drained) return;
+      if (!this.#finished) this.#abortRequest(new AbortError(`${this.#name}: the web server closed the connection`));
+      throw this.#gone();
+    });
+  }
+
+  /** The last body bytes and the end: head, body and the FIN leave together (runApp's endWith). */
+  endWith(chunk: Uint8Array): void {
+    if (this.#finished || this.#socket.destroyed) throw this.#gone();
+    this.#finish();
+    this.#send(chunk, true);
+    this.#close();
+  }
+
+  /** The response is complete: the head if it is still held back, then the FIN. */
+  end(): void {
+    if (this.#finished) return;
+    this.#finish();
+    this.#send(EMPTY, true);
+    this.#close();
+  }
+
+  /** The response failed after its head was sent. */
+  abort(): void {
+    if (this.#finished) return;
+    this.#finish();
+    this.#queue?.fail(new AbortError(`${this.#name}: the request has ended`));
+    // After the head, the only way to tell the web server the body is incomplete is to cut the connection; a
+    // reset (not a FIN) makes it a failed response rather than a short one.
+    const socket = this.#socket;
+    if (typeof socket.resetAndDestroy === 'function' && !socket.destroyed && !socket.connecting) socket.resetAndDestroy();
+    else socket.destroy();
+  }
+
+  /**
+   * Writes `chunk` (possibly empty), after the head when it is still held back, and ends the response (FIN)
+   * when `last`. A small head and chunk leave as one buffer (one plain write is cheaper than a corked writev),
+   * the head written straight into it (or copied, when it is the head written last) when the protocol's heads
+   * are CGI heads; else the two are corked.
+   */
+  #send(chunk: Uint8Array, last: boolean): void {
+    const socket = this.#socket;
+    let bytes = chunk;
+    let corked = false;
+    const headers = this.#headHeaders;
+    if (headers !== null) {
+      this.#headHeaders = null;
+      const code = this.#headCode;
+      const reason = this.#headReason;
+      const cgiHead = this.#server.protocol.cgiHead;
+      const nph = cgiHead?.nph;
+      const cachedLength = cgiHead === undefined ? -1 : HEAD_CACHE.lengthOf(code, reason, headers, nph);
+      const headLength = cachedLength >= 0 || cgiHead === undefined ? cachedLength : cgiHeadLength(code, reason, headers, nph);
+      if (headLength >= 0 && headLength + chunk.length <= COMBINE_LIMIT_BYTES) {
+        bytes = Buffer.allocUnsafe(headLength + chunk.length);
+        let end: number;
+        if (cachedLength >= 0) end = HEAD_CACHE.copyTo(bytes, 0);
+        else {
+          end = writeCgiHead(bytes, 0, code, reason, headers, nph);
+          HEAD_CACHE.store(code, reason, headers, nph, bytes.subarray(0, end));
         }
-        if (!socket.writableNeedDrain) return;
-        return waitForDrain(socket, this.#abort.signal).then((drained) => {
-          if (drained) return;
-          if (!this.#finished) this.#abortRequest(new AbortError(`${this.#name}: the web server closed the connection`));
-          throw gone();
-        });
-      },
-      end: () => {
-        if (this.#finished) return;
-        this.#finished = true;
-        this.#clearTimer();
-        const head = this.#pendingHead;
-        this.#pendingHead = null;
-        // The input is over too: drop what the app left unread, and read on so the socket closes cleanly.
-        this.#queue?.fail(new AbortError(`${this.#name}: the request has ended`));
-        if (head !== null) socket.end(head);
-        else socket.end();
-        this.#linger();
-      },
-      abort: () => {
-        if (this.#finished) return;
-        this.#finished = true;
-        this.#clearTimer();
-        this.#queue?.fail(new AbortError(`${this.#name}: the request has ended`));
-        // After the head, the only way to tell the web server the body is incomplete is to cut the
-        // connection; a reset (not a FIN) makes it a failed response rather than a short one.
-        if (typeof socket.resetAndDestroy === 'function' && !socket.destroyed && !socket.connecting) socket.resetAndDestroy();
-        else socket.destroy();
-      },
-    };
+        bytes.set(chunk, end);
+      } else {
+        const head = this.#server.protocol.formatHead(code, reason, headers);
+        if (head.length + chunk.length <= COMBINE_LIMIT_BYTES) {
+          bytes = Buffer.allocUnsafe(head.length + chunk.length);
+          bytes.set(head, 0);
+          bytes.set(chunk, head.length);
+        } else {
+          socket.cork();
+          corked = true;
+          socket.write(head);
+        }
+      }
+    }
+    if (last) {
+      if (bytes.length > 0) socket.end(bytes);
+      else socket.end();
+    } else if (bytes.length > 0) socket.write(bytes);
+    if (corked) socket.uncork();
+  }
+
+  /** The response is complete or abandoned: nothing more is written, no timeout applies any more. */
+  #finish(): void {
+    this.#finished = true;
+    this.#clearTimer();
+  }
+
+  /**
+   * After the FIN: a request read to its last byte has nothing more coming, so the socket is closed as soon
+   * as the answer is written, as node:http does after `Connection: close`. Otherwise (the app answered before
+   * its body arrived, or the peer sent more than it announced), the connection lingers: closing with unread
+   * bytes would send a reset that can destroy the answer in flight.
+   */
+  #close(): void {
+    // The input is over too: drop what the app left unread.
+    this.#queue?.fail(new AbortError(`${this.#name}: the request has ended`));
+    if (this.#inputDone && !this.#overran) this.#socket.destroySoon();
+    else this.#linger();
   }
 }

@@ -1,4 +1,5 @@
 import { DEFAULT_MAX_SCGI_HEADER_BYTES, ScgiHeaderReader } from '../protocol/scgi/netstring.js';
+import { addRequestVariable } from '../protocol/request-variables.js';
 import { formatCgiHead } from '../response/cgi-head.js';
 import type { App } from '../types.js';
 import { OneRequestServer, type OneRequestProtocol, type OneRequestServerOptions } from './one-request-server.js';
@@ -10,8 +11,9 @@ export type ScgiServerOptions = OneRequestServerOptions;
 export const SCGI_PROTOCOL: OneRequestProtocol = {
   name: 'scgi',
   defaultMaxHeaderBytes: DEFAULT_MAX_SCGI_HEADER_BYTES,
-  createReader: (maxHeaderBytes) => new ScgiHeaderReader(maxHeaderBytes),
+  createReader: (maxHeaderBytes) => new ScgiHeaderReader(maxHeaderBytes, addRequestVariable),
   formatHead: (code, reason, headers) => formatCgiHead(code, reason, headers),
+  cgiHead: {},
 };
 
 /**

@@ -1,4 +1,5 @@
 import { MAX_UWSGI_VARS_BYTES, UwsgiRequestReader } from '../protocol/uwsgi/packet.js';
+import { addRequestVariable } from '../protocol/request-variables.js';
 import { formatCgiHead } from '../response/cgi-head.js';
 import type { App } from '../types.js';
 import { OneRequestServer, type OneRequestProtocol, type OneRequestServerOptions } from './one-request-server.js';
@@ -13,8 +14,9 @@ const RESPONSE_PROTOCOL = { protocol: 'HTTP/1.1' };
 export const UWSGI_PROTOCOL: OneRequestProtocol = {
   name: 'uwsgi',
   defaultMaxHeaderBytes: MAX_UWSGI_VARS_BYTES,
-  createReader: (maxHeaderBytes) => new UwsgiRequestReader(maxHeaderBytes),
+  createReader: (maxHeaderBytes) => new UwsgiRequestReader(maxHeaderBytes, addRequestVariable),
   formatHead: (code, reason, headers) => formatCgiHead(code, reason, headers, RESPONSE_PROTOCOL),
+  cgiHead: { nph: RESPONSE_PROTOCOL.protocol },
 };
 
 /**

@@ -6,7 +6,8 @@ import { encodeBeginRequest, encodeRecord, encodeStreamRecords } from '../../src
 import { createFastCgiServer, type FastCgiServer, type FastCgiServerOptions } from '../../src/servers/fastcgi.js';
 import { conformanceApp, conformanceCases } from '../../src/testing/conformance.js';
 import { FastCgiClient, encodeFastCgiRequest, parseFastCgiResponse } from '../../src/testing/fastcgi-client.js';
-import type { App, Environ } from '../../src/types.js';
+import { formatCgiHead } from '../../src/response/cgi-head.js';
+import type { App, Environ, Header } from '../../src/types.js';
 
 const servers: FastCgiServer[] = [];
 const clients: FastCgiClient[] = [];
@@ -642,5 +643,106 @@ describe('FastCGI: maxBodyBytes', () => {
     const small = await c.request({ id: 2, params: { ...GET, REQUEST_METHOD: 'POST', CONTENT_LENGTH: '100' }, stdin: Buffer.alloc(100, 7), keepConn: true });
     expect(parseFastCgiResponse(small).body.toString()).toBe('ran');
     expect(calls).toBe(1);
+  });
+});
+
+describe('FastCGI: socket writes', () => {
+  /** Counts the writes the server hands to each socket (a corked batch counts once: one writev). */
+  function countWrites(server: FastCgiServer): { count: number } {
+    const counter = { count: 0 };
+    server.on('connection', (socket: import('node:net').Socket) => {
+      const write = socket.write;
+      const uncork = socket.uncork;
+      socket.write = function (this: typeof socket, ...args: Parameters<typeof write>) {
+        if (this.writableCorked === 0) counter.count++;
+        return write.apply(this, args);
+      } as typeof write;
+      socket.uncork = function (this: typeof socket) {
+        if (this.writableCorked === 1) counter.count++;
+        uncork.call(this);
+      };
+    });
+    return counter;
+  }
+
+  it('a small response (head, body, empty STDOUT, END_REQUEST) leaves in one write, from a sync or an async app', async () => {
+    const sync: App = (_e, s) => (s('200 OK', [['Content-Type', 'text/plain']]), ['hello']);
+    const later: App = async (_e, s) => (await delay(1), s('200 OK', [['Content-Type', 'text/plain']]), ['hello']);
+    for (const app of [sync, later]) {
+      const { server, port } = await start(app);
+      const writes = countWrites(server);
+      const c = await client(port);
+      for (let i = 0; i < 3; i++) {
+        const reply = await c.request({ params: GET, keepConn: true });
+        expect(reply.records.map((r) => r.type)).toEqual([RecordType.STDOUT, RecordType.STDOUT, RecordType.END_REQUEST]);
+        expect(parseFastCgiResponse(reply).body.toString()).toBe('hello');
+      }
+      expect(writes.count).toBe(3);
+    }
+  });
+
+  it('a streamed body leaves as it is produced: a chunk is written before the app makes the next one', async () => {
+    let writes = { count: 0 };
+    const app: App = (_e, s) => {
+      s('200 OK', [['Content-Type', 'text/plain']]);
+      return (async function* () {
+        yield 'first ';
+        // Only once the first chunk (with the head) was handed to the socket: a server that held it until the
+        // end would never get here.
+        while (writes.count === 0) await delay(5);
+        yield 'second';
+      })();
+    };
+    const { server, port } = await start(app);
+    writes = countWrites(server);
+    const reply = await (await client(port)).request({ params: GET });
+    expect(parseFastCgiResponse(reply).body.toString()).toBe('first second');
+    expect(reply.appStatus).toBe(0);
+    expect(writes.count).toBe(2);
+  });
+
+  it('an empty first chunk sends the head at once, before the body (SPEC 4.4: server-sent events)', async () => {
+    let writes = { count: 0 };
+    const app: App = (_e, s) => {
+      s('200 OK', [['Content-Type', 'text/event-stream']]);
+      return (async function* () {
+        yield '';
+        while (writes.count === 0) await delay(5);
+        yield 'data: 1\n\n';
+      })();
+    };
+    const { server, port } = await start(app);
+    writes = countWrites(server);
+    const reply = await (await client(port)).request({ params: GET });
+    expect(parseFastCgiResponse(reply).body.toString()).toBe('data: 1\n\n');
+    expect(reply.records.filter((r) => r.type === RecordType.STDOUT)[0]?.content.toString()).toMatch(/^Status: 200 OK\r\n[^]*\r\n\r\n$/);
+  });
+
+  it('heads that change from one response to the next are each written as they are (the last head is copied only when it is the same)', async () => {
+    const heads: Header[][] = [
+      [['Content-Type', 'text/plain']],
+      [['Content-Type', 'text/html'], ['X-Wide', 'caf\u00e9 \u20ac']],
+      [['Content-Type', 'text/plain']],
+      [['Content-Type', 'text/plain'], ['X-Request', '4']],
+      [['Content-Type', 'text/plain'], ['X-Request', '5']],
+    ];
+    let next = 0;
+    const { port } = await start((_e, s) => (s('200 OK', heads[next++ % heads.length] as Header[]), ['body']));
+    const c = await client(port);
+    for (const headers of [...heads, ...heads]) {
+      const reply = await c.request({ params: GET, keepConn: true });
+      expect(reply.stdout.toString('latin1')).toBe(`${formatCgiHead(200, 'OK', [...headers, ['Content-Length', '4']]).toString('latin1')}body`);
+    }
+  });
+
+  it('an error page (a request refused, an app that failed) still ends with appStatus 1', async () => {
+    const { port } = await start(text('never'), { maxBodyBytes: 10 });
+    const refused = await (await client(port)).request({ params: { ...GET, REQUEST_METHOD: 'POST', CONTENT_LENGTH: '11' }, stdin: 'hello world' });
+    expect([parseFastCgiResponse(refused).status, refused.appStatus]).toEqual([413, 1]);
+    const failing = await start(() => {
+      throw new Error('boom');
+    });
+    const failed = await (await client(failing.port)).request({ params: GET });
+    expect([parseFastCgiResponse(failed).status, failed.appStatus]).toEqual([500, 1]);
   });
 });

@@ -1,5 +1,7 @@
 import { ProtocolError } from '../../errors.js';
 import { addVariable } from '../../environ/variables.js';
+import { newVariables, type AddVariable } from '../request-variables.js';
+import { MAX_REMEMBERED_PAIRS, PairMemory } from './pair-memory.js';
 
 /** A name-value pair as byte strings (one char per byte, the tsgi byte policy). */
 export type NameValuePair = [name: string, value: string];
@@ -60,19 +62,53 @@ export function decodeNameValuePairs(bytes: Uint8Array): NameValuePair[] {
  * Decodes a name-value block into `target`: the hot path of every FastCGI request, without an intermediate
  * array. A repeated name goes through addVariable: repeats of an HTTP_* variable (nginx passes a request header
  * sent twice as two params) are joined with ", " ("; " for HTTP_COOKIE), as HTTP joins repeated fields; for any
- * other name the later pair wins. Throws a ProtocolError like decodeNameValuePairs.
+ * other name the later pair wins. `add` stores each pair (addRequestVariable: for a server). Throws a
+ * ProtocolError like decodeNameValuePairs.
+ *
+ * With a `cache`, the runs of pairs that are byte for byte those of the last block decoded with it are taken
+ * whole from its memory (see PairMemory), and the other strings from its slots when their bytes match (see
+ * cachedString).
  */
 export function decodeNameValuePairsInto(
   bytes: Uint8Array,
   target: Record<string, string>,
   cache?: NameValueCache,
+  add: AddVariable = addVariable,
 ): Record<string, string> {
   // The same checks and messages as forEachNameValuePair, in one loop with no closure (every request runs it).
   const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const end = buffer.length;
+  const memory = cache?.pairs;
+  // Pairs the memory describes; it describes none while this block is decoded (see PairMemory).
+  let known = 0;
+  if (memory !== undefined) {
+    known = memory.count;
+    memory.count = 0;
+  }
   let at = 0;
-  let slot = 0;
+  let pair = 0;
   while (at < end) {
+    if (pair < known) {
+      const memo = memory as PairMemory;
+      const runEnd = memo.runEnds[pair] as number;
+      if (runEnd > pair) {
+        const from = memo.starts[pair] as number;
+        const length = (memo.ends[runEnd - 1] as number) - from;
+        if (length <= end - at && buffer.compare(memo.bytes, from, from + length, at, at + length) === 0) {
+          const shift = at - from;
+          for (let k = pair; k < runEnd; k++) {
+            add(target, memo.names[k] as string, memo.values[k] as string);
+            memo.starts[k] = (memo.starts[k] as number) + shift;
+            memo.ends[k] = (memo.ends[k] as number) + shift;
+            memo.runEnds[k] = k + 1;
+          }
+          at += length;
+          pair = runEnd;
+          continue;
+        }
+      }
+    }
+    const start = at;
     let nameLength = buffer[at] as number;
     if ((nameLength & 0x80) === 0) at += 1;
     else {
@@ -91,12 +127,15 @@ export function decodeNameValuePairsInto(
     if (nameLength + valueLength > end - at) {
       throw new ProtocolError(`fastcgi: name-value lengths run past the block (${nameLength} + ${valueLength})`);
     }
-    const name = cachedString(buffer, at, nameLength, cache, slot++);
+    const name = cachedString(buffer, at, nameLength, cache, 2 * pair);
     at += nameLength;
-    const value = cachedString(buffer, at, valueLength, cache, slot++);
+    const value = cachedString(buffer, at, valueLength, cache, 2 * pair + 1);
     at += valueLength;
-    addVariable(target, name, value);
+    if (memory !== undefined && pair < MAX_REMEMBERED_PAIRS) memory.record(pair, start, at, name, value, known);
+    add(target, name, value);
+    pair++;
   }
+  memory?.settle(buffer, pair);
   return target;
 }
 
@@ -109,11 +148,14 @@ const CACHE_MAX_SLOTS = 256;
  * Remembers the strings of the previous block, position by position. A web server sends the same names in
  * the same order on every request, and many of the same values; reusing the previous strings when the bytes
  * match saves creating (and, for names, internalising as property keys) a few dozen strings per request.
- * One cache per connection.
+ * Decoding is synchronous: one cache can serve a whole server.
  */
 export class NameValueCache {
+  /** Slot k: the bytes and the string of the k-th string of the last block (see cachedString). */
   readonly bytes: Uint8Array[] = [];
   readonly strings: string[] = [];
+  /** The last FastCGI block, pair by pair (decodeNameValuePairsInto). */
+  readonly pairs = new PairMemory();
 }
 
 /**
@@ -245,11 +287,13 @@ export class NameValueCollector {
     this.#size = size;
   }
 
-  /** Decodes everything pushed so far as one block, into a new object (see decodeNameValuePairsInto). */
-  finish(): Record<string, string> {
-    const whole = this.#held === null ? EMPTY : this.#held.subarray(0, this.#size);
+  /** Decodes everything pushed so far as one block, into a new object (newVariables; see decodeNameValuePairsInto). */
+  finish(add: AddVariable = addVariable): Record<string, string> {
+    const held = this.#held;
+    // (A view kept whole, the usual case, is decoded as it is: no new view of it.)
+    const whole = held === null ? EMPTY : held.length === this.#size ? held : held.subarray(0, this.#size);
     this.discard();
-    return decodeNameValuePairsInto(whole, {}, this.#cache);
+    return decodeNameValuePairsInto(whole, newVariables(), this.#cache, add);
   }
 
   /** Lets go of what was gathered (and its charge to the budget). */

@@ -1,6 +1,7 @@
 import { ProtocolError } from '../../errors.js';
 import { addVariable, hasVariable } from '../../environ/variables.js';
 import { NameValueCache, cachedString } from '../fastcgi/name-value.js';
+import { newVariables, type AddVariable } from '../request-variables.js';
 
 /** Default cap on the header netstring's payload of one request: far above what web servers send (a few KiB). */
 export const DEFAULT_MAX_SCGI_HEADER_BYTES = 1024 * 1024;
@@ -72,15 +73,19 @@ export function encodeScgiRequest(variables: Record<string, string> | Iterable<r
  * (addVariable: ", ", "; " for HTTP_COOKIE), the same environ every other transport gives. A repeated non-HTTP
  * name (CONTENT_LENGTH, SCRIPT_NAME, an scgi_param...) is still refused: no web server sends one for a request,
  * and which of two CONTENT_LENGTHs framed the body is exactly the ambiguity the spec's rule prevents.
+ * `add` stores each pair (addRequestVariable, for a server, leaves out an empty CONTENT_LENGTH or CONTENT_TYPE;
+ * the checks above apply to what was sent either way).
  */
-export function decodeScgiHeaders(payload: Uint8Array): ScgiHeader {
+export function decodeScgiHeaders(payload: Uint8Array, add: AddVariable = addVariable): ScgiHeader {
   const buffer = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.length);
   const end = buffer.length;
   if (end === 0 || buffer[end - 1] !== 0) throw new ProtocolError('scgi: header block must end with a NUL (no terminator)', 400);
-  const variables: Record<string, string> = {};
+  const variables = newVariables();
   let at = 0;
-  let first = true;
   let slot = 0;
+  /** The first header's value (CONTENT_LENGTH, checked), and whether a CONTENT_TYPE came (`add` may not store it). */
+  let rawLength: string | null = null;
+  let sawContentType = false;
   while (at < end) {
     // The block ends with a NUL (checked above), so these scans stop inside it.
     let nameEnd = at;
@@ -90,20 +95,31 @@ export function decodeScgiHeaders(payload: Uint8Array): ScgiHeader {
     if (nameEnd + 1 >= end) throw new ProtocolError(`scgi: header without a value (${name.slice(0, 40)})`, 400);
     let valueEnd = nameEnd + 1;
     while (buffer[valueEnd] !== 0) valueEnd++;
-    if (first && name !== 'CONTENT_LENGTH') throw new ProtocolError(`scgi: the first header must be CONTENT_LENGTH (${name.slice(0, 40)})`, 400);
-    if (!name.startsWith('HTTP_') && hasVariable(variables, name)) throw new ProtocolError(`scgi: duplicate header (${name.slice(0, 40)})`, 400);
-    addVariable(variables, name, cachedString(buffer, nameEnd + 1, valueEnd - nameEnd - 1, STRING_CACHE, slot++));
-    first = false;
+    if (rawLength === null && name !== 'CONTENT_LENGTH') throw new ProtocolError(`scgi: the first header must be CONTENT_LENGTH (${name.slice(0, 40)})`, 400);
+    if (rawLength !== null && !name.startsWith('HTTP_') && isRepeat(variables, name, sawContentType)) {
+      throw new ProtocolError(`scgi: duplicate header (${name.slice(0, 40)})`, 400);
+    }
+    const value = cachedString(buffer, nameEnd + 1, valueEnd - nameEnd - 1, STRING_CACHE, slot++);
+    if (rawLength === null) rawLength = value;
+    else if (name === 'CONTENT_TYPE') sawContentType = true;
+    add(variables, name, value);
     at = valueEnd + 1;
   }
-  const rawLength = variables.CONTENT_LENGTH as string;
-  if (!DIGITS_RE.test(rawLength) || rawLength.length > MAX_LENGTH_DIGITS) {
-    throw new ProtocolError(`scgi: CONTENT_LENGTH must be decimal digits (${rawLength.slice(0, 40)})`, 400);
+  const length = rawLength as string;
+  if (!DIGITS_RE.test(length) || length.length > MAX_LENGTH_DIGITS) {
+    throw new ProtocolError(`scgi: CONTENT_LENGTH must be decimal digits (${length.slice(0, 40)})`, 400);
   }
   if (variables.SCGI !== '1') {
     throw new ProtocolError(`scgi: the SCGI header must be "1" (${variables.SCGI === undefined ? 'missing' : variables.SCGI.slice(0, 40)})`, 400);
   }
-  return { variables, contentLength: rawLength === '' ? 0 : Number(rawLength), rest: EMPTY };
+  return { variables, contentLength: length === '' ? 0 : Number(length), rest: EMPTY };
+}
+
+/** True when a header after the first one repeats an earlier one (CONTENT_LENGTH is always the first). */
+function isRepeat(variables: Record<string, string>, name: string, sawContentType: boolean): boolean {
+  if (name === 'CONTENT_LENGTH') return true;
+  if (name === 'CONTENT_TYPE') return sawContentType;
+  return hasVariable(variables, name);
 }
 
 /**
@@ -122,8 +138,12 @@ export class ScgiHeaderReader {
   #filled = 0;
   #done = false;
 
-  constructor(maxHeaderBytes = DEFAULT_MAX_SCGI_HEADER_BYTES) {
+  readonly #add: AddVariable;
+
+  /** `add` stores each header (see decodeScgiHeaders). */
+  constructor(maxHeaderBytes = DEFAULT_MAX_SCGI_HEADER_BYTES, add: AddVariable = addVariable) {
     this.#maxHeaderBytes = maxHeaderBytes;
+    this.#add = add;
   }
 
   /** Feeds the next bytes: returns the header once complete (`rest` = the bytes after it), else null. */
@@ -163,7 +183,7 @@ export class ScgiHeaderReader {
     if (comma !== COMMA) throw new ProtocolError(`scgi: netstring must end with "," (0x${comma.toString(16).padStart(2, '0')})`, 400);
     this.#done = true;
     this.#payload = null;
-    const header = decodeScgiHeaders(block.subarray(0, block.length - 1));
+    const header = decodeScgiHeaders(block.subarray(0, block.length - 1), this.#add);
     header.rest = rest.length === 0 ? EMPTY : rest;
     return header;
   }

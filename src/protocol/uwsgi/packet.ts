@@ -1,6 +1,7 @@
 import { ProtocolError } from '../../errors.js';
 import { addVariable } from '../../environ/variables.js';
 import { NameValueCache, cachedString } from '../fastcgi/name-value.js';
+import { newVariables, type AddVariable } from '../request-variables.js';
 
 /** Bytes of a uwsgi packet header: modifier1 (u8), datasize (u16 little-endian), modifier2 (u8). */
 export const UWSGI_HEADER_BYTES = 4;
@@ -92,12 +93,13 @@ export function encodeUwsgiPacket(
  * exactly used up. A size running past the block (a truncated var) throws a ProtocolError (400) before
  * anything is sliced. Empty names are refused. A repeated name goes through addVariable: repeats of an HTTP_*
  * var are joined (", ", "; " for HTTP_COOKIE), as tsgi's HTTP server joins repeated header fields; for any
- * other name the later one wins (a uwsgi_param given twice).
+ * other name the later one wins (a uwsgi_param given twice). `add` stores each var (addRequestVariable: for a
+ * server).
  */
-export function decodeUwsgiVars(block: Uint8Array): Record<string, string> {
+export function decodeUwsgiVars(block: Uint8Array, add: AddVariable = addVariable): Record<string, string> {
   const buffer = Buffer.isBuffer(block) ? block : Buffer.from(block.buffer, block.byteOffset, block.length);
   const end = buffer.length;
-  const variables: Record<string, string> = {};
+  const variables = newVariables();
   let at = 0;
   let slot = 0;
   while (at < end) {
@@ -111,7 +113,7 @@ export function decodeUwsgiVars(block: Uint8Array): Record<string, string> {
     const valueSize = (buffer[at] as number) | ((buffer[at + 1] as number) << 8);
     at += 2;
     if (end - at < valueSize) throw new ProtocolError(`uwsgi: truncated var: value of ${name.slice(0, 40)} runs past the block (${valueSize})`, 400);
-    addVariable(variables, name, cachedString(buffer, at, valueSize, STRING_CACHE, slot++));
+    add(variables, name, cachedString(buffer, at, valueSize, STRING_CACHE, slot++));
     at += valueSize;
   }
   return variables;
@@ -139,9 +141,12 @@ export class UwsgiRequestReader {
   #block: Buffer | null = null;
   #blockFilled = 0;
   #done = false;
+  readonly #add: AddVariable;
 
-  constructor(maxVarsBytes = MAX_UWSGI_VARS_BYTES) {
+  /** `add` stores each var (see decodeUwsgiVars). */
+  constructor(maxVarsBytes = MAX_UWSGI_VARS_BYTES, add: AddVariable = addVariable) {
     this.#maxVarsBytes = Math.min(maxVarsBytes, MAX_UWSGI_VARS_BYTES);
+    this.#add = add;
   }
 
   /** Feeds the next bytes: returns the request head once complete (`rest` = the bytes after it), else null. */
@@ -186,7 +191,7 @@ export class UwsgiRequestReader {
   #finish(block: Uint8Array, rest: Uint8Array): UwsgiRequest {
     this.#done = true;
     this.#block = null;
-    const variables = decodeUwsgiVars(block);
+    const variables = decodeUwsgiVars(block, this.#add);
     return { variables, contentLength: contentLengthOf(variables), rest: rest.length === 0 ? EMPTY : rest };
   }
 }

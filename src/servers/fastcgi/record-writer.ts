@@ -1,6 +1,8 @@
 import type { Socket } from 'node:net';
 import { FCGI_HEADER_LENGTH, FCGI_MAX_CONTENT_LENGTH } from '../../protocol/fastcgi/constants.js';
 import { writeEndRequest, writeRecordHeader } from '../../protocol/fastcgi/record-encoder.js';
+import { CgiHeadCache, cgiHeadLength, writeCgiHead } from '../../protocol/cgi-head-bytes.js';
+import type { Header } from '../../types.js';
 
 /** Size of the buffers record headers and small contents are packed into. */
 export const POOL_BYTES = 64 * 1024;
@@ -17,6 +19,9 @@ export const FLUSH_THRESHOLD_BYTES = 64 * 1024;
  */
 let sharedPool: Buffer | null = null;
 let sharedUsed = 0;
+
+/** The last response head written into the pool, copied when the next is the same (see CgiHeadCache). */
+const HEAD_CACHE = new CgiHeadCache();
 
 /**
  * Batches the records of one connection into few socket writes. Headers and small contents are packed into a
@@ -82,6 +87,34 @@ export class RecordWriter {
     this.stream(type, requestId, body);
   }
 
+  /**
+   * Queues a CGI response head and `body` (possibly empty) as one STDOUT-like stream, the head written straight
+   * into the pool (writeCgiHead: no string or Buffer made for it; copied, when it is the head written last), in
+   * the same record as the body when both are small. False, with nothing queued, for a head writeCgiHead leaves to formatCgiHead (see
+   * cgiHeadLength): the caller formats it and uses streamPair.
+   */
+  streamHead(type: number, requestId: number, code: number, reason: string, headers: readonly Header[], body: Uint8Array): boolean {
+    const cachedLength = HEAD_CACHE.lengthOf(code, reason, headers);
+    const headLength = cachedLength >= 0 ? cachedLength : cgiHeadLength(code, reason, headers);
+    if (headLength < 0 || headLength > FCGI_MAX_CONTENT_LENGTH) return false;
+    const total = headLength + body.length;
+    const inOne = total <= COPY_LIMIT_BYTES;
+    const length = inOne ? total : headLength;
+    const at = this.#reserve(FCGI_HEADER_LENGTH + length);
+    const pool = this.#pool;
+    writeRecordHeader(pool, at, type, requestId, length);
+    const start = at + FCGI_HEADER_LENGTH;
+    let end: number;
+    if (cachedLength >= 0) end = HEAD_CACHE.copyTo(pool, start);
+    else {
+      end = writeCgiHead(pool, start, code, reason, headers);
+      HEAD_CACHE.store(code, reason, headers, undefined, pool.subarray(start, end));
+    }
+    if (inOne) pool.set(body, end);
+    else this.stream(type, requestId, body);
+    return true;
+  }
+
   /** Queues a record with `content` (<= 65535 bytes), which may be empty (the end of a stream). */
   record(type: number, requestId: number, content?: Uint8Array): void {
     const length = content?.length ?? 0;
@@ -98,13 +131,19 @@ export class RecordWriter {
 
   /** Flushes at the end of this tick (after the current chain of promise callbacks), or now when a lot is queued. */
   schedule(): void {
-    if (this.#queued >= FLUSH_THRESHOLD_BYTES) {
-      this.flush();
-      return;
-    }
-    if (this.#scheduled) return;
+    if (this.flushIfFull() || this.#scheduled) return;
     this.#scheduled = true;
     process.nextTick(this.#flushLater);
+  }
+
+  /**
+   * Flushes now when FLUSH_THRESHOLD_BYTES or more are queued (true then), so that output held for a later
+   * flush stays bounded and the socket's backpressure still reaches whoever is writing.
+   */
+  flushIfFull(): boolean {
+    if (this.#queued < FLUSH_THRESHOLD_BYTES) return false;
+    this.flush();
+    return true;
   }
 
   /** Hands everything queued to the socket in one corked write. Returns false when the socket wants a drain. */

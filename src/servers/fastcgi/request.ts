@@ -4,9 +4,11 @@ import { createInput } from '../../environ/input.js';
 import { applyMount } from '../../environ/mount.js';
 import { ProtocolStatus, RecordType, Role } from '../../protocol/fastcgi/constants.js';
 import { NameValueCollector, type ByteBudget, type NameValueCache } from '../../protocol/fastcgi/name-value.js';
+import { addRequestVariable } from '../../protocol/request-variables.js';
 import { formatCgiHead } from '../../response/cgi-head.js';
 import { refuseRequest, runApp, type ResponseSink, type RunResult } from '../../response/run-app.js';
 import type { App, ErrorStream, Header } from '../../types.js';
+import { LazyAbort } from '../lazy-abort.js';
 import { waitForDrain } from '../write-to-stream.js';
 import { ByteQueue } from './byte-queue.js';
 import type { ResolvedFastCgiOptions } from './options.js';
@@ -54,12 +56,11 @@ export class FastCgiRequest implements ResponseSink {
   readonly keepConn: boolean;
   readonly #host: RequestHost;
   readonly #params: NameValueCollector;
-  /** Why the request was aborted (ABORT_REQUEST, the connection lost), or null while it is alive. */
-  #abortReason: Error | null = null;
-  // The signal behind tsgi.signal: created only if the app reads it (as LazyAbort does, without its object).
-  #controller: AbortController | null = null;
-  /** Why the request was aborted, or null (runApp's abortReason). */
-  readonly #reasonOf = (): Error | null => this.#abortReason;
+  /**
+   * Why the request was aborted (ABORT_REQUEST, the connection lost), and the signal behind tsgi.signal, made
+   * only if the app reads it. Given as is to createEnviron and runApp: no closure per request.
+   */
+  readonly #abort = new LazyAbort();
   readonly stdin: ByteQueue;
   // Only the Filter role has a DATA stream: created on demand.
   #data: ByteQueue | null = null;
@@ -69,7 +70,14 @@ export class FastCgiRequest implements ResponseSink {
   #done = false;
   #stdinBytes = 0;
   #stderrUsed = false;
-  #pendingHead: Uint8Array | null = null;
+  /** The head runApp gave (sendHead), held back to leave with the first body bytes: null once queued. */
+  #headHeaders: Header[] | null = null;
+  #headCode = 0;
+  #headReason = '';
+  /** True while #start creates the environ and runs the app's synchronous part: writes are flushed after it. */
+  #inStart = false;
+  /** runApp called end() (or endWith()): the response is complete, the END_REQUEST is a promise turn away. */
+  #ended = false;
   /**
    * The host's coarse clock when the request began (BEGIN_REQUEST), then when input last arrived for it: the
    * timeout sweep compares it with headerTimeoutMs before the end of PARAMS, bodyTimeoutMs after.
@@ -172,9 +180,8 @@ export class FastCgiRequest implements ResponseSink {
 
   /** The client or the connection is gone: fire the signal, stop the input. */
   cancel(reason: Error): void {
-    if (this.#abortReason !== null) return;
-    this.#abortReason = reason;
-    this.#controller?.abort(reason);
+    if (this.#abort.reason !== null) return;
+    this.#abort.abort(reason);
     this.#params.discard();
     this.stdin.fail(reason);
     this.#data?.fail(reason);
@@ -188,17 +195,13 @@ export class FastCgiRequest implements ResponseSink {
 
   /** The AbortSignal behind tsgi.signal (created on first use, already aborted if the request is). */
   get signal(): AbortSignal {
-    if (this.#controller === null) {
-      this.#controller = new AbortController();
-      if (this.#abortReason !== null) this.#controller.abort(this.#abortReason);
-    }
-    return this.#controller.signal;
+    return this.#abort.signal;
   }
 
   #start(): void {
     let variables: Record<string, string>;
     try {
-      variables = this.#params.finish();
+      variables = this.#params.finish(addRequestVariable);
     } catch (error) {
       this.#host.options.errors.write(`tsgi: ${describeError(error)}\n`);
       this.#host.fail('malformed PARAMS');
@@ -213,6 +216,7 @@ export class FastCgiRequest implements ResponseSink {
     if (this.#host.options.mount !== null && this.role !== Role.AUTHORIZER) applyMount(variables, this.#host.options.mount);
     const errors = new RequestErrors(this);
     this.#running = true;
+    this.#inStart = true;
     let run: Promise<RunResult>;
     try {
       const environ = createEnviron({
@@ -222,7 +226,7 @@ export class FastCgiRequest implements ResponseSink {
         // server streams) can be read to its end (conformance C14).
         inputTerminated: true,
         errors,
-        signal: () => this.signal,
+        signal: this.#abort,
         ownsVariables: true,
         multithread: true,
         multiprocess: this.#host.options.multiprocess,
@@ -241,13 +245,17 @@ export class FastCgiRequest implements ResponseSink {
           terminated: true,
         });
       }
-      run = runApp(this.#host.appFor(this.role), environ, this, { abortReason: this.#reasonOf });
+      run = runApp(this.#host.appFor(this.role), environ, this, { abort: this.#abort });
     } catch (error) {
       // createEnviron refused the request (a bad CONTENT_LENGTH), or its body is over maxBodyBytes: answer it
       // without running the app.
       errors.write(`tsgi: ${describeError(error)}\n`);
       run = refuseRequest(this, error, variables.REQUEST_METHOD === 'HEAD');
     }
+    this.#inStart = false;
+    // Bytes the app wrote without ending: they leave at the end of the tick. (Ended: runApp returned a settled
+    // promise, so the reaction below runs in this microtask checkpoint and sends them with the END_REQUEST.)
+    if (!this.#ended && this.#host.writer.queued > 0) this.#host.writer.schedule();
     run.then(
       (result) => {
         if (!this.#done) this.#finish(result.ok ? 0 : 1, ProtocolStatus.REQUEST_COMPLETE, false);
@@ -260,26 +268,28 @@ export class FastCgiRequest implements ResponseSink {
   }
 
   #gone(): Error {
-    return this.#abortReason ?? REQUEST_ENDED;
+    return this.#abort.reason ?? REQUEST_ENDED;
   }
 
   // The ResponseSink runApp writes to (the request itself: no closures per request).
 
-  /** Holds the head back, so a small response leaves as one STDOUT record with its first body bytes. */
+  /**
+   * Holds the head back, so a small response leaves as one STDOUT record with its first body bytes (runApp
+   * never changes the headers array once it gave it here).
+   */
   sendHead(code: number, reason: string, headers: Header[]): void {
     if (this.#done) throw this.#gone();
-    this.#pendingHead = formatCgiHead(code, reason, headers);
+    this.#headCode = code;
+    this.#headReason = reason;
+    this.#headHeaders = headers;
   }
 
   /** Body bytes as STDOUT records; a promise while the socket wants a drain (backpressure). */
   write(chunk: Uint8Array): void | Promise<void> {
-    if (this.#done) throw this.#gone();
-    const writer = this.#host.writer;
-    const head = this.#pendingHead;
-    this.#pendingHead = null;
-    if (head) writer.streamPair(RecordType.STDOUT, this.id, head, chunk);
-    else writer.stream(RecordType.STDOUT, this.id, chunk);
-    writer.schedule();
+    this.#queueStdout(chunk);
+    // While #start runs the app, the flush waits for runApp to return (see #start): a response the app
+    // completes at once then leaves with its END_REQUEST in one write.
+    this.#scheduleFlush();
     const socket = this.#host.socket;
     if (!socket.writableNeedDrain) return;
     return waitForDrain(socket, this.signal).then((drained) => {
@@ -287,8 +297,52 @@ export class FastCgiRequest implements ResponseSink {
     });
   }
 
-  /** The terminators and END_REQUEST go out when runApp settles, with an appStatus that says how it ended. */
-  end(): void {}
+  /** Sends a head still held back: the app asked for it before any body byte (runApp's flush). */
+  flush(): void {
+    if (this.#headHeaders === null || this.#done) return;
+    this.#queueHead(EMPTY);
+    this.#scheduleFlush();
+  }
+
+  /** Flushes the writer at the end of the tick, or (while #start runs the app) only when a lot is queued. */
+  #scheduleFlush(): void {
+    if (this.#inStart) this.#host.writer.flushIfFull();
+    else this.#host.writer.schedule();
+  }
+
+  /** Queues body bytes as STDOUT records, after the held-back head when it is still pending. */
+  #queueStdout(chunk: Uint8Array): void {
+    if (this.#done) throw this.#gone();
+    if (this.#headHeaders !== null) this.#queueHead(chunk);
+    else this.#host.writer.stream(RecordType.STDOUT, this.id, chunk);
+  }
+
+  /** Queues the held-back head, with `body` (possibly empty) in the same record when both are small. */
+  #queueHead(body: Uint8Array): void {
+    const headers = this.#headHeaders as Header[];
+    this.#headHeaders = null;
+    const writer = this.#host.writer;
+    if (writer.streamHead(RecordType.STDOUT, this.id, this.#headCode, this.#headReason, headers, body)) return;
+    writer.streamPair(RecordType.STDOUT, this.id, formatCgiHead(this.#headCode, this.#headReason, headers), body);
+  }
+
+  /**
+   * The last body bytes and the end in one step (runApp's endWith): queued with the held-back head; the
+   * terminators and END_REQUEST follow when runApp settles (see end), in the same socket write.
+   */
+  endWith(chunk: Uint8Array): void {
+    this.#queueStdout(chunk);
+    this.end();
+  }
+
+  /**
+   * The terminators and END_REQUEST go out when runApp settles, with an appStatus that says how it ended. That
+   * is a promise reaction away (in the same microtask checkpoint): what is queued waits for it rather than
+   * leaving in a write of its own, so a small response is one socket write.
+   */
+  end(): void {
+    this.#ended = true;
+  }
 
   /** The response failed after its head: the only way to tell the web server is to cut the connection. */
   abort(): void {
@@ -304,10 +358,10 @@ export class FastCgiRequest implements ResponseSink {
     // Always in the server's own log too: some web servers drop STDERR records (Caddy), and once the
     // request ended or its connection is gone STDERR can't carry the text at all.
     this.#host.options.errors.write(text);
-    if (this.#done || this.#abortReason !== null || this.#host.socket.destroyed) return;
+    if (this.#done || this.#abort.reason !== null || this.#host.socket.destroyed) return;
     this.#stderrUsed = true;
     this.#host.writer.stream(RecordType.STDERR, this.id, Buffer.from(text, 'utf8'));
-    this.#host.writer.schedule();
+    this.#scheduleFlush();
   }
 
   /** Sends what is pending, the terminators and END_REQUEST (§5.5), then releases the id. */
@@ -315,13 +369,12 @@ export class FastCgiRequest implements ResponseSink {
     this.#done = true;
     const writer = this.#host.writer;
     if (!aborted) {
-      const head = this.#pendingHead;
-      this.#pendingHead = null;
-      if (head) writer.stream(RecordType.STDOUT, this.id, head);
+      if (this.#headHeaders !== null) this.#queueHead(EMPTY);
       // STDERR ends before STDOUT: nginx without keep_conn stops reading at the end of STDOUT (conformance C4).
       if (this.#stderrUsed) writer.record(RecordType.STDERR, this.id, EMPTY);
       writer.record(RecordType.STDOUT, this.id, EMPTY);
     }
+    this.#headHeaders = null;
     writer.endRequest(this.id, appStatus, protocolStatus);
     writer.flush();
     this.stdin.fail(REQUEST_ENDED);
