@@ -45,7 +45,13 @@ export async function startServer(plan: ServePlan, app: App, listen?: (server: S
     bodyTimeoutMs: plan.bodyTimeoutMs,
     ...(plan.idleTimeoutMs !== undefined ? { idleTimeoutMs: plan.idleTimeoutMs } : {}),
   };
-  const bodyOptions = { ...(plan.maxBodyBytes !== undefined ? { maxBodyBytes: plan.maxBodyBytes } : {}), multiprocess: plan.workers > 1, ...errorOptions(plan), ...limitOptions };
+  const bodyOptions = {
+    ...(plan.maxBodyBytes !== undefined ? { maxBodyBytes: plan.maxBodyBytes } : {}),
+    ...(plan.forwardedAllowIps !== undefined ? { forwardedAllowIps: plan.forwardedAllowIps } : {}),
+    multiprocess: plan.workers > 1,
+    ...errorOptions(plan),
+    ...limitOptions,
+  };
   let server: Server;
   let activeRequests: () => number;
   let drain: ((graceMs: number) => Promise<void>) | null = null;
@@ -54,7 +60,6 @@ export async function startServer(plan: ServePlan, app: App, listen?: (server: S
     const { createHttpServer } = await import('../servers/http.js');
     const http: HttpServer = createHttpServer(app, {
       ...(plan.mount !== undefined ? { scriptName: plan.mount } : {}),
-      ...(plan.forwardedAllowIps !== undefined ? { forwardedAllowIps: plan.forwardedAllowIps } : {}),
       ...bodyOptions,
     });
     server = http;

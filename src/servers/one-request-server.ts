@@ -1,3 +1,4 @@
+import { createForwardedPolicy, DEFAULT_FORWARDED_ALLOW_IPS, type ForwardedPolicy } from '../environ/forwarded-policy.js';
 /**
  * What SCGI and uwsgi share: one request per connection. The web server connects, sends a head (an SCGI
  * netstring, a uwsgi packet) and exactly CONTENT_LENGTH body bytes, reads the answer until the connection
@@ -53,6 +54,13 @@ export interface OneRequestServerOptions extends PeerTimeoutOptions {
   webServerAddrs?: readonly string[] | null;
   /** True when other processes serve the same app at the same time (`tsgi serve --workers N`, N > 1): the environ's `tsgi.multiprocess`. Default: false. */
   multiprocess?: boolean;
+  /**
+   * The peers (REMOTE_ADDR as the web server passes it: the web server's client) whose X-Forwarded-For /
+   * -Proto / -Host and `Forwarded` fields set the client's address, scheme and host: addresses and CIDR
+   * networks, "*" for any, "" for none (src/environ/forwarded.ts). Default: DEFAULT_FORWARDED_ALLOW_IPS
+   * ("127.0.0.1,::1").
+   */
+  forwardedAllowIps?: string;
 }
 
 /** The options with their defaults applied. */
@@ -69,6 +77,8 @@ export interface ResolvedOneRequestOptions {
   errors: ErrorStream;
   webServerAddrs: ReadonlySet<string> | null;
   multiprocess: boolean;
+  /** Built once from forwardedAllowIps. */
+  forwarded: ForwardedPolicy;
 }
 
 /** A request head as a protocol's reader returns it. */
@@ -113,6 +123,7 @@ export function resolveOneRequestOptions(options: OneRequestServerOptions, proto
     errors: options.errors ?? { write: (text) => void process.stderr.write(text) },
     webServerAddrs: addrs ? new Set(addrs.map((addr) => normalizeAddress(addr.trim())).filter((addr) => addr !== '')) : null,
     multiprocess: options.multiprocess ?? false,
+    forwarded: createForwardedPolicy(options.forwardedAllowIps ?? DEFAULT_FORWARDED_ALLOW_IPS),
   };
 }
 
@@ -462,6 +473,7 @@ class OneRequestConnection implements ResponseSink {
         urlScheme: scheme,
         multithread: true,
         multiprocess: options.multiprocess,
+        forwarded: options.forwarded,
         runOnce: false,
       });
       run = runApp(this.#server.app, environ, this, { abort: this.#abort });

@@ -6,6 +6,10 @@ import { createEnviron } from '../../src/environ/create-environ.js';
 import { applyForwarded } from '../../src/environ/forwarded.js';
 import { createForwardedPolicy } from '../../src/environ/forwarded-policy.js';
 import { createHttpServer, type HttpServerOptions } from '../../src/servers/http.js';
+import { createFastCgiServer } from '../../src/servers/fastcgi.js';
+import { createScgiServer } from '../../src/servers/scgi.js';
+import { encodeScgiRequest } from '../../src/protocol/scgi/netstring.js';
+import { FastCgiClient, parseFastCgiResponse } from '../../src/testing/fastcgi-client.js';
 import type { App, Environ } from '../../src/types.js';
 
 const local = createForwardedPolicy('127.0.0.1,::1');
@@ -140,5 +144,68 @@ describe('the HTTP server behind a proxy', () => {
     await get(strict.port, 'X-Forwarded-For: 203.0.113.5\r\nX-Forwarded-Proto: https\r\n');
     expect(strict.seen[0]).toMatchObject({ REMOTE_ADDR: '127.0.0.1', 'tsgi.url_scheme': 'http' });
     expect(strict.seen[0]?.HTTP_X_FORWARDED_FOR).toBe('203.0.113.5');
+  });
+});
+
+describe('FastCGI and SCGI behind a web server that passes the fields on', () => {
+  const servers: Array<{ close(): void; destroyConnections?(): void }> = [];
+  afterEach(() => {
+    for (const server of servers.splice(0)) {
+      server.destroyConnections?.();
+      server.close();
+    }
+  });
+
+  const echo: App = (environ, start) => {
+    start('200 OK', [['Content-Type', 'text/plain']]);
+    return [`${environ.REMOTE_ADDR} ${environ['tsgi.url_scheme']} ${environ.SERVER_NAME}`];
+  };
+  const params = (remote: string): Record<string, string> => ({
+    REQUEST_METHOD: 'GET',
+    SCRIPT_NAME: '',
+    PATH_INFO: '/',
+    QUERY_STRING: '',
+    SERVER_PROTOCOL: 'HTTP/1.1',
+    SERVER_NAME: 'backend',
+    SERVER_PORT: '80',
+    REMOTE_ADDR: remote,
+    HTTP_X_FORWARDED_FOR: '198.51.100.7',
+    HTTP_X_FORWARDED_PROTO: 'https',
+    HTTP_X_FORWARDED_HOST: 'shop.example',
+  });
+
+  it('FastCGI: the web server\'s client is the peer that is trusted or not', async () => {
+    const server = createFastCgiServer(echo, { errors: { write: () => {} } });
+    servers.push(server);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const client = await FastCgiClient.connect((server.address() as AddressInfo).port);
+    try {
+      const trusted = parseFastCgiResponse(await client.request({ id: 1, keepConn: true, params: params('127.0.0.1') }));
+      expect(trusted.body.toString()).toBe('198.51.100.7 https shop.example');
+      const other = parseFastCgiResponse(await client.request({ id: 2, params: params('203.0.113.1') }));
+      expect(other.body.toString()).toBe('203.0.113.1 http backend');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('SCGI: the same, and forwardedAllowIps "" believes no one', async () => {
+    for (const [allow, expected] of [
+      [undefined, '198.51.100.7 https shop.example'],
+      ['', '127.0.0.1 http backend'],
+    ] as const) {
+      const server = createScgiServer(echo, { errors: { write: () => {} }, ...(allow !== undefined ? { forwardedAllowIps: allow } : {}) });
+      servers.push(server);
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+      socket.write(encodeScgiRequest(params('127.0.0.1')));
+      const chunks: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      await once(socket, 'close');
+      const text = Buffer.concat(chunks).toString('latin1');
+      expect(text.slice(text.indexOf('\r\n\r\n') + 4)).toBe(expected);
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { createForwardedPolicy, DEFAULT_FORWARDED_ALLOW_IPS, type ForwardedPolicy } from '../../environ/forwarded-policy.js';
 import type { App, ErrorStream } from '../../types.js';
 import {
   DEFAULT_BODY_TIMEOUT_MS,
@@ -88,6 +89,13 @@ export interface FastCgiServerOptions extends PeerTimeoutOptions {
   filter?: App;
   /** True when other processes serve the same app at the same time (`tsgi serve --workers N`, N > 1): the environ's `tsgi.multiprocess`. Default: false. */
   multiprocess?: boolean;
+  /**
+   * The peers (REMOTE_ADDR as the web server passes it: the web server's client) whose X-Forwarded-For /
+   * -Proto / -Host and `Forwarded` fields set the client's address, scheme and host: addresses and CIDR
+   * networks, "*" for any, "" for none (src/environ/forwarded.ts). Default: DEFAULT_FORWARDED_ALLOW_IPS
+   * ("127.0.0.1,::1").
+   */
+  forwardedAllowIps?: string;
 }
 
 /** The options with their defaults applied. */
@@ -110,6 +118,8 @@ export interface ResolvedFastCgiOptions {
   authorizer: App | null;
   filter: App | null;
   multiprocess: boolean;
+  /** Built once from forwardedAllowIps. */
+  forwarded: ForwardedPolicy;
 }
 
 /** Applies defaults; reads FCGI_WEB_SERVER_ADDRS when `webServerAddrs` is not given. */
@@ -134,6 +144,7 @@ export function resolveFastCgiOptions(options: FastCgiServerOptions, env: NodeJS
     authorizer: options.authorizer ?? null,
     filter: options.filter ?? null,
     multiprocess: options.multiprocess ?? false,
+    forwarded: createForwardedPolicy(options.forwardedAllowIps ?? DEFAULT_FORWARDED_ALLOW_IPS),
   };
 }
 

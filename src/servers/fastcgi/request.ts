@@ -230,6 +230,7 @@ export class FastCgiRequest implements ResponseSink {
         ownsVariables: true,
         multithread: true,
         multiprocess: this.#host.options.multiprocess,
+        forwarded: this.#host.options.forwarded,
         runOnce: false,
       });
       // A declared body over the limit is refused before the app runs (as over HTTP, SCGI and uwsgi).
