@@ -80,7 +80,7 @@ function settingsLine(results) {
 
 const LEGEND_LINES = [
   "procs: processes in the backend's tree, counted during the run (tsgi rows: `tsgi serve`'s master and the one worker that serves,",
-  "plus esbuild's service process when the worker's TypeScript loader keeps one; PHP-FPM: its master and children).",
+  "the TypeScript app compiled at start by a helper process that has exited by then; PHP-FPM: its master and children).",
   'vs Node http: req/s over "Node http via proxy" for the same payload; vs raw node:http (direct section): over "raw node:http handler".',
   "peak RSS: sum over the tree of each process's VmHWM (peak resident set; pages shared between processes count once per process),",
   "read after the row's runs of that payload (so the 64 KiB figure is the peak over both payloads).",
