@@ -19,6 +19,7 @@ import type { TLSSocket } from 'node:tls';
 import { AbortError, describeError, InputError, RequestError, statusOfError, TsgiError } from '../errors.js';
 import { encodeUtf8Latin1, percentDecodeToByteString } from '../environ/byte-policy.js';
 import { createEnviron } from '../environ/create-environ.js';
+import { HOST_RE, hostWithoutPort } from '../environ/host.js';
 import { createForwardedPolicy, DEFAULT_FORWARDED_ALLOW_IPS, type ForwardedPolicy } from '../environ/forwarded-policy.js';
 import { runApp, sendErrorPage, type ResponseSink } from '../response/run-app.js';
 import { writeToStream } from '../servers/write-to-stream.js';
@@ -83,8 +84,6 @@ export const DEFAULT_LISTENER_MAX_HEADERS = 999;
 
 export { HOP_BY_HOP_HEADERS };
 
-/** RFC 9110 §7.2 Host = uri-host [ ":" port ], with uri-host an IP-literal or a reg-name (no userinfo). */
-const HOST_RE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]*)?$/;
 const ABSOLUTE_FORM_RE = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
 /** The same test Node's server applies before it emits 'checkContinue'. */
 const EXPECT_CONTINUE_RE = /(?:^|\W)100-continue(?:$|\W)/i;
@@ -734,12 +733,6 @@ function expectsContinue(req: IncomingMessage): boolean {
 function isChunked(req: IncomingMessage): boolean {
   const transferEncoding = req.headers['transfer-encoding'];
   return transferEncoding !== undefined && /(?:^|,)\s*chunked\s*$/i.test(transferEncoding);
-}
-
-function hostWithoutPort(host: string | undefined): string | undefined {
-  if (!host) return undefined;
-  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1) || undefined;
-  return host.split(':', 1)[0] || undefined;
 }
 
 /** "::ffff:127.0.0.1" (an IPv4 client on a dual-stack socket) -> "127.0.0.1". */

@@ -16,7 +16,7 @@ import type { App } from '../types.js';
 import type { FlagValues } from './config-file.js';
 import { parseAppReference } from './load-app.js';
 import { followReloadParent, isReloadChild, runWithReload } from './reload.js';
-import { CGI_BIN_ENV, cgiBinModulePath, cgiBinPlanOf, DEFAULT_GRACEFUL_TIMEOUT_SECONDS, type CgiBinPlan, type ServePlan } from './serve-plan.js';
+import { CGI_BIN_ENV, cgiBinModulePath, cgiBinPlanOf, DEFAULT_GRACEFUL_TIMEOUT_SECONDS, TRANSPORT_NAMES, type CgiBinPlan, type ServePlan } from './serve-plan.js';
 import type { RunningServer } from './start-server.js';
 
 /**
@@ -403,8 +403,6 @@ function healthPlan(text: (name: string) => string | undefined): Partial<ServePl
   return plan;
 }
 
-const TRANSPORT_LABELS = { http: 'HTTP', fastcgi: 'FastCGI', scgi: 'SCGI', uwsgi: 'uwsgi' } as const;
-
 /** Workers when --workers is not given: a master and one worker (src/cli/cluster/). */
 const DEFAULT_WORKERS = 1;
 
@@ -526,7 +524,7 @@ async function serveInProcess(plan: ServePlan, io: Io): Promise<number> {
       ? (await import('./status/single-process.js')).withHealth(
           app,
           plan,
-          () => ({ transport: TRANSPORT_LABELS[plan.transport], address: running === undefined ? describeListenTarget(plan.target) : running.address }),
+          () => ({ transport: TRANSPORT_NAMES[plan.transport], address: running === undefined ? describeListenTarget(plan.target) : running.address }),
           (line) => void io.stderr.write(`${line}\n`),
         )
       : null;

@@ -7,6 +7,9 @@ import type { FlagValues } from './config-file.js';
 /** The transports `tsgi serve` can run an app on (CGI is one request per process: see runWithCgi). */
 export type ServeTransport = 'http' | 'fastcgi' | 'scgi' | 'uwsgi';
 
+/** Each transport's name in log and startup lines. */
+export const TRANSPORT_NAMES: Readonly<Record<ServeTransport, string>> = { http: 'HTTP', fastcgi: 'FastCGI', scgi: 'SCGI', uwsgi: 'uwsgi' };
+
 /**
  * Everything `tsgi serve` decided from its flags, config file and environment: what to load, where to listen,
  * and how to manage processes. Plain data (JSON-serialisable), so a master can hand it to its workers.

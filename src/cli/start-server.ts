@@ -6,7 +6,7 @@ import type { App, ErrorStream } from '../types.js';
 import { accessLog } from '../middleware/access-log.js';
 import { openAccessLogFile } from './access-log-file.js';
 import { openErrorLog } from './error-log-file.js';
-import { DEFAULT_GRACEFUL_TIMEOUT_SECONDS, type ServePlan } from './serve-plan.js';
+import { DEFAULT_GRACEFUL_TIMEOUT_SECONDS, TRANSPORT_NAMES, type ServePlan } from './serve-plan.js';
 
 /** A server `tsgi serve` started in this process. */
 export interface RunningServer {
@@ -25,7 +25,6 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-const TRANSPORT_NAMES = { http: 'HTTP', fastcgi: 'FastCGI', scgi: 'SCGI', uwsgi: 'uwsgi' } as const;
 
 /**
  * Creates the plan's server for `app` and listens on plan.target. Rejects when listening fails, or when the

@@ -3,6 +3,7 @@ import type { Environ, ErrorStream } from '../types.js';
 import { LazyAbort } from '../servers/lazy-abort.js';
 import { applyForwarded } from './forwarded.js';
 import type { ForwardedPolicy } from './forwarded-policy.js';
+import { hostWithoutPort } from './host.js';
 import { BodyInput } from './input.js';
 import { setVariable } from './variables.js';
 
@@ -217,10 +218,4 @@ export function schemeOf(vars: Record<string, string | undefined>): 'http' | 'ht
   if (https === 'on' || https === '1' || https === 'yes') return 'https';
   if (vars.REQUEST_SCHEME?.toLowerCase() === 'https') return 'https';
   return 'http';
-}
-
-function hostWithoutPort(host: string | undefined): string | undefined {
-  if (!host) return undefined;
-  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1) || undefined;
-  return host.split(':', 1)[0] || undefined;
 }

@@ -5,6 +5,7 @@
  * way over HTTP behind a proxy as over FastCGI behind a web server that passes the headers on.
  */
 import type { ForwardedPolicy } from './forwarded-policy.js';
+import { HOST_RE, hostWithoutPort, portOfHost } from './host.js';
 
 /** What one proxy said about the hop before it. */
 interface Hop {
@@ -57,26 +58,12 @@ export function applyForwarded(vars: Record<string, string>, policy: ForwardedPo
   const host = chosen.host;
   if (host !== undefined && HOST_RE.test(host)) {
     vars.HTTP_HOST = host;
-    const { name, port } = splitHost(host);
-    vars.SERVER_NAME = name;
-    vars.SERVER_PORT = port ?? ((scheme ?? (vars.HTTPS === 'on' ? 'https' : 'http')) === 'https' ? '443' : '80');
+    vars.SERVER_NAME = hostWithoutPort(host) ?? host;
+    vars.SERVER_PORT = portOfHost(host) ?? ((scheme ?? (vars.HTTPS === 'on' ? 'https' : 'http')) === 'https' ? '443' : '80');
   } else if (scheme !== undefined && forwarded === undefined && vars.HTTP_X_FORWARDED_PORT !== undefined && /^\d{1,5}$/.test(vars.HTTP_X_FORWARDED_PORT.trim())) {
     vars.SERVER_PORT = vars.HTTP_X_FORWARDED_PORT.trim();
   }
   return scheme;
-}
-
-/** RFC 9110 Host: uri-host [":" port] (no userinfo, no path). */
-const HOST_RE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]{1,5})?$/;
-
-function splitHost(host: string): { name: string; port: string | undefined } {
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']');
-    const port = host.slice(end + 1);
-    return { name: host.slice(0, end + 1), port: port.startsWith(':') && port.length > 1 ? port.slice(1) : undefined };
-  }
-  const colon = host.lastIndexOf(':');
-  return colon < 0 ? { name: host, port: undefined } : { name: host.slice(0, colon), port: host.slice(colon + 1) || undefined };
 }
 
 /** Splits a comma-separated header value (the same field repeated was joined with ", "). */

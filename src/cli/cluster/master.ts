@@ -2,7 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describeListenTarget } from '../../servers/listen.js';
 import type { Io } from '../serve-command.js';
-import type { ServePlan } from '../serve-plan.js';
+import { TRANSPORT_NAMES, type ServePlan } from '../serve-plan.js';
 import { ConnectionRelay, type HandoverMessage } from './handover.js';
 import type { WorkerFigures } from '../status/snapshot.js';
 import { TreeStatus } from '../status/tree-status.js';
@@ -20,7 +20,6 @@ import {
   stopDeadlineMs,
 } from './policy.js';
 
-const TRANSPORT_NAMES = { http: 'HTTP', fastcgi: 'FastCGI', scgi: 'SCGI', uwsgi: 'uwsgi' } as const;
 const CHECK_INTERVAL_MS = 250;
 /** Environment variables of socket activation: meant for the master, never for its workers. */
 const ACTIVATION_ENV = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'];
