@@ -8,6 +8,7 @@ import { buildPlan } from '../../src/cli/serve-command.js';
 import { parseListenTarget } from '../../src/servers/listen.js';
 import { loadApp, parseAppReference } from '../../src/cli/load-app.js';
 import { freePort, firstLine } from './cli-helpers.js';
+import { LISTEN_PATHS } from './listen-paths.js';
 
 const BIN = join(process.cwd(), 'bin', 'tsgi.js');
 
@@ -48,12 +49,12 @@ describe('address and module references', () => {
   });
 });
 
-describe('tsgi serve (the built command)', () => {
+describe.each(LISTEN_PATHS)('tsgi serve (the built command; $name)', ({ env }) => {
   let child: ResultPromise | undefined;
   let port = 0;
   beforeAll(async () => {
     port = await freePort();
-    child = execa('node', [BIN, 'serve', 'examples/hello.ts', '--http', `127.0.0.1:${port}`], { reject: false });
+    child = execa('node', [BIN, 'serve', 'examples/hello.ts', '--http', `127.0.0.1:${port}`], { reject: false, env });
     const line = await firstLine(child);
     expect(line).toContain(`http://127.0.0.1:${port}/`);
     expect(line).toMatch(/pid \d+/);
@@ -70,7 +71,7 @@ describe('tsgi serve (the built command)', () => {
   });
 
   it('exits cleanly on SIGTERM', async () => {
-    const other = execa('node', [BIN, 'serve', 'examples/hello.ts', '--http', `127.0.0.1:${await freePort()}`], { reject: false });
+    const other = execa('node', [BIN, 'serve', 'examples/hello.ts', '--http', `127.0.0.1:${await freePort()}`], { reject: false, env });
     await firstLine(other);
     other.kill('SIGTERM');
     const result = await other;

@@ -38,6 +38,7 @@ import {
   type BackendHandle,
   type ServerHandle,
 } from './servers.js';
+import { LISTEN_PATHS } from '../cli/listen-paths.js';
 
 const WRK = '/usr/bin/wrk';
 const SOCKET_ACTIVATE = '/usr/bin/systemd-socket-activate';
@@ -172,34 +173,51 @@ async function withBackendAndNginx(
   }
 }
 
-describeWithServer('zero-loss reloads behind nginx keep-alive', base, () => {
-  for (const transport of ['tcp', 'unix'] as const) {
-    it(`FastCGI over ${transport === 'tcp' ? 'TCP' : 'a unix socket'}: SIGHUP x3 and --max-requests recycling lose nothing`, { timeout: 300_000 }, async () => {
-      await withBackendAndNginx('fastcgi', transport, async (backend, nginx) => {
-        await expectNoLossOverRounds(`${nginx.baseUrl}${MOUNT}/hello`, () => sighups(backend.pid), async () => `--- tsgi ---\n${backend.output().slice(-4000)}\n--- nginx ---\n${await nginx.errorLog()}`);
+// Both ways the master holds its listening socket (test/cli/listen-paths.ts); on the public fallback there is
+// no FastCGI handover either (no readStop), so its FastCGI cases take the graceful-close path.
+for (const path of LISTEN_PATHS) {
+  describeWithServer(`zero-loss reloads behind nginx keep-alive (${path.name})`, base, () => {
+    // Known gap: the public fallback cannot yet serve a unix socket under a master (EEXIST in the worker).
+    for (const transport of Object.keys(path.env).length === 0 ? (['tcp', 'unix'] as const) : (['tcp'] as const)) {
+      it(`FastCGI over ${transport === 'tcp' ? 'TCP' : 'a unix socket'}: SIGHUP x3 and --max-requests recycling lose nothing`, { timeout: 300_000 }, async () => {
+        await withBackendAndNginx(
+          'fastcgi',
+          transport,
+          async (backend, nginx) => {
+            await expectNoLossOverRounds(`${nginx.baseUrl}${MOUNT}/hello`, () => sighups(backend.pid), async () => `--- tsgi ---\n${backend.output().slice(-4000)}\n--- nginx ---\n${await nginx.errorLog()}`);
+          },
+          path.env,
+        );
       });
-    });
-  }
+    }
 
-  // The other path of servers/socket-handover.ts: no handover, so stopping workers close their connections
-  // (a FIN right after an answer, or after a second of idleness), which nginx retries.
-  it('FastCGI over TCP without the connection handover (TSGI_SOCKET_HANDOVER=off): the graceful close loses nothing', { timeout: 300_000 }, async () => {
-    await withBackendAndNginx(
-      'fastcgi',
-      'tcp',
-      async (backend, nginx) => {
-        await expectNoLossOverRounds(`${nginx.baseUrl}${MOUNT}/hello`, () => sighups(backend.pid), async () => `--- tsgi ---\n${backend.output().slice(-4000)}\n--- nginx ---\n${await nginx.errorLog()}`);
-      },
-      { TSGI_SOCKET_HANDOVER: 'off' },
-    );
-  });
+    // The other path of servers/socket-handover.ts: no handover, so stopping workers close their connections
+    // (a FIN right after an answer, or after a second of idleness), which nginx retries.
+    if (Object.keys(path.env).length === 0) {
+      it('FastCGI over TCP without the connection handover (TSGI_SOCKET_HANDOVER=off): the graceful close loses nothing', { timeout: 300_000 }, async () => {
+        await withBackendAndNginx(
+          'fastcgi',
+          'tcp',
+          async (backend, nginx) => {
+            await expectNoLossOverRounds(`${nginx.baseUrl}${MOUNT}/hello`, () => sighups(backend.pid), async () => `--- tsgi ---\n${backend.output().slice(-4000)}\n--- nginx ---\n${await nginx.errorLog()}`);
+          },
+          { TSGI_SOCKET_HANDOVER: 'off' },
+        );
+      });
+    }
 
-  it('HTTP behind proxy_pass with keepalive: SIGHUP x3 and recycling lose nothing', { timeout: 300_000 }, async () => {
-    await withBackendAndNginx('http', 'tcp', async (backend, nginx) => {
-      await expectNoLossOverRounds(`${nginx.baseUrl}${MOUNT}/hello`, () => sighups(backend.pid), async () => `--- tsgi ---\n${backend.output().slice(-4000)}\n--- nginx ---\n${await nginx.errorLog()}`);
+    it('HTTP behind proxy_pass with keepalive: SIGHUP x3 and recycling lose nothing', { timeout: 300_000 }, async () => {
+      await withBackendAndNginx(
+        'http',
+        'tcp',
+        async (backend, nginx) => {
+          await expectNoLossOverRounds(`${nginx.baseUrl}${MOUNT}/hello`, () => sighups(backend.pid), async () => `--- tsgi ---\n${backend.output().slice(-4000)}\n--- nginx ---\n${await nginx.errorLog()}`);
+        },
+        path.env,
+      );
     });
   });
-});
+}
 
 describeWithServer(
   'zero-loss reloads behind Apache mod_proxy_fcgi (enablereuse=on)',

@@ -38,47 +38,98 @@ export function offerToMaster(socket: Socket, sent: () => void): void {
   }
 }
 
-/** Worker: serves the connections the master passes on, on `server` (as if it had accepted them). */
-export function adoptFromMaster(server: Server): void {
+/**
+ * Worker: serves the connections the master passes on, on `server` (as if it had accepted them), and keeps
+ * them until they close; `drained(graceMs)` resolves once every one of them is closed, or after graceMs (a
+ * server's own close() counts only what it accepted itself).
+ */
+export function adoptFromMaster(server: Server): { drained(graceMs: number): Promise<void> } {
+  const adopted = new Set<Socket>();
   process.on('message', (message: unknown, handle: unknown) => {
     if ((message as HandoverMessage | null)?.type !== 'adopt' || typeof handle !== 'object' || handle === null) return;
     const socket = handle as Socket;
-    // As the FastCGI server's own sockets (it answers after a web server's half-close).
+    // As tsgi's servers' own sockets: they answer after a peer's half-close, and write small answers at once.
     socket.allowHalfOpen = true;
+    socket.setNoDelay(true);
+    adopted.add(socket);
+    socket.once('close', () => adopted.delete(socket));
     server.emit('connection', socket);
   });
+  return {
+    drained: async (graceMs) => {
+      if (adopted.size === 0) return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        timer.unref();
+        const check = (): void => {
+          if (adopted.size > 0) return;
+          clearTimeout(timer);
+          resolve();
+        };
+        for (const socket of adopted) socket.once('close', () => setImmediate(check));
+      });
+    },
+  };
 }
 
-/** How long the master holds a handed-over connection while no worker can take it (all of them booting). */
+/** How long the master holds a connection while no worker can take it (all of them booting). */
 export const HOLD_MS = 10_000;
 
+/** At most this many connections are held at once; more are closed (with a rate-limited log line). */
+export const MAX_HELD = 1_024;
+
 /**
- * Master: passes the connections stopping workers hand over to workers that stay. A connection's reads are
- * stopped as it arrives (a socket that arrives here would start reading on the next turn of the event loop,
- * and what it read would be dropped when it is sent on), so what the web server sends meanwhile waits in the
- * kernel. With no worker to take it (a reload replaces all of them at once), it is held until one is ready,
- * at most HOLD_MS; past that, or when sending fails, the master closes it gracefully (FIN, reads discarded
- * until the peer closes or LINGER_MS).
+ * Master: passes connections to workers: those stopping workers hand over (to workers that stay), and, on
+ * the public fallback of listen-socket.ts, those the master accepts itself (pauseOnConnect: never read here).
+ * A handed-over connection's reads are stopped as it arrives (a socket that arrives here would start reading
+ * on the next turn of the event loop, and what it read would be dropped when it is sent on), so what the web
+ * server sends meanwhile waits in the kernel. With no worker to take it (a reload replaces all of them at
+ * once, the only worker died), a connection is held until one is ready, at most HOLD_MS and MAX_HELD at once;
+ * past that, or when sending fails, the master closes it gracefully (FIN, reads discarded until the peer
+ * closes or LINGER_MS).
  */
 export class ConnectionRelay {
   readonly #pickTarget: () => ChildProcess | null;
+  readonly #onFull: () => void;
   readonly #held: Array<{ socket: Socket; timer: NodeJS.Timeout }> = [];
 
-  /** `pickTarget`: a worker to pass a connection to now, or null. */
-  constructor(pickTarget: () => ChildProcess | null) {
+  /**
+   * `pickTarget`: a worker to pass a connection to now, or null. `onFull`: called for each connection closed
+   * because MAX_HELD are held already (the caller logs it, rate-limited).
+   */
+  constructor(pickTarget: () => ChildProcess | null, onFull: () => void = () => {}) {
     this.#pickTarget = pickTarget;
+    this.#onFull = onFull;
   }
 
-  /** A connection a stopping worker handed over. */
+  /** A connection a stopping worker handed over: its reads are stopped first (see the class comment). */
   accept(socket: Socket): void {
     socket.on('error', () => {});
     if (!stopReading(socket)) {
       closeGracefully(socket);
       return;
     }
+    this.#pass(socket);
+  }
+
+  /**
+   * A connection the master accepted itself on its pauseOnConnect listening server (the public fallback of
+   * listen-socket.ts): it has read nothing, so it goes to a worker as it is.
+   */
+  acceptPaused(socket: Socket): void {
+    socket.on('error', () => {});
+    this.#pass(socket);
+  }
+
+  #pass(socket: Socket): void {
     const target = this.#pickTarget();
     if (target !== null) {
       send(socket, target);
+      return;
+    }
+    if (this.#held.length >= MAX_HELD) {
+      this.#onFull();
+      closeGracefully(socket);
       return;
     }
     const timer = setTimeout(() => {

@@ -2,43 +2,53 @@ import { lookup } from 'node:dns/promises';
 import { fstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { getSystemErrorName } from 'node:util';
-import { applyUnixSocketOptions, describeListenTarget, isSocketAlive, type ListenTarget, type UnixSocketOptions } from '../../servers/listen.js';
+import { probeCreateServerHandle, type ServerHandle } from '../../node-private.js';
+import { applyUnixSocketOptions, describeListenTarget, isSocketAlive, listenOn, type ListenTarget, type UnixSocketOptions } from '../../servers/listen.js';
 
 /**
- * The master's listening socket. It lives in the master for the master's whole life and is handed to every
- * worker as a plain descriptor: workers listen on it and accept connections themselves (the master is never
- * in the request path), and the socket survives any worker's death, so connections queue in its backlog
- * while a worker is being replaced instead of being refused.
+ * The master's listening socket. It lives in the master for the master's whole life and survives any worker's
+ * death, so connections wait (in its backlog, or held by the master) while a worker is being replaced instead
+ * of being refused. Two kinds, by what this Node allows (see src/node-private.ts):
+ *
+ * - `descriptor` (the default): a socket bound with `net._createServerHandle` and never accepted on by the
+ *   master. Each worker inherits it as a plain descriptor (fd 3), listens on it and accepts connections
+ *   itself: the master is never in the request path and spends nothing per connection.
+ * - `server` (the public fallback: the probe failed, or TSGI_NODE_PRIVATE=0): a listening net.Server with
+ *   pauseOnConnect. Each worker gets it with `subprocess.send(message, server)` and accepts on it too; the
+ *   connections the master itself accepts (it is woken as the workers are) are passed, unread, to a ready
+ *   worker with `subprocess.send(message, socket)` (ConnectionRelay), as node:cluster's round robin does.
  */
-export interface ListenSocket {
-  /** The descriptor to give each worker (duplicated into the child by spawn). */
-  fd: number;
-  /** Releases the socket: closes what the master created and removes its unix socket file. Idempotent. */
-  close(): void;
-}
-
-/** A bound, not yet listening, socket handle from node:net (TCP or Pipe). Only the members used here. */
-interface ServerHandle {
-  readonly fd: number;
-  close(): void;
-}
-
-type CreateServerHandle = (address: string | null, port: number, addressType: number, fd?: number, flags?: number) => ServerHandle | number;
+export type ListenSocket =
+  | {
+      kind: 'descriptor';
+      /** The descriptor to give each worker (duplicated into the child by spawn). */
+      fd: number;
+      /** Releases the socket: closes what the master created and removes its unix socket file. Idempotent. */
+      close(): void;
+    }
+  | {
+      kind: 'server';
+      /** Listening, pauseOnConnect: its 'connection' sockets are passed to workers unread. */
+      server: net.Server;
+      /** Stops listening (removes a unix socket file). Idempotent. */
+      close(): void;
+    };
 
 /**
- * Binds the socket for `target` in this process without accepting on it.
+ * Binds the socket for `target` in this process, without accepting on it where this Node allows
+ * (`net._createServerHandle`: see ListenSocket), else listening with a pauseOnConnect net.Server.
  *
  * node:net has no public way to own a listening socket without also accepting connections on it (any
- * net.Server that listens is polled by this process's event loop, so the master would take a share of the
- * connections). `net._createServerHandle` — the function node:cluster's primary uses for the same purpose —
- * creates and binds the socket and nothing else; the workers call listen() on their copies. The first
- * worker's listen() puts the socket in the listening state for good: it stays there, with its backlog, as
- * long as the master holds its descriptor.
+ * net.Server that listens is polled by this process's event loop). `net._createServerHandle` — the function
+ * node:cluster's primary uses for the same purpose — creates and binds the socket and nothing else; the
+ * workers call listen() on their copies. The first worker's listen() puts the socket in the listening state
+ * for good: it stays there, with its backlog, as long as the master holds its descriptor.
  *
  * - tcp: the host is resolved (first address), bound with SO_REUSEADDR (port 0: the kernel picks one).
  * - unix: a stale socket file (nobody listening) is replaced; a live one is an error. The file gets
  *   `unix.mode`/`owner`/`group` and is removed when the socket is closed and when the master exits.
- * - fd: an inherited descriptor (fd 0 from a web server, fd 3+ from systemd) is used as is and never closed.
+ * - fd: an inherited descriptor (fd 0 from a web server, fd 3+ from systemd) is used as is and never closed
+ *   (the fallback listens on it with a net.Server).
  * Throws an Error with a clear message when the socket cannot be had.
  */
 export async function openListenSocket(target: ListenTarget, unix: UnixSocketOptions = {}): Promise<ListenSocket> {
@@ -50,10 +60,10 @@ export async function openListenSocket(target: ListenTarget, unix: UnixSocketOpt
       throw new Error(`tsgi serve: fd:${target.fd} is not open (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
     }
     if (!isSocket) throw new Error(`tsgi serve: fd:${target.fd} is not a socket`);
-    return { fd: target.fd, close: () => {} };
   }
-  const create = (net as unknown as { _createServerHandle?: CreateServerHandle })._createServerHandle;
-  if (typeof create !== 'function') throw new Error('tsgi serve: this Node.js has no net._createServerHandle; run with --workers 0');
+  const create = probeCreateServerHandle();
+  if (create === null) return openListeningServer(target, unix);
+  if (target.kind === 'fd') return { kind: 'descriptor', fd: target.fd, close: () => {} };
   if (target.kind === 'tcp') {
     let resolved: { address: string; family: number };
     try {
@@ -95,9 +105,32 @@ export async function openListenSocket(target: ListenTarget, unix: UnixSocketOpt
   return closable(handle, removeFile);
 }
 
+/** The public fallback: a listening net.Server that reads nothing from what it accepts. */
+async function openListeningServer(target: ListenTarget, unix: UnixSocketOptions): Promise<ListenSocket> {
+  const server = net.createServer({ pauseOnConnect: true });
+  try {
+    await listenOn(server, target, unix);
+  } catch (error) {
+    server.close();
+    const message = (error as Error).message.replace(/^tsgi: /, '');
+    throw new Error(`tsgi serve: cannot listen on ${describeListenTarget(target)} (${message})`);
+  }
+  let closed = false;
+  return {
+    kind: 'server',
+    server,
+    close: () => {
+      if (closed) return;
+      closed = true;
+      server.close();
+    },
+  };
+}
+
 function closable(handle: ServerHandle, after: () => void): ListenSocket {
   let closed = false;
   return {
+    kind: 'descriptor',
     fd: handle.fd,
     close: () => {
       if (closed) return;

@@ -1,14 +1,15 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describeListenTarget } from '../../servers/listen.js';
-import type { Io } from '../serve-command.js';
+import type { Io } from '../io.js';
 import { TRANSPORT_NAMES, type ServePlan } from '../serve-plan.js';
-import { ConnectionRelay, type HandoverMessage } from './handover.js';
+import { ConnectionRelay, MAX_HELD, type HandoverMessage } from './handover.js';
 import type { WorkerFigures } from '../status/snapshot.js';
 import { TreeStatus } from '../status/tree-status.js';
 import { openListenSocket, type ListenSocket } from './listen-socket.js';
 import { Socket } from 'node:net';
-import { asWorkerMessage, WORKER_ENV, WORKER_LISTEN_FD, type MasterMessage, type WorkerConfig, type WorkerMessage } from './messages.js';
+import { asWorkerMessage, WORKER_ENV, WORKER_LISTEN_FD, type ListenSocketMessage, type MasterMessage, type WorkerConfig, type WorkerMessage } from './messages.js';
+import { createLimitLog } from '../../servers/limit-log.js';
 import {
   adjustWorkerCount,
   BOOT_FAILURE_LIMIT,
@@ -94,7 +95,7 @@ class Master {
   #target: number;
   #nextId = 1;
   #nextAdopter = 0;
-  readonly #relay = new ConnectionRelay(() => this.#adopter());
+  readonly #relay: ConnectionRelay;
   /** Workers numbered below this were started before the last SIGHUP: they are replaced once ready. */
   #reloadBelowId = 0;
   #port: number | null = null;
@@ -115,6 +116,17 @@ class Master {
     this.#socket = socket;
     this.#target = Math.max(1, plan.workers);
     this.#timeoutMs = Math.round(plan.timeoutSeconds * 1000);
+    const limitLog = createLimitLog({ write: (line: string) => void io.stderr.write(line) }, 'master');
+    this.#relay = new ConnectionRelay(
+      () => this.#adopter(),
+      () => limitLog.hit('maxHeldConnections', `closed a connection: ${MAX_HELD} are waiting for a worker to be ready`, `fewer connections at once, or more workers (the limit is MAX_HELD in cli/cluster/handover.ts)`),
+    );
+    if (socket.kind === 'server') {
+      // The public fallback: what the master accepts itself (never read here) goes to a ready worker.
+      socket.server.on('connection', (connection: Socket) => this.#relay.acceptPaused(connection));
+      const bound = socket.server.address();
+      if (typeof bound === 'object' && bound !== null) this.#port = bound.port;
+    }
   }
 
   run(): Promise<number> {
@@ -177,6 +189,7 @@ class Master {
       id,
       plan: { ...this.#plan, target: { kind: 'fd', fd: WORKER_LISTEN_FD }, socket: {} },
       requestLimit: requestLimit(this.#plan.maxRequests, this.#plan.maxRequestsJitter),
+      listen: this.#listenVia(),
     };
     const env: NodeJS.ProcessEnv = { ...process.env, [WORKER_ENV]: JSON.stringify(config) };
     for (const name of ACTIVATION_ENV) delete env[name];
@@ -184,8 +197,9 @@ class Master {
       cwd: this.#plan.cwd,
       env,
       execArgv: this.#entry.execArgv,
-      // The listening socket on fd 3, the IPC channel on fd 4; stdin is not the workers' business.
-      stdio: ['ignore', 'inherit', 'inherit', this.#socket.fd, 'ipc'],
+      // The listening socket on fd 3 (else sent over IPC: #sendListenSocket), the IPC channel on fd 4; stdin is
+      // not the workers' business.
+      stdio: ['ignore', 'inherit', 'inherit', this.#inheritedSocket(), 'ipc'],
     });
     const now = Date.now();
     const worker: WorkerState = {
@@ -220,6 +234,21 @@ class Master {
     return worker;
   }
 
+  /**
+   * How a worker gets the listening socket: inherited on fd 3 (the private handle's descriptor, or an inherited
+   * fd: target's own number), or over IPC (the public fallback for TCP and unix sockets). Known gap: on the
+   * fallback a worker cannot listen on a unix socket's server received over IPC (Node 20 opens the descriptor
+   * a second time: EEXIST); see the report of brief s17/cluster.
+   */
+  #listenVia(): WorkerConfig['listen'] {
+    return this.#socket.kind === 'server' && this.#plan.target.kind !== 'fd' ? 'from-master' : 'inherited';
+  }
+
+  #inheritedSocket(): number | 'ignore' {
+    if (this.#socket.kind === 'descriptor') return this.#socket.fd;
+    return this.#plan.target.kind === 'fd' ? this.#plan.target.fd : 'ignore';
+  }
+
   #send(worker: WorkerState, message: MasterMessage): boolean {
     if (!worker.child.connected) return false;
     try {
@@ -245,12 +274,28 @@ class Master {
         break;
       case 'beat':
         break;
+      case 'listen':
+        this.#sendListenSocket(worker);
+        break;
       case 'stats':
         this.#status.received(worker, message.figures, message.query);
         break;
       case 'status-query':
         this.#answerStatus(worker, message.query);
         break;
+    }
+  }
+
+  /** The public fallback: a booting worker's server is ready to listen on the master's net.Server. */
+  #sendListenSocket(worker: WorkerState): void {
+    const socket = this.#socket;
+    if (socket.kind !== 'server' || worker.state !== 'booting' || !worker.child.connected) return;
+    try {
+      worker.child.send({ type: 'listen-socket' } satisfies ListenSocketMessage, socket.server, {}, (error) => {
+        if (error) worker.bootError = `cannot send the listening socket (${error.message})`;
+      });
+    } catch (error) {
+      worker.bootError = `cannot send the listening socket (${(error as Error).message})`;
     }
   }
 

@@ -13,7 +13,9 @@ export type WorkerMessage =
   /** The worker's own figures (--status-path): every STATS_INTERVAL_MS, and in answer to a stats-query (`query`). */
   | { type: 'stats'; figures: WorkerFigures; query?: number }
   /** A client asked this worker for the status page: the master gathers the tree's figures. */
-  | { type: 'status-query'; query: number };
+  | { type: 'status-query'; query: number }
+  /** The worker's server is ready to listen: send the listening socket (only when WorkerConfig.listen is 'from-master'). */
+  | { type: 'listen' };
 
 /** Messages a master sends a worker. */
 export type MasterMessage =
@@ -26,6 +28,14 @@ export type MasterMessage =
   | { type: 'stats-query'; query: number }
   /** The answer to a status-query: the whole tree, or why it could not be had. */
   | { type: 'status'; query: number; snapshot: StatusSnapshot };
+
+/**
+ * The message the master's listening net.Server travels with, in answer to a worker's 'listen' (the public
+ * fallback of listen-socket.ts: `subprocess.send(message, server)`).
+ */
+export interface ListenSocketMessage {
+  type: 'listen-socket';
+}
 
 /** How often a worker serving a status page sends its figures unasked (so a worker that dies leaves its counts). */
 export const STATS_INTERVAL_MS = 1_000;
@@ -44,13 +54,19 @@ export interface WorkerConfig {
   plan: ServePlan;
   /** Ask to be recycled after this many requests; 0 = never. */
   requestLimit: number;
+  /**
+   * Where the listening socket comes from: 'inherited' on WORKER_LISTEN_FD (the master bound it without
+   * accepting on it), or 'from-master' over the IPC channel (the public fallback: ask with a 'listen' message),
+   * with the connections the master accepted itself passed on as 'adopt' messages (handover.ts).
+   */
+  listen: 'inherited' | 'from-master';
 }
 
 /** Reads a message that should be a WorkerMessage; null for anything else. */
 export function asWorkerMessage(value: unknown): WorkerMessage | null {
   if (typeof value !== 'object' || value === null) return null;
   const type = (value as { type?: unknown }).type;
-  if (type === 'ready' || type === 'beat' || type === 'recycle' || type === 'boot-failed' || type === 'stats' || type === 'status-query') {
+  if (type === 'ready' || type === 'beat' || type === 'recycle' || type === 'boot-failed' || type === 'stats' || type === 'status-query' || type === 'listen') {
     return value as WorkerMessage;
   }
   return null;

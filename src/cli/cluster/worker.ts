@@ -1,6 +1,7 @@
 /**
  * A worker process of `tsgi serve --workers N` (started by the master in master.ts, never by hand). It loads
- * the app anew, listens on the master's socket (inherited on fd 3) and accepts connections itself, and
+ * the app anew, listens on the master's socket (inherited on fd 3, or sent over the IPC channel on the public
+ * fallback: see listen-socket.ts) and accepts connections itself, and
  * reports to the master over the IPC channel: ready, heartbeats, and requests to be recycled.
  */
 import type { Server } from 'node:net';
@@ -53,10 +54,13 @@ async function runWorker(): Promise<void> {
     process.exit(2);
   }
   const { id, plan, requestLimit } = config;
+  const fromMaster = config.listen === 'from-master';
   const label = `tsgi: worker ${id} (pid ${process.pid})`;
   const log = (text: string): void => void process.stderr.write(`${label}: ${text}\n`);
 
   let running: RunningServer | null = null;
+  /** The connections the master passed on (handover.ts adoptFromMaster), waited for when stopping. */
+  let adopted: { drained(graceMs: number): Promise<void> } | null = null;
   let stopping = false;
   const stop = (why: string | null): void => {
     if (stopping) return;
@@ -64,8 +68,12 @@ async function runWorker(): Promise<void> {
     if (why) log(why);
     if (!running) process.exit(0);
     const server = running;
-    // HTTP: kept-alive clients are told to reconnect before their connections close (see startServer).
-    void server.close().then(() => process.exit(0));
+    // HTTP: kept-alive clients are told to reconnect before their connections close (see startServer). The
+    // connections the master passed on are waited for too (a server's close() counts only its own accepts).
+    void server
+      .close()
+      .then(() => adopted?.drained(plan.gracefulTimeoutSeconds * 1000))
+      .then(() => process.exit(0));
   };
   // The master decides about reloads and the worker count; a terminal's signals to the whole group
   // (SIGHUP on hang-up, SIGTTIN/SIGTTOU) must not stop or suspend a worker.
@@ -73,13 +81,14 @@ async function runWorker(): Promise<void> {
   process.on('SIGTERM', () => stop(null));
   process.on('SIGINT', () => stop(null));
   let status: WorkerStatus | null = null;
-  // FastCGI only: the kept-alive connections a stopping worker hands to the master, and adopts from it.
-  const handover = plan.transport === 'fastcgi' ? await import('./handover.js') : null;
+  // FastCGI: the kept-alive connections a stopping worker hands to the master, and adopts from it; any
+  // transport on the public listen path: the connections the master accepted itself.
+  const handover = plan.transport === 'fastcgi' || fromMaster ? await import('./handover.js') : null;
   process.on('message', (message: MasterMessage) => {
     if (status !== null && status.onMessage(message)) return;
     if (message?.type !== 'stop') return;
     // Recycled or reloaded: kept-alive FastCGI connections go to the workers that stay (handover.ts).
-    if (message.handover && handover && running) (running.server as FastCgiServer).handover = handover.offerToMaster;
+    if (message.handover && handover && running && plan.transport === 'fastcgi') (running.server as FastCgiServer).handover = handover.offerToMaster;
     stop(null);
   });
   // The master died (even by SIGKILL): the channel closes; stop accepting, drain, exit. No orphans.
@@ -155,7 +164,10 @@ async function runWorker(): Promise<void> {
     });
   }
   try {
-    running = await startServer(plan, serving, (server: Server) => listenOn(server, { kind: 'fd', fd: WORKER_LISTEN_FD }));
+    const listen = fromMaster
+      ? async (server: Server) => (await import('./listen-from-master.js')).listenFromMaster(server, send)
+      : (server: Server) => listenOn(server, { kind: 'fd', fd: WORKER_LISTEN_FD });
+    running = await startServer(plan, serving, listen);
   } catch (error) {
     return failBoot(`cannot listen on the master's socket (${(error as Error).message})`);
   }
@@ -179,7 +191,7 @@ async function runWorker(): Promise<void> {
     }, RSS_CHECK_MS);
     check.unref();
   }
-  if (handover) handover.adoptFromMaster(running.server);
+  if (handover) adopted = handover.adoptFromMaster(running.server);
   if (status !== null && plan.statusPath !== undefined) status.watch(running.server);
   const bound = running.server.address();
   send({ type: 'ready', port: typeof bound === 'object' && bound !== null ? bound.port : null });

@@ -1,8 +1,9 @@
 /**
  * Kept-alive FastCGI connections across a reload of `tsgi serve --workers`: real master and worker processes,
  * real sockets. With the handover (cli/cluster/handover.ts, servers/socket-handover.ts) the very connections a
- * web server keeps in its pool go on answering, from the new workers; without it (TSGI_SOCKET_HANDOVER=off)
- * the stopping workers close them cleanly: a FIN, never a reset.
+ * web server keeps in its pool go on answering, from the new workers; without it (TSGI_SOCKET_HANDOVER=off, or
+ * the public fallback of src/node-private.ts: TSGI_NODE_PRIVATE=0) the stopping workers close them cleanly: a
+ * FIN, never a reset.
  */
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -81,8 +82,11 @@ describe('tsgi serve --workers: kept-alive FastCGI connections across a reload',
     });
   }
 
-  it('without the handover (TSGI_SOCKET_HANDOVER=off) they are closed cleanly: a FIN, no reset', { timeout: 90_000 }, async () => {
-    const master = await startMaster({ TSGI_SOCKET_HANDOVER: 'off' });
+  it.each([
+    ['TSGI_SOCKET_HANDOVER=off', { TSGI_SOCKET_HANDOVER: 'off' }],
+    ['TSGI_NODE_PRIVATE=0: no readStop, no private listening handle', { TSGI_NODE_PRIVATE: '0' }],
+  ])('without the handover (%s) they are closed cleanly: a FIN, no reset', { timeout: 90_000 }, async (_name, env) => {
+    const master = await startMaster(env);
     const clients = await Promise.all(Array.from({ length: 4 }, () => FastCgiClient.connect(master.port)));
     const errors: string[] = [];
     const ended: boolean[] = clients.map(() => false);
