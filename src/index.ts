@@ -19,17 +19,20 @@ export { formatCgiHead } from './response/cgi-head.js';
 export { runWithCgi, type CgiIo, type CgiOptions } from './servers/cgi.js';
 export * from './middleware/index.js';
 export * from './helpers/index.js';
-export { toNodeListener, buildVariables, HOP_BY_HOP_HEADERS, type NodeListener, type NodeListenerOptions } from './bridges/node-listener.js';
+export { toNodeListener, buildVariables, type NodeListener, type NodeListenerOptions } from './bridges/node-listener.js';
+// The fields a response may not carry: every server and bridge drops them, the validator refuses them (F14).
+export { HOP_BY_HOP_HEADERS } from './response/hop-by-hop.js';
 export { fromNodeHandler, environOf, DEFAULT_MAX_HEADER_BYTES, type NodeHandler, type NodeHandlerOptions, type NodeHandlerEngine } from './bridges/node-handler.js';
 export { fromFetch, toFetch, FETCH_RESPONSE_HIGH_WATER_BYTES, type FetchHandler, type FromFetchOptions, type ToFetchOptions } from './bridges/fetch.js';
 export { createHttpServer, type HttpServerOptions } from './servers/http.js';
 export { serveHttp, SHUTDOWN_TIMEOUT_MS, type ServeHttpOptions, type HttpServing } from './servers/http-serve.js';
-// SCGI and uwsgi servers (issue 4).
+// The SCGI and uwsgi servers, and the one-request-per-connection server both are built on (README "As an SCGI or
+// uwsgi server").
 export { createScgiServer, ScgiServer, SCGI_PROTOCOL, type ScgiServerOptions } from './servers/scgi.js';
 export { createUwsgiServer, UwsgiServer, UWSGI_PROTOCOL, type UwsgiServerOptions } from './servers/uwsgi.js';
 export { OneRequestServer, LINGER_MS, type OneRequestServerOptions, type OneRequestProtocol, type OneRequestHead } from './servers/one-request-server.js';
 export { cgiBin, type CgiBinOptions } from './host/cgi-bin.js';
-// The FastCGI server, and the listener of every gateway server (README "As a FastCGI server", issue 13).
+// The FastCGI server, and the listener of every gateway server (README "As a FastCGI server").
 export { createFastCgiServer, FastCgiServer, type FastCgiServerOptions } from './servers/fastcgi.js';
 export { listenOn, parseListenTarget, type ListenTarget, type UnixSocketOptions } from './servers/listen.js';
 // The defaults of cgiBin's options that docs/SPEC.md 9.2 names.

@@ -1,12 +1,16 @@
+import { TsgiError } from '../errors.js';
 import { percentDecodeToByteString } from './byte-policy.js';
 
 /**
- * Normalises a mount prefix: "" for the root, else "/a/b" (leading "/", no trailing "/"). Throws an Error for
- * a prefix that is not a path.
+ * Normalises a mount prefix (the one rule for every option that names one: `mount` of the gateway servers and
+ * `tsgi serve --mount`, `scriptName` of toNodeListener and toFetch, the prefixes of urlMap): "" for the root
+ * ("" or "/"), else "/a/b" (leading "/", no trailing "/"). The prefix is compared with the decoded request
+ * path, where "?" and "#" are bytes like any other (from "%3F", "%23"). Throws a TsgiError naming `option`
+ * ("http: scriptName") for a prefix that is not a path.
  */
-export function normalizeMount(mount: string): string {
+export function normalizeMount(mount: string, option = 'mount: prefix'): string {
   if (mount === '' || mount === '/') return '';
-  if (!mount.startsWith('/')) throw new Error(`mount: prefix must start with "/" (${mount})`);
+  if (!mount.startsWith('/')) throw new TsgiError(`${option} must be "" or a path starting with "/" (${JSON.stringify(mount)})`);
   return mount.replace(/\/+$/, '');
 }
 

@@ -4,6 +4,7 @@ import { decodeLatin1Utf8 } from '../environ/byte-policy.js';
 import { variablesToHeaders } from '../environ/header-variables.js';
 import { parseCookies } from './cookies.js';
 import { parseMultipart } from './multipart.js';
+import { percentEncodePath } from '../environ/percent-encode.js';
 
 /** Default cap for bytes(), text(), json() and url-encoded formData(): 1 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -180,7 +181,7 @@ export class Request {
   /** The full request URL, rebuilt from scheme, host, path (re-encoded) and query. */
   get url(): URL {
     if (this.#url === undefined) {
-      const path = encodePath((this.environ.SCRIPT_NAME ?? '') + (this.environ.PATH_INFO ?? '')) || '/';
+      const path = percentEncodePath((this.environ.SCRIPT_NAME ?? '') + (this.environ.PATH_INFO ?? '')) || '/';
       const query = this.queryString === '' ? '' : `?${decodeLatin1Utf8(this.queryString)}`;
       try {
         this.#url = new URL(`${this.scheme}://${this.host}${path}${query}`);
@@ -337,15 +338,4 @@ function createDecoder(contentType: string | null): TextDecoder {
 
 function defaultPort(scheme: 'http' | 'https'): number {
   return scheme === 'https' ? 443 : 80;
-}
-
-// RFC 3986 §3.3 pchar: unreserved, sub-delims, ":" and "@" stay as they are; "/" separates segments.
-const PATH_SAFE = /[A-Za-z0-9\-._~!$&'()*+,;=:@/]/;
-
-function encodePath(byteString: string): string {
-  let out = '';
-  for (const ch of byteString) {
-    out += PATH_SAFE.test(ch) ? ch : `%${(ch.charCodeAt(0) & 0xff).toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return out;
 }

@@ -8,6 +8,8 @@
  * The parent's environment is never passed whole: only the names of an allow-list (cgi-env.ts), then the
  * operator's extra variables, which win over everything.
  */
+import { encodeUtf8Latin1 } from '../environ/byte-policy.js';
+import { percentEncodePath } from '../environ/percent-encode.js';
 import type { Environ } from '../types.js';
 import { readVersion } from '../version.js';
 import { DEFAULT_ENV_ALLOW_LIST, DEFAULT_PATH, toChildEnvValue } from './cgi-env.js';
@@ -94,10 +96,10 @@ export function buildScriptEnv(
   if (request.pathInfo !== '') {
     env.PATH_INFO = toChildEnvValue(request.pathInfo);
     // §4.1.6: PATH_INFO mapped into the document space, here the cgi-bin folder.
-    const folderBytes = Buffer.from(folder.replace(/\/+$/, ''), 'utf8').toString('latin1');
+    const folderBytes = encodeUtf8Latin1(folder.replace(/\/+$/, ''));
     env.PATH_TRANSLATED = toChildEnvValue(folderBytes + request.pathInfo);
   }
-  env.REQUEST_URI ??= encodePath(request.scriptName + request.pathInfo) + (request.queryString === '' ? '' : `?${request.queryString}`);
+  env.REQUEST_URI ??= percentEncodePath(request.scriptName + request.pathInfo) + (request.queryString === '' ? '' : `?${request.queryString}`);
   if (request.contentLength !== undefined) env.CONTENT_LENGTH = String(request.contentLength);
   const contentType = environ.CONTENT_TYPE;
   if (request.hasBody && typeof contentType === 'string' && contentType !== '' && !contentType.includes('\0')) {
@@ -123,10 +125,5 @@ export function redirectVariables(environ: Environ): Record<string, string> {
   if (environ.QUERY_STRING !== '') variables.REDIRECT_QUERY_STRING = toChildEnvValue(environ.QUERY_STRING);
   for (const [name, value] of Object.entries(variables)) if (value.includes('\0')) delete variables[name];
   return variables;
-}
-
-/** Percent-encodes the bytes of a byte-string path that can't appear raw in a URL path (RFC 3986 §3.3). */
-export function encodePath(path: string): string {
-  return path.replace(/[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
 }
 

@@ -19,13 +19,14 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { TsgiError } from '../errors.js';
-import { percentDecodeToByteString } from '../environ/byte-policy.js';
+import { encodeUtf8Latin1, percentDecodeToByteString } from '../environ/byte-policy.js';
+import { percentEncodePath } from '../environ/percent-encode.js';
 import { getStatusText } from '../helpers/status-text.js';
 import { MAX_HEAD_BYTES } from '../response/cgi-head-parse.js';
-import { HOP_BY_HOP_HEADERS } from '../response/status.js';
+import { isHopByHop } from '../response/hop-by-hop.js';
 import type { App, Environ, ErrorStream, Header, StartResponse } from '../types.js';
 import { ScriptBody } from './cgi-bin-body.js';
-import { buildScriptEnv, encodePath, inheritedEnv, redirectVariables } from './cgi-bin-env.js';
+import { buildScriptEnv, inheritedEnv, redirectVariables } from './cgi-bin-env.js';
 import { findScript, type FoundScript, type ScriptFinder } from './cgi-bin-find.js';
 import { CgiBinLogs, ScriptStderr } from './cgi-bin-log.js';
 import { prepareBody, type BodySource } from './cgi-body.js';
@@ -127,7 +128,7 @@ function configure(folder: string, options: CgiBinOptions): CgiBinConfig {
     folder: absolute,
     interpreters,
     interpretedExtensions: new Set(interpreters.keys()),
-    index: index.map((name) => Buffer.from(name, 'utf8').toString('latin1')),
+    index: index.map((name) => encodeUtf8Latin1(name)),
     timeoutMs: positive(options.timeoutMs, DEFAULT_TIMEOUT_MS, 'timeoutMs'),
     maxRedirects: count(options.maxRedirects, DEFAULT_MAX_REDIRECTS, 'maxRedirects'),
     readAhead: options.readAhead ?? false,
@@ -155,7 +156,7 @@ async function serve(config: CgiBinConfig, environ: Environ, startResponse: Star
     try {
       const target = await findScript(config, path);
       if (target.kind === 'add-slash') {
-        const location = `${encodePath(mount + target.folderPart)}/${queryString === '' ? '' : `?${queryString}`}`;
+        const location = `${percentEncodePath(mount + target.folderPart)}/${queryString === '' ? '' : `?${queryString}`}`;
         return answer(startResponse, 301, [['Location', location]]);
       }
       found = target;
@@ -275,7 +276,7 @@ function respond(stream: CgiStream, startResponse: StartResponse, errors: ErrorS
       errors.write(`tsgi: cgi-bin: ${scriptName}: an NPH script sent Transfer-Encoding, which tsgi's transports frame themselves: answered 502\n`);
       return answer(startResponse, 502, []);
     }
-    headers = headers.filter(([name]) => !HOP_BY_HOP_HEADERS.has(name.toLowerCase()));
+    headers = headers.filter(([name]) => !isHopByHop(name));
   }
   startResponse(`${stream.status} ${stream.reason}`, headers);
   return new ScriptBody(stream.body);

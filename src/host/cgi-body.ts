@@ -89,20 +89,3 @@ export async function pumpStdin(stdin: Writable, body: PreparedBody, log: Stderr
     return error;
   }
 }
-
-/** The first value of request header `name` (lower case), trimmed; undefined when absent. */
-export function findRequestHeader(
-  headers: Readonly<Record<string, string | readonly string[] | undefined>> | ReadonlyArray<readonly [string, string]> | undefined,
-  name: string,
-): string | undefined {
-  if (headers === undefined) return undefined;
-  if (Array.isArray(headers)) {
-    for (const [key, value] of headers as ReadonlyArray<readonly [string, string]>) if (key.toLowerCase() === name) return value.trim();
-    return undefined;
-  }
-  for (const [key, value] of Object.entries(headers as Record<string, string | readonly string[] | undefined>)) {
-    if (key.toLowerCase() !== name || value === undefined) continue;
-    return (typeof value === 'string' ? value : value[0])?.trim();
-  }
-  return undefined;
-}

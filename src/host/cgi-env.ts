@@ -18,8 +18,11 @@ import { TOKEN_RE } from '../response/status.js';
 import { readVersion } from '../version.js';
 import { isUtf8 } from 'node:buffer';
 import { RequestError, TsgiError } from '../errors.js';
-import { encodeUtf8Latin1, percentDecodeToByteString } from '../environ/byte-policy.js';
+import { percentDecodeToByteString } from '../environ/byte-policy.js';
+import { HOST_RE, hostWithoutPort } from '../environ/host.js';
+import { toByteString } from '../environ/to-byte-string.js';
 import { headersToVariables } from '../environ/header-variables.js';
+import { percentEncodePath } from '../environ/percent-encode.js';
 
 /** Request headers: a Node-style record (node:http's `req.headers` fits) or [name, value] pairs. */
 export type CgiRequestHeaders =
@@ -154,7 +157,7 @@ export function buildCgiVariables(request: CgiRequest, options: CgiVariablesOpti
     REMOTE_HOST: request.remoteHost ?? remoteAddress,
     SCRIPT_NAME: toByteString(scriptName),
     QUERY_STRING: query,
-    REQUEST_URI: encodePath(toByteString(scriptName)) + toByteString(url),
+    REQUEST_URI: percentEncodePath(toByteString(scriptName)) + toByteString(url),
   };
   if (https) vars.HTTPS = 'on';
   if (request.remotePort !== undefined) vars.REMOTE_PORT = String(request.remotePort);
@@ -228,6 +231,23 @@ export function toChildEnvValue(value: string): string {
 /** This package's version (see src/version.ts). */
 export const readTsgiVersion = readVersion;
 
+/**
+ * The first value of the request header `name` (lower case) in either shape CgiRequestHeaders takes, trimmed;
+ * undefined when absent. (Not status.ts's findHeader, which reads the [name, value] pairs an app answered with.)
+ */
+export function findCgiRequestHeader(headers: CgiRequestHeaders | undefined, name: string): string | undefined {
+  if (headers === undefined) return undefined;
+  if (Array.isArray(headers)) {
+    for (const [key, value] of headers as ReadonlyArray<readonly [string, string]>) if (key.toLowerCase() === name) return value.trim();
+    return undefined;
+  }
+  for (const [key, value] of Object.entries(headers as Record<string, string | readonly string[] | undefined>)) {
+    if (key.toLowerCase() !== name || value === undefined) continue;
+    return (typeof value === 'string' ? value : value[0])?.trim();
+  }
+  return undefined;
+}
+
 /** Groups headers by lower-cased name in first-seen order, joining repeats (§4.1.18, RFC 9110 §5.3). */
 function collectHeaders(headers: CgiRequestHeaders | undefined): Map<string, string> {
   const pairs: Array<readonly [string, string]> = [];
@@ -272,20 +292,9 @@ function decodePathInfo(rawPath: string): string {
   return decoded;
 }
 
-/** Percent-encodes the bytes of a byte-string path that can't appear raw in a URL path (RFC 3986 §3.3). */
-function encodePath(path: string): string {
-  return path.replace(/[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
-}
-
-/** The host part of a Host header, or undefined when it is not a plain host name or address (T33). */
+/** The host part of a Host header, or undefined when it is not a Host (environ/host.ts; T33: no userinfo). */
 function hostnameOf(host: string | undefined): string | undefined {
-  const match = host === undefined ? null : /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]*)?$/.exec(host);
-  return match ? match[1] : undefined;
-}
-
-/** Text with chars above U+00FF is not a byte string yet: encode it as UTF-8 bytes (the byte policy). */
-function toByteString(value: string): string {
-  return /[^\x00-\xff]/.test(value) ? encodeUtf8Latin1(value) : value;
+  return host !== undefined && HOST_RE.test(host) ? hostWithoutPort(host) : undefined;
 }
 
 function describe(value: string): string {

@@ -13,6 +13,7 @@ import { isUtf8 } from 'node:buffer';
 import { join, sep } from 'node:path';
 import { RequestError } from '../errors.js';
 import { percentDecodeToByteString } from '../environ/byte-policy.js';
+import { normalizeMount } from '../environ/mount.js';
 
 /** Where a URL path leads inside a cgi-bin folder. */
 export interface ResolvedScript {
@@ -31,7 +32,10 @@ export interface ResolvedScript {
 
 /** Options of resolveScript. */
 export interface ResolveScriptOptions {
-  /** The URL prefix the folder is mounted at ("/cgi-bin"); "" (the default) mounts it at the root. */
+  /**
+   * The URL prefix the folder is mounted at ("/cgi-bin"); "" (the default) mounts it at the root. The mount rule
+   * of environ/mount.ts: a prefix that is not a path rejects with a TsgiError.
+   */
   mountPath?: string;
 }
 
@@ -50,7 +54,7 @@ export async function resolveScript(
   const mark = urlPath.indexOf('?');
   const path = mark < 0 ? urlPath : urlPath.slice(0, mark);
   const queryString = mark < 0 ? '' : urlPath.slice(mark + 1);
-  const mountPath = (options.mountPath ?? '').replace(/\/+$/, '');
+  const mountPath = normalizeMount(options.mountPath ?? '', 'cgi-host: mountPath');
   if (!path.startsWith(`${mountPath}/`)) throw notFound('path is outside the cgi-bin mount', path);
   const rawSegments = path.slice(mountPath.length + 1).split('/');
   const decode = (raw: string): string => {

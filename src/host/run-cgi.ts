@@ -21,8 +21,8 @@ import { access, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { AbortError, ProtocolError, RequestError, TsgiError } from '../errors.js';
 import { CgiHeadReader } from '../response/cgi-head-parse.js';
-import { findRequestHeader, prepareBody, pumpStdin, type BodySource, type PreparedBody } from './cgi-body.js';
-import { buildCgiEnv, type CgiRequest } from './cgi-env.js';
+import { prepareBody, pumpStdin, type BodySource, type PreparedBody } from './cgi-body.js';
+import { buildCgiEnv, findCgiRequestHeader, type CgiRequest } from './cgi-env.js';
 import { StderrLog } from './cgi-log.js';
 import { answerWithError, readHead, streamBody, toTsgiError, type CgiResponseHead, type CgiStream } from './cgi-output.js';
 import { delay, EXIT_GRACE_MS, KILL_TIMEOUT_MS, startChild, type CgiExit } from './cgi-process.js';
@@ -283,7 +283,7 @@ function bodySourceOf(request: CgiHostRequest): BodySource {
   if (body === undefined) return { kind: 'none' };
   if (typeof body === 'string') return { kind: 'bytes', bytes: Buffer.from(body, 'utf8') };
   if (body instanceof Uint8Array) return { kind: 'bytes', bytes: body };
-  const declared = findRequestHeader(request.headers, 'content-length');
+  const declared = findCgiRequestHeader(request.headers, 'content-length');
   if (declared !== undefined && !/^[0-9]+$/.test(declared)) {
     throw new RequestError(`cgi-host: bad Content-Length request header (${declared})`);
   }

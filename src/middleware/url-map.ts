@@ -1,3 +1,6 @@
+import { encodeUtf8Latin1 } from '../environ/byte-policy.js';
+import { hostWithoutPort } from '../environ/host.js';
+import { normalizeMount } from '../environ/mount.js';
 import { Response } from '../helpers/response.js';
 import type { App, Body, Environ, StartResponse } from '../types.js';
 
@@ -70,7 +73,7 @@ function parseMount(key: string, app: App): Mount {
     path = match[2] === '' ? '/' : (match[2] as string);
   }
   if (!path.startsWith('/')) throw new TypeError(`url-map: prefix must start with "/" (${JSON.stringify(key)})`);
-  const prefix = Buffer.from(path.replace(/\/+$/, ''), 'utf8').toString('latin1');
+  const prefix = encodeUtf8Latin1(normalizeMount(path, 'url-map: prefix'));
   return { host, prefix, app };
 }
 
@@ -79,7 +82,7 @@ function candidateHosts(environ: Environ): Set<string> {
   const header = typeof environ.HTTP_HOST === 'string' ? environ.HTTP_HOST.toLowerCase() : '';
   if (header !== '') {
     hosts.add(header);
-    hosts.add(header.replace(/:\d*$/, ''));
+    hosts.add(hostWithoutPort(header) ?? header);
   }
   const name = typeof environ.SERVER_NAME === 'string' ? environ.SERVER_NAME.toLowerCase() : '';
   if (name !== '') {

@@ -3,7 +3,8 @@
  * streaming reader that accumulates a script's stdout until the head is complete. Field names and values are
  * byte strings (one char per byte, latin-1), as everywhere else in tsgi.
  */
-import { HOP_BY_HOP_HEADERS, TOKEN_RE } from './status.js';
+import { HOP_BY_HOP_HEADERS } from './hop-by-hop.js';
+import { TOKEN_RE } from './status.js';
 import { ProtocolError } from '../errors.js';
 import type { Header } from '../types.js';
 import { getStatusText } from '../helpers/status-text.js';
@@ -12,8 +13,9 @@ import { getStatusText } from '../helpers/status-text.js';
 export const MAX_HEAD_BYTES = 64 * 1024;
 
 /**
- * Response fields that only make sense between two HTTP hops. A CGI script can't speak for the connection,
- * so the host drops them (conformance B12h) and notes each drop in `warnings`.
+ * The fields a response may not carry (response/hop-by-hop.ts, the one list), under the name the CGI host
+ * exports (`tsgi/testing`). A CGI script can't speak for the connection, so the host drops them (conformance
+ * B12h) and notes each drop in `warnings`.
  */
 export const HOP_BY_HOP_FIELDS: ReadonlySet<string> = HOP_BY_HOP_HEADERS;
 

@@ -1,3 +1,4 @@
+import { toByteString } from '../environ/to-byte-string.js';
 import type { Header } from '../types.js';
 
 /**
@@ -16,8 +17,8 @@ export function formatCgiHead(
   for (const [name, value] of headers) if (!isFramingRequest(name, value)) head += `${name}: ${value}\r\n`;
   head += '\r\n';
   if (!WIDE_CHAR_RE.test(head)) return Buffer.from(head, 'latin1');
-  let wide = nph ? `${nph.protocol} ${code} ${utf8Bytes(reason)}\r\n` : `Status: ${code} ${utf8Bytes(reason)}\r\n`;
-  for (const [name, value] of headers) if (!isFramingRequest(name, value)) wide += `${utf8Bytes(name)}: ${utf8Bytes(value)}\r\n`;
+  let wide = nph ? `${nph.protocol} ${code} ${toByteString(reason)}\r\n` : `Status: ${code} ${toByteString(reason)}\r\n`;
+  for (const [name, value] of headers) if (!isFramingRequest(name, value)) wide += `${toByteString(name)}: ${toByteString(value)}\r\n`;
   return Buffer.from(`${wide}\r\n`, 'latin1');
 }
 
@@ -30,9 +31,4 @@ const WIDE_CHAR_RE = /[^\x00-\xff]/;
  */
 function isFramingRequest(name: string, value: string): boolean {
   return name.length === 17 && name.toLowerCase() === 'transfer-encoding' && value.trim().toLowerCase() === 'chunked';
-}
-
-/** `text` as a byte string: unchanged when every char fits a byte, else its UTF-8 bytes one char each. */
-function utf8Bytes(text: string): string {
-  return WIDE_CHAR_RE.test(text) ? Buffer.from(text, 'utf8').toString('latin1') : text;
 }

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { fromFetch, toFetch, FETCH_RESPONSE_HIGH_WATER_BYTES, type FetchHandler } from '../../src/bridges/fetch.js';
 import { createEnviron } from '../../src/environ/create-environ.js';
+import { TsgiError } from '../../src/errors.js';
+import { HOP_BY_HOP_HEADERS } from '../../src/response/hop-by-hop.js';
 import { runApp, type ResponseSink } from '../../src/response/run-app.js';
 import {
   conformanceApp,
@@ -255,6 +257,17 @@ describe('fromFetch: the Response going back', () => {
     expect(response.header('transfer-encoding')).toBeUndefined();
   });
 
+  it('drops every field a response may not carry (response/hop-by-hop.ts), nothing else', async () => {
+    const { client } = throughFromFetch(() => {
+      const headers = new Headers({ 'Content-Type': 'text/plain', 'Proxy-Status': 'tsgi' });
+      for (const name of HOP_BY_HOP_HEADERS) if (name !== 'transfer-encoding') headers.append(name, 'x');
+      return new Response('ok', { headers });
+    });
+    const response = await client.get('/');
+    for (const name of HOP_BY_HOP_HEADERS) expect(response.header(name)).toBeUndefined();
+    expect([response.header('content-type'), response.header('proxy-status'), response.text()]).toEqual(['text/plain', 'tsgi', 'ok']);
+  });
+
   it('T38: binary bodies are byte-identical both ways (all 256 byte values, 1 MiB)', async () => {
     const { client } = throughFromFetch(async (request) => new Response(await request.arrayBuffer(), { headers: { 'Content-Type': 'application/octet-stream' } }));
     const all = Uint8Array.from({ length: 256 }, (_, i) => i);
@@ -410,6 +423,30 @@ describe('toFetch: a tsgi app as a Fetch handler', () => {
     expect(environ.HTTP_AUTHORIZATION).toBe('Basic x');
     expect(environ.REMOTE_ADDR).toBe('192.0.2.1');
     expect(environ.CONTENT_LENGTH).toBeUndefined();
+  });
+
+  it('scriptName follows the one mount rule: "/" is the root, a trailing "/" goes, a prefix without "/" throws', async () => {
+    const seen: string[] = [];
+    const app: App = (environ, startResponse) => {
+      seen.push(`${environ.SCRIPT_NAME}|${environ.PATH_INFO}`);
+      startResponse('200 OK', [['Content-Type', 'text/plain']]);
+      return [];
+    };
+    await toFetch(app, { scriptName: '/' })(new Request('http://h/x'));
+    await toFetch(app, { scriptName: '/app//' })(new Request('http://h/app/x'));
+    expect(seen).toEqual(['|/x', '/app|/x']);
+    expect(() => toFetch(app, { scriptName: 'app' })).toThrow(TsgiError);
+    expect(() => toFetch(app, { scriptName: 'app' })).toThrow('fetch: scriptName must be "" or a path starting with "/" ("app")');
+  });
+
+  it('drops every field a response may not carry (response/hop-by-hop.ts), nothing else', async () => {
+    const handler = toFetch((_environ, startResponse) => {
+      startResponse('200 OK', [['Content-Type', 'text/plain'], ['Proxy-Status', 'tsgi'], ...[...HOP_BY_HOP_HEADERS].map((name): Header => [name.toUpperCase(), 'x'])]);
+      return ['ok'];
+    });
+    const response = await handler(new Request('http://h/'));
+    for (const name of HOP_BY_HOP_HEADERS) expect(response.headers.get(name)).toBeNull();
+    expect([response.headers.get('proxy-status'), await response.text()]).toEqual(['tsgi', 'ok']);
   });
 
   it('a path outside the mount point is a 404 that never reaches the app', async () => {

@@ -3,6 +3,7 @@ import { LintError } from '../../src/errors.js';
 import { checkEnviron, checkResponseHeaders, checkStatusLine, validator, type LintWarning } from '../../src/middleware/validator.js';
 import type { App, Body, Chunk, Environ, Header, InputStream, StartResponse } from '../../src/types.js';
 import { buildEnviron, createTestInput, runApp } from './helpers.js';
+import { HOP_BY_HOP_HEADERS } from '../../src/response/hop-by-hop.js';
 
 const TEXT: Header[] = [['Content-Type', 'text/plain']];
 
@@ -208,6 +209,13 @@ describe('validator: startResponse (F11-F17)', () => {
     await expectRule('F14', respond('200 OK', [...TEXT, ['Transfer-Encoding', 'gzip, chunked']]), undefined, /\("Transfer-Encoding"\)/);
     await expectRule('F14', respond('200 OK', [...TEXT, ['connection', 'close']]));
     expect(await lintError(respond('200 OK', [...TEXT, ['Transfer-Encoding', 'chunked']], ['x']))).toBeUndefined();
+  });
+
+  it('F14 refuses every field the servers drop (response/hop-by-hop.ts), in any case, and only those', async () => {
+    for (const name of [...HOP_BY_HOP_HEADERS].filter((field) => field !== 'transfer-encoding')) {
+      await expectRule('F14', respond('200 OK', [...TEXT, [name.toUpperCase(), 'x']]), undefined, new RegExp(`\\("${name.toUpperCase()}"\\)`));
+    }
+    expect(await lintError(respond('200 OK', [...TEXT, ['Proxy-Status', 'tsgi'], ['Trailer-X', 'y']], ['x']))).toBeUndefined();
   });
 
   it('F15: Content-Type required, and forbidden with 1xx/204/304 like Content-Length', async () => {

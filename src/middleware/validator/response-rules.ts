@@ -1,10 +1,10 @@
-import { HOP_BY_HOP_HEADERS, TOKEN_RE } from '../../response/status.js';
+import { isHopByHop } from '../../response/hop-by-hop.js';
+import { TOKEN_RE } from '../../response/status.js';
 import { LintError } from '../../errors.js';
+import { isThenable } from '../../thenable.js';
 import type { Chunk, Header, StartResponse, Write } from '../../types.js';
 import { describeType, type WarningHandler } from './report.js';
 
-// F14 names Proxy-Authenticate, Proxy-Authorization and the old spelling Trailers besides the common set.
-const HOP_BY_HOP = new Set([...HOP_BY_HOP_HEADERS, 'proxy-authenticate', 'proxy-authorization', 'trailers']);
 const ignoreWarning: WarningHandler = () => {};
 
 /** What the validator knows about one response; shared by the startResponse, write and body checks. */
@@ -70,9 +70,10 @@ export function checkResponseHeaders(headers: unknown, code: number, warn: Warni
     if (/[\0-\x08\x0a-\x1f\x7f]/.test(value)) throw new LintError('F13', `header value holds a control character (${name})`, value);
     if (/[^\0-\xff]/.test(value)) throw new LintError('F13', `header value holds a char above U+00FF (${name})`, value);
     if (value !== value.trim()) warn({ rule: 'F13', message: `header value has surrounding whitespace (${name})`, value });
-    // F14: hop-by-hop headers belong to the server, never to the app.
-    // (Transfer-Encoding: chunked is the one exception, SPEC 3: it asks that no Content-Length be computed.)
-    if (HOP_BY_HOP.has(lower) && !(lower === 'transfer-encoding' && value.trim().toLowerCase() === 'chunked')) {
+    // F14: the fields a response may not carry (response/hop-by-hop.ts, the list every server drops) belong
+    // to the server, never to the app. (Transfer-Encoding: chunked is the one exception, SPEC 3: it asks that
+    // no Content-Length be computed.)
+    if (isHopByHop(name) && !(lower === 'transfer-encoding' && value.trim().toLowerCase() === 'chunked')) {
       throw new LintError('F14', 'hop-by-hop header is not allowed', name);
     }
     if (lower === 'content-type') contentType = true;
@@ -162,7 +163,7 @@ function wrapWrite(write: Write, state: ResponseState): Write {
     countChunk(state, chunk);
     const result = write(chunk) as unknown;
     // F17 (server side): write returns a promise that settles when the server can take more.
-    if (typeof (result as { then?: unknown } | null)?.then !== 'function') {
+    if (!isThenable(result)) {
       throw new LintError('F17', 'write must return a promise', describeType(result));
     }
     return result as Promise<void>;
