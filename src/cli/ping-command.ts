@@ -8,6 +8,7 @@ import { connect, type Socket } from 'node:net';
 import { parseArgs } from 'node:util';
 import { RecordType, Role } from '../protocol/fastcgi/constants.js';
 import { encodeNameValuePairs } from '../protocol/fastcgi/name-value.js';
+import { decodeEndRequest, protocolStatusName } from '../protocol/fastcgi/record-bodies.js';
 import { RecordDecoder } from '../protocol/fastcgi/record-decoder.js';
 import { encodeBeginRequest, encodeRecord, encodeStreamRecords } from '../protocol/fastcgi/record-encoder.js';
 import { encodeScgiRequest } from '../protocol/scgi/netstring.js';
@@ -245,7 +246,8 @@ function exchange(options: PingOptions, request: Buffer): Promise<Buffer> {
         if (requestId !== 1) return;
         if (type === RecordType.STDOUT) keep(content);
         else if (type === RecordType.END_REQUEST) {
-          const protocolStatus = content[4] ?? 0;
+          // A malformed body throws a ProtocolError: reported as "not a FastCGI answer" below.
+          const { protocolStatus } = decodeEndRequest(content);
           if (protocolStatus !== 0) finish(new Error(`the backend refused the request (FastCGI protocol status ${protocolStatus}: ${protocolStatusName(protocolStatus)})`));
           else finish(null);
         }
@@ -268,10 +270,6 @@ function exchange(options: PingOptions, request: Buffer): Promise<Buffer> {
     });
     socket.on('error', (error: NodeJS.ErrnoException) => finish(new Error(connectionProblem(error, options))));
   });
-}
-
-function protocolStatusName(status: number): string {
-  return ['request complete', 'cannot multiplex', 'overloaded', 'unknown role'][status] ?? 'unknown';
 }
 
 function connectionProblem(error: NodeJS.ErrnoException, options: PingOptions): string {

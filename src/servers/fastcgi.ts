@@ -3,8 +3,11 @@ import { describeError } from '../errors.js';
 import { NameValueCache, type ByteBudget } from '../protocol/fastcgi/name-value.js';
 import type { App } from '../types.js';
 import { createLimitLog, createPeerLog, type LimitLog, type PeerLog } from './limit-log.js';
-import { FastCgiConnection, type ConnectionServer } from './fastcgi/connection.js';
-import { normalizeAddress, resolveFastCgiOptions, type FastCgiServerOptions, type ResolvedFastCgiOptions } from './fastcgi/options.js';
+import { FastCgiConnection } from './fastcgi/connection.js';
+import type { ConnectionServer } from './fastcgi/connection-server.js';
+import { getValuesOf } from './fastcgi/management.js';
+import { resolveFastCgiOptions, type FastCgiServerOptions, type ResolvedFastCgiOptions } from './fastcgi/options.js';
+import { isAllowedPeer } from './web-server-addrs.js';
 
 export type { FastCgiServerOptions } from './fastcgi/options.js';
 export {
@@ -38,6 +41,7 @@ export class FastCgiServer extends Server implements ConnectionServer {
   readonly peerLog: PeerLog;
   /** The strings of the last PARAMS decoded, shared by the connections (see ConnectionServer.nameCache). */
   readonly nameCache = new NameValueCache();
+  readonly getValues: Readonly<Record<string, string>>;
   #draining = false;
   readonly #connections = new Set<FastCgiConnection>();
   /** The timeout sweep: runs while there are connections. */
@@ -51,6 +55,7 @@ export class FastCgiServer extends Server implements ConnectionServer {
     super({ noDelay: true, allowHalfOpen: true });
     this.app = app;
     this.options = resolveFastCgiOptions(options);
+    this.getValues = getValuesOf(this.options);
     this.limitLog = createLimitLog(this.options.errors, 'fastcgi');
     this.peerLog = createPeerLog(this.options.errors);
     const { headerTimeoutMs, bodyTimeoutMs, idleTimeoutMs } = this.options;
@@ -70,9 +75,8 @@ export class FastCgiServer extends Server implements ConnectionServer {
 
   #accept(socket: Socket): void {
     this.now = Date.now();
-    const allowed = this.options.webServerAddrs;
     // FCGI_WEB_SERVER_ADDRS applies to TCP peers; a unix socket's peer has no address (conformance C16).
-    if (allowed !== null && socket.remoteAddress !== undefined && !allowed.has(normalizeAddress(socket.remoteAddress))) {
+    if (!isAllowedPeer(this.options.webServerAddrs, socket)) {
       this.peerLog.write('refused address', `tsgi: fastcgi: refused a connection from ${socket.remoteAddress} (not in FCGI_WEB_SERVER_ADDRS)`);
       socket.destroy();
       return;

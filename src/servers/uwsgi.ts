@@ -14,6 +14,7 @@ const RESPONSE_PROTOCOL = { protocol: 'HTTP/1.1' };
 export const UWSGI_PROTOCOL: OneRequestProtocol = {
   name: 'uwsgi',
   defaultMaxHeaderBytes: MAX_UWSGI_VARS_BYTES,
+  maxHeaderBytesLimit: MAX_UWSGI_VARS_BYTES,
   createReader: (maxHeaderBytes) => new UwsgiRequestReader(maxHeaderBytes, addRequestVariable),
   formatHead: (code, reason, headers) => formatCgiHead(code, reason, headers, RESPONSE_PROTOCOL),
   cgiHead: { nph: RESPONSE_PROTOCOL.protocol },

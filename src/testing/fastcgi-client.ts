@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { FCGI_KEEP_CONN, RecordType, Role } from '../protocol/fastcgi/constants.js';
 import { encodeNameValuePairs } from '../protocol/fastcgi/name-value.js';
+import { decodeEndRequest } from '../protocol/fastcgi/record-bodies.js';
 import { RecordDecoder, type FastCgiRecord } from '../protocol/fastcgi/record-decoder.js';
 import { encodeBeginRequest, encodeRecord, encodeStreamRecords } from '../protocol/fastcgi/record-encoder.js';
 import { parseCgiHead } from '../response/cgi-head-parse.js';
@@ -123,12 +124,12 @@ export class FastCgiClient {
     const records = this.records(id);
     this.#records.delete(id);
     const end = records.find((record) => record.type === RecordType.END_REQUEST) as FastCgiRecord;
-    const content = Buffer.from(end.content);
+    const { appStatus, protocolStatus } = decodeEndRequest(end.content);
     return {
       stdout: Buffer.concat(records.filter((r) => r.type === RecordType.STDOUT).map((r) => r.content)),
       stderr: Buffer.concat(records.filter((r) => r.type === RecordType.STDERR).map((r) => r.content)).toString('utf8'),
-      appStatus: content.readUInt32BE(0),
-      protocolStatus: content[4] as number,
+      appStatus,
+      protocolStatus,
       records,
     };
   }

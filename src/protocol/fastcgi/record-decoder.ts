@@ -1,7 +1,11 @@
 import { ProtocolError } from '../../errors.js';
 import { FCGI_HEADER_LENGTH, FCGI_VERSION_1 } from './constants.js';
 
-/** One decoded record. `content` may be a view into the bytes pushed; copy it to keep it past the callback. */
+/**
+ * One decoded record. `content` may be a view into the bytes pushed: it stays valid as long as they are not
+ * overwritten (a socket read never is: Node does not reuse its buffers), and keeping it keeps their whole
+ * buffer alive; copy it when either matters.
+ */
 export interface FastCgiRecord {
   type: number;
   requestId: number;

@@ -1,5 +1,19 @@
 import { FCGI_HEADER_LENGTH, FCGI_MAX_CONTENT_LENGTH, FCGI_NULL_REQUEST_ID, FCGI_VERSION_1, RecordType } from './constants.js';
 import { encodeNameValuePairs } from './name-value.js';
+import {
+  FIXED_BODY_LENGTH,
+  encodeGetValuesBody,
+  writeBeginRequestBody,
+  writeEndRequestBody,
+  writeUnknownTypeBody,
+} from './record-bodies.js';
+
+/**
+ * Record bytes (§3.3): the 8-byte header every record starts with, and whole records for clients and tests.
+ * The server does not allocate records: its writer (servers/fastcgi/record-writer.ts) reserves room in a shared
+ * buffer and calls writeRecordHeader and the body writers of record-bodies.ts there; these encoders are built
+ * on the same functions, so the bytes tested here are the bytes the server sends.
+ */
 
 /** Writes an 8-byte record header at `at` (§3.3): version 1, type, request id and content length big-endian. */
 export function writeRecordHeader(
@@ -47,32 +61,35 @@ export function encodeStreamRecords(type: number, requestId: number, data: Uint8
   return out;
 }
 
-/** Writes an END_REQUEST record (§5.5) at `at`: 16 bytes, appStatus big-endian and the protocol status. */
+/** Writes an END_REQUEST record (§5.5) at `at`: its header and body, 16 bytes. */
 export function writeEndRequest(target: Uint8Array, at: number, requestId: number, appStatus: number, protocolStatus: number): void {
-  writeRecordHeader(target, at, RecordType.END_REQUEST, requestId, 8);
-  const status = appStatus >>> 0;
-  target[at + 8] = (status >>> 24) & 0xff;
-  target[at + 9] = (status >>> 16) & 0xff;
-  target[at + 10] = (status >>> 8) & 0xff;
-  target[at + 11] = status & 0xff;
-  target[at + 12] = protocolStatus;
-  target[at + 13] = 0;
-  target[at + 14] = 0;
-  target[at + 15] = 0;
+  writeRecordHeader(target, at, RecordType.END_REQUEST, requestId, FIXED_BODY_LENGTH);
+  writeEndRequestBody(target, at + FCGI_HEADER_LENGTH, appStatus, protocolStatus);
+}
+
+/** Writes an UNKNOWN_TYPE management record (§4.2) at `at`: its header and body, 16 bytes. */
+export function writeUnknownType(target: Uint8Array, at: number, type: number): void {
+  writeRecordHeader(target, at, RecordType.UNKNOWN_TYPE, FCGI_NULL_REQUEST_ID, FIXED_BODY_LENGTH);
+  writeUnknownTypeBody(target, at + FCGI_HEADER_LENGTH, type);
 }
 
 /** Encodes an END_REQUEST record (§5.5). */
 export function encodeEndRequest(requestId: number, appStatus: number, protocolStatus: number): Buffer {
-  const out = Buffer.allocUnsafe(FCGI_HEADER_LENGTH + 8);
+  const out = Buffer.allocUnsafe(FCGI_HEADER_LENGTH + FIXED_BODY_LENGTH);
   writeEndRequest(out, 0, requestId, appStatus, protocolStatus);
   return out;
 }
 
 /** Encodes an UNKNOWN_TYPE management record naming the type that was not understood (§4.2). */
 export function encodeUnknownType(type: number): Buffer {
-  const body = new Uint8Array(8);
-  body[0] = type;
-  return encodeRecord(RecordType.UNKNOWN_TYPE, FCGI_NULL_REQUEST_ID, body);
+  const out = Buffer.allocUnsafe(FCGI_HEADER_LENGTH + FIXED_BODY_LENGTH);
+  writeUnknownType(out, 0, type);
+  return out;
+}
+
+/** Encodes a GET_VALUES management record asking for `names` (§4.1), for clients and tests. */
+export function encodeGetValues(names: Iterable<string>): Buffer {
+  return encodeRecord(RecordType.GET_VALUES, FCGI_NULL_REQUEST_ID, encodeGetValuesBody(names));
 }
 
 /** Encodes a GET_VALUES_RESULT management record with the given variables (§4.1). */
@@ -82,9 +99,8 @@ export function encodeGetValuesResult(values: Iterable<readonly [string, string]
 
 /** Encodes a BEGIN_REQUEST record (§5.1), for clients and tests. */
 export function encodeBeginRequest(requestId: number, role: number, flags: number): Buffer {
-  const body = new Uint8Array(8);
-  body[0] = (role >>> 8) & 0xff;
-  body[1] = role & 0xff;
-  body[2] = flags;
-  return encodeRecord(RecordType.BEGIN_REQUEST, requestId, body);
+  const out = Buffer.allocUnsafe(FCGI_HEADER_LENGTH + FIXED_BODY_LENGTH);
+  writeRecordHeader(out, 0, RecordType.BEGIN_REQUEST, requestId, FIXED_BODY_LENGTH);
+  writeBeginRequestBody(out, FCGI_HEADER_LENGTH, role, flags);
+  return out;
 }

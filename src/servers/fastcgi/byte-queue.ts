@@ -50,7 +50,10 @@ export class ByteQueue implements AsyncIterable<Uint8Array> {
     return this.#ended;
   }
 
-  /** Adds a chunk (kept as given: copy it first if its memory will be reused). */
+  /**
+   * Adds a chunk, kept as given: for memory that is the chunk's alone, such as a whole socket read (Node never
+   * reuses one). A view into a larger buffer goes through copy() instead.
+   */
   push(chunk: Uint8Array): void {
     if (this.#ended || chunk.length === 0) return;
     this.#chunks.push(chunk);
@@ -58,7 +61,10 @@ export class ByteQueue implements AsyncIterable<Uint8Array> {
     this.#add(chunk.length);
   }
 
-  /** Adds a copy of `content` (a view of memory that will be reused or is shared: a socket read). */
+  /**
+   * Adds a copy of `content`: for a view into a larger buffer (one FastCGI record of a socket read), which,
+   * kept, would hold the whole buffer alive while only its own bytes are counted.
+   */
   copy(content: Uint8Array): void {
     const length = content.length;
     if (this.#ended || length === 0) return;

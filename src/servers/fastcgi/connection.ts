@@ -1,60 +1,19 @@
 import type { Socket } from 'node:net';
 import { AbortError, InputError, ProtocolError, describeError } from '../../errors.js';
-import {
-  FCGI_KEEP_CONN,
-  FCGI_MAX_CONNS,
-  FCGI_MAX_REQS,
-  FCGI_MPXS_CONNS,
-  FCGI_NULL_REQUEST_ID,
-  ProtocolStatus,
-  RecordType,
-  Role,
-} from '../../protocol/fastcgi/constants.js';
-import { decodeNameValuePairs, encodeNameValuePairs, type ByteBudget, type NameValueCache } from '../../protocol/fastcgi/name-value.js';
+import { FCGI_NULL_REQUEST_ID, RecordType, Role } from '../../protocol/fastcgi/constants.js';
+import type { ByteBudget, NameValueCache } from '../../protocol/fastcgi/name-value.js';
+import { decodeBeginRequest } from '../../protocol/fastcgi/record-bodies.js';
 import { RecordDecoder } from '../../protocol/fastcgi/record-decoder.js';
 import type { App } from '../../types.js';
-import type { LimitLog, PeerLog } from '../limit-log.js';
 import type { ResolvedFastCgiOptions } from './options.js';
 import { LINGER_MS } from '../limits.js';
 import { stopReading } from '../socket-handover.js';
+import { refusalOf } from './admission.js';
+import type { ConnectionServer } from './connection-server.js';
+import { answerManagementRecord } from './management.js';
 import { RecordWriter } from './record-writer.js';
 import { FastCgiRequest, type RequestHost } from './request.js';
 import { RequestTable } from './request-table.js';
-
-/** What a connection shares with its server: the apps, the options, the count of requests in progress. */
-export interface ConnectionServer {
-  readonly options: ResolvedFastCgiOptions;
-  readonly app: App;
-  /** Requests in progress in the whole server. */
-  activeRequests: number;
-  /** True once the server is closing: connections close as soon as they have no request in progress. */
-  readonly draining: boolean;
-  /** Called when a connection is gone, so the server stops tracking it. */
-  forget(connection: FastCgiConnection): void;
-  /**
-   * Where a draining server hands its kept-alive connections, or null (they close instead). Set by a
-   * `tsgi serve` worker: it sends them to its master, which passes them to a worker that stays.
-   */
-  readonly handover: ((socket: Socket, sent: () => void) => void) | null;
-  /** Bytes buffered for peers in the whole server (bounded by maxBufferedBytes). */
-  readonly budget: ByteBudget;
-  /** A coarse clock (Date.now() at the last timeout sweep or accept): cheap to read on every record. */
-  readonly now: number;
-  /** The server's rate-limited log of refusals at limits. */
-  readonly limitLog: LimitLog;
-  /** What peers make the server log (protocol errors, refused addresses): one line per kind per 10 s. */
-  readonly peerLog: PeerLog;
-  /**
-   * The strings of the last PARAMS decoded, reused when the same bytes come again: one per server rather than
-   * per connection, so a new connection (nginx opens some all the time) starts warm. Decoding is synchronous.
-   */
-  readonly nameCache: NameValueCache;
-  /**
-   * Called when the server holds maxBufferedBytes: cuts the connection piling up the most unfinished PARAMS,
-   * if one holds enough to be worth it. True when one was cut (its bytes are let go at once).
-   */
-  shed(): boolean;
-}
 
 /** "10 s", "0.5 s": a timeout for a log line. */
 function seconds(ms: number): string {
@@ -62,9 +21,6 @@ function seconds(ms: number): string {
 }
 
 const EMPTY_CHUNK = Buffer.alloc(0);
-
-/** Most GET_VALUES names answered in one query; a longer query is cut there (no unbounded work per record). */
-const MAX_GET_VALUES_NAMES = 64;
 
 /** A draining server closes a kept-alive connection once it has been idle this long (see drain). */
 const DRAIN_IDLE_MS = 1_000;
@@ -382,7 +338,7 @@ export class FastCgiConnection implements RequestHost {
   #dispatch(type: number, requestId: number, content: Uint8Array): void {
     if (this.#closing) return;
     if (requestId === FCGI_NULL_REQUEST_ID) {
-      this.#onManagement(type, content);
+      answerManagementRecord(this.writer, this.#server.getValues, type, content);
       return;
     }
     if (type === RecordType.BEGIN_REQUEST) {
@@ -412,32 +368,9 @@ export class FastCgiConnection implements RequestHost {
   }
 
   #onBegin(requestId: number, content: Uint8Array): void {
-    if (content.length !== 8) throw new ProtocolError(`fastcgi: BEGIN_REQUEST body is not 8 bytes (${content.length})`);
-    const role = ((content[0] as number) << 8) | (content[1] as number);
-    const keepConn = ((content[2] as number) & FCGI_KEEP_CONN) !== 0;
+    const { role, keepConn } = decodeBeginRequest(content);
     if (this.#requests.has(requestId)) throw new ProtocolError(`fastcgi: BEGIN_REQUEST for active request ${requestId}`);
-    let refusal: number | null = null;
-    const options = this.options;
-    if (!options.multiplex && this.#requests.size > 0) refusal = ProtocolStatus.CANT_MPX_CONN;
-    else if (role !== Role.RESPONDER && role !== Role.AUTHORIZER && role !== Role.FILTER) refusal = ProtocolStatus.UNKNOWN_ROLE;
-    else if (this.#requests.size >= options.maxRequestsPerConnection) {
-      refusal = ProtocolStatus.OVERLOADED;
-      this.limitHit(
-        'maxRequestsPerConnection',
-        `a connection began more than ${options.maxRequestsPerConnection} requests at once (answered OVERLOADED)`,
-        'the maxRequestsPerConnection option',
-      );
-    } else if (this.#server.activeRequests >= options.maxRequests) {
-      refusal = ProtocolStatus.OVERLOADED;
-      this.limitHit('maxRequests', `${options.maxRequests} requests in progress (answered OVERLOADED)`, 'the maxRequests option');
-    } else if (this.#server.budget.used >= options.maxBufferedBytes && (this.#server.shed(), this.#server.budget.used >= options.maxBufferedBytes)) {
-      refusal = ProtocolStatus.OVERLOADED;
-      this.limitHit(
-        'maxBufferedBytes',
-        `the server buffers ${this.#server.budget.used} bytes of PARAMS and unread input (answered OVERLOADED)`,
-        'the maxBufferedBytes option',
-      );
-    }
+    const refusal = refusalOf(this.#server, role, this.#requests.size);
     if (refusal !== null) {
       this.writer.endRequest(requestId, 0, refusal);
       this.writer.schedule();
@@ -447,25 +380,5 @@ export class FastCgiConnection implements RequestHost {
     this.#server.activeRequests++;
     this.#begun++;
     this.#requests.set(requestId, new FastCgiRequest(this, requestId, role, keepConn));
-  }
-
-  #onManagement(type: number, content: Uint8Array): void {
-    if (type !== RecordType.GET_VALUES) {
-      this.writer.record(RecordType.UNKNOWN_TYPE, FCGI_NULL_REQUEST_ID, Uint8Array.of(type, 0, 0, 0, 0, 0, 0, 0));
-      this.writer.schedule();
-      return;
-    }
-    const known: Record<string, string> = {
-      [FCGI_MAX_CONNS]: String(this.options.maxConnections),
-      [FCGI_MAX_REQS]: String(this.options.maxRequests),
-      [FCGI_MPXS_CONNS]: this.options.multiplex ? '1' : '0',
-    };
-    const answer: Array<[string, string]> = [];
-    for (const [name] of decodeNameValuePairs(content).slice(0, MAX_GET_VALUES_NAMES)) {
-      const value = known[name];
-      if (value !== undefined) answer.push([name, value]);
-    }
-    this.writer.record(RecordType.GET_VALUES_RESULT, FCGI_NULL_REQUEST_ID, encodeNameValuePairs(answer));
-    this.writer.schedule();
   }
 }

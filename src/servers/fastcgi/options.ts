@@ -1,4 +1,4 @@
-import { createForwardedPolicy, DEFAULT_FORWARDED_ALLOW_IPS, type ForwardedPolicy } from '../../environ/forwarded-policy.js';
+import type { ForwardedPolicy } from '../../environ/forwarded-policy.js';
 import type { App, ErrorStream } from '../../types.js';
 import {
   DEFAULT_BODY_TIMEOUT_MS,
@@ -6,6 +6,17 @@ import {
   DEFAULT_IDLE_TIMEOUT_MS,
   type PeerTimeoutOptions,
 } from '../limits.js';
+import {
+  checkApp,
+  checkByteLimit,
+  checkErrors,
+  checkFlag,
+  checkForwardedAllowIps,
+  checkMount,
+  checkTimeout,
+  checkWhole,
+} from '../option-checks.js';
+import { checkWebServerAddrs } from '../web-server-addrs.js';
 
 /** Default cap on the PARAMS of one request: far above what web servers send (a few KiB). */
 export const DEFAULT_MAX_PARAMS_BYTES = 1024 * 1024;
@@ -98,8 +109,9 @@ export interface FastCgiServerOptions extends PeerTimeoutOptions {
   forwardedAllowIps?: string;
 }
 
-/** The options with their defaults applied. */
+/** The options with their defaults applied, checked once (resolveFastCgiOptions). */
 export interface ResolvedFastCgiOptions {
+  /** Normalised (normalizeMount: "" for the root); null: no mount. */
   mount: string | null;
   multiplex: boolean;
   maxConnections: number;
@@ -122,33 +134,37 @@ export interface ResolvedFastCgiOptions {
   forwarded: ForwardedPolicy;
 }
 
-/** Applies defaults; reads FCGI_WEB_SERVER_ADDRS when `webServerAddrs` is not given. */
+/** The area of the option errors: "fastcgi: maxRequests must be ...". */
+const AREA = 'fastcgi';
+
+/**
+ * Applies the defaults and checks every option, once, when the server is created: a bad one throws a
+ * TsgiError naming it (see option-checks.ts). Reads FCGI_WEB_SERVER_ADDRS when `webServerAddrs` is not given.
+ */
 export function resolveFastCgiOptions(options: FastCgiServerOptions, env: NodeJS.ProcessEnv = process.env): ResolvedFastCgiOptions {
   const fromEnv = env.FCGI_WEB_SERVER_ADDRS;
-  const addrs = options.webServerAddrs !== undefined ? options.webServerAddrs : fromEnv ? fromEnv.split(',') : null;
+  const webServerAddrs =
+    options.webServerAddrs !== undefined
+      ? checkWebServerAddrs(AREA, 'webServerAddrs', options.webServerAddrs)
+      : checkWebServerAddrs(AREA, 'FCGI_WEB_SERVER_ADDRS', fromEnv ? fromEnv.split(',') : null);
   return {
-    mount: options.mount ?? null,
-    multiplex: options.multiplex ?? true,
-    maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
-    maxRequests: options.maxRequests ?? DEFAULT_MAX_REQUESTS,
-    maxRequestsPerConnection: options.maxRequestsPerConnection ?? DEFAULT_MAX_REQUESTS_PER_CONNECTION,
-    maxParamsBytes: options.maxParamsBytes ?? DEFAULT_MAX_PARAMS_BYTES,
-    maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES,
-    headerTimeoutMs: options.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS,
-    bodyTimeoutMs: options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS,
-    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
-    maxBodyBytes: options.maxBodyBytes ?? Number.POSITIVE_INFINITY,
-    inputHighWaterBytes: options.inputHighWaterBytes ?? DEFAULT_INPUT_HIGH_WATER_BYTES,
-    errors: options.errors ?? { write: (text) => void process.stderr.write(text) },
-    webServerAddrs: addrs ? new Set(addrs.map((addr) => normalizeAddress(addr.trim())).filter((addr) => addr !== '')) : null,
-    authorizer: options.authorizer ?? null,
-    filter: options.filter ?? null,
-    multiprocess: options.multiprocess ?? false,
-    forwarded: createForwardedPolicy(options.forwardedAllowIps ?? DEFAULT_FORWARDED_ALLOW_IPS),
+    mount: checkMount(AREA, options.mount),
+    multiplex: checkFlag(AREA, 'multiplex', options.multiplex, true),
+    maxConnections: checkWhole(AREA, 'maxConnections', options.maxConnections, DEFAULT_MAX_CONNECTIONS, 1),
+    maxRequests: checkWhole(AREA, 'maxRequests', options.maxRequests, DEFAULT_MAX_REQUESTS, 1),
+    maxRequestsPerConnection: checkWhole(AREA, 'maxRequestsPerConnection', options.maxRequestsPerConnection, DEFAULT_MAX_REQUESTS_PER_CONNECTION, 1),
+    maxParamsBytes: checkWhole(AREA, 'maxParamsBytes', options.maxParamsBytes, DEFAULT_MAX_PARAMS_BYTES, 1),
+    maxBufferedBytes: checkWhole(AREA, 'maxBufferedBytes', options.maxBufferedBytes, DEFAULT_MAX_BUFFERED_BYTES, 1),
+    headerTimeoutMs: checkTimeout(AREA, 'headerTimeoutMs', options.headerTimeoutMs, DEFAULT_HEADER_TIMEOUT_MS),
+    bodyTimeoutMs: checkTimeout(AREA, 'bodyTimeoutMs', options.bodyTimeoutMs, DEFAULT_BODY_TIMEOUT_MS),
+    idleTimeoutMs: checkTimeout(AREA, 'idleTimeoutMs', options.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS),
+    maxBodyBytes: checkByteLimit(AREA, 'maxBodyBytes', options.maxBodyBytes),
+    inputHighWaterBytes: checkWhole(AREA, 'inputHighWaterBytes', options.inputHighWaterBytes, DEFAULT_INPUT_HIGH_WATER_BYTES, 1),
+    errors: checkErrors(AREA, options.errors),
+    webServerAddrs,
+    authorizer: checkApp(AREA, 'authorizer', options.authorizer),
+    filter: checkApp(AREA, 'filter', options.filter),
+    multiprocess: checkFlag(AREA, 'multiprocess', options.multiprocess, false),
+    forwarded: checkForwardedAllowIps(AREA, options.forwardedAllowIps),
   };
-}
-
-/** "::ffff:127.0.0.1" -> "127.0.0.1"; other addresses unchanged (conformance C16). */
-export function normalizeAddress(address: string): string {
-  return address.toLowerCase().startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
-import { FCGI_HEADER_LENGTH, FCGI_MAX_CONTENT_LENGTH } from '../../protocol/fastcgi/constants.js';
-import { writeEndRequest, writeRecordHeader } from '../../protocol/fastcgi/record-encoder.js';
+import { FCGI_HEADER_LENGTH, FCGI_MAX_CONTENT_LENGTH, FCGI_NULL_REQUEST_ID, RecordType } from '../../protocol/fastcgi/constants.js';
+import { FIXED_BODY_LENGTH, writeEndRequestBody, writeUnknownTypeBody } from '../../protocol/fastcgi/record-bodies.js';
+import { writeRecordHeader } from '../../protocol/fastcgi/record-encoder.js';
 import { CgiHeadCache, cgiHeadLength, writeCgiHead } from '../../protocol/cgi-head-bytes.js';
 import type { Header } from '../../types.js';
 
@@ -28,6 +29,9 @@ const HEAD_CACHE = new CgiHeadCache();
  * shared pool buffer (one allocation per POOL_BYTES of output, never one per record or per connection); large
  * contents go out as views of the app's own bytes. Everything queued in one tick leaves in one corked write (writev): a whole
  * small response — STDOUT, the empty STDOUT, END_REQUEST — is a single syscall.
+ *
+ * The bytes themselves are the protocol module's (src/protocol/fastcgi): every record's header is written by
+ * #header (writeRecordHeader), every fixed body by record-bodies.ts; this class only decides where they go.
  */
 export class RecordWriter {
   readonly #socket: Socket;
@@ -60,12 +64,10 @@ export class RecordWriter {
     for (let offset = 0; offset < data.length; offset += FCGI_MAX_CONTENT_LENGTH) {
       const length = Math.min(FCGI_MAX_CONTENT_LENGTH, data.length - offset);
       if (length <= COPY_LIMIT_BYTES) {
-        const at = this.#reserve(FCGI_HEADER_LENGTH + length);
-        writeRecordHeader(this.#pool, at, type, requestId, length);
-        this.#pool.set(data.subarray(offset, offset + length), at + FCGI_HEADER_LENGTH);
+        const at = this.#header(type, requestId, length, length);
+        this.#pool.set(data.subarray(offset, offset + length), at);
       } else {
-        const at = this.#reserve(FCGI_HEADER_LENGTH);
-        writeRecordHeader(this.#pool, at, type, requestId, length);
+        this.#header(type, requestId, length, 0);
         this.#closePiece();
         this.#pieces[this.#count++] = data.subarray(offset, offset + length);
         this.#queued += length;
@@ -77,10 +79,9 @@ export class RecordWriter {
   streamPair(type: number, requestId: number, head: Uint8Array, body: Uint8Array): void {
     const total = head.length + body.length;
     if (total <= COPY_LIMIT_BYTES) {
-      const at = this.#reserve(FCGI_HEADER_LENGTH + total);
-      writeRecordHeader(this.#pool, at, type, requestId, total);
-      this.#pool.set(head, at + FCGI_HEADER_LENGTH);
-      this.#pool.set(body, at + FCGI_HEADER_LENGTH + head.length);
+      const at = this.#header(type, requestId, total, total);
+      this.#pool.set(head, at);
+      this.#pool.set(body, at + head.length);
       return;
     }
     this.stream(type, requestId, head);
@@ -100,10 +101,8 @@ export class RecordWriter {
     const total = headLength + body.length;
     const inOne = total <= COPY_LIMIT_BYTES;
     const length = inOne ? total : headLength;
-    const at = this.#reserve(FCGI_HEADER_LENGTH + length);
+    const start = this.#header(type, requestId, length, length);
     const pool = this.#pool;
-    writeRecordHeader(pool, at, type, requestId, length);
-    const start = at + FCGI_HEADER_LENGTH;
     let end: number;
     if (cachedLength >= 0) end = HEAD_CACHE.copyTo(pool, start);
     else {
@@ -118,15 +117,20 @@ export class RecordWriter {
   /** Queues a record with `content` (<= 65535 bytes), which may be empty (the end of a stream). */
   record(type: number, requestId: number, content?: Uint8Array): void {
     const length = content?.length ?? 0;
-    const at = this.#reserve(FCGI_HEADER_LENGTH + length);
-    writeRecordHeader(this.#pool, at, type, requestId, length);
-    if (content) this.#pool.set(content, at + FCGI_HEADER_LENGTH);
+    const at = this.#header(type, requestId, length, length);
+    if (content) this.#pool.set(content, at);
   }
 
-  /** Queues an END_REQUEST record. */
+  /** Queues an END_REQUEST record (§5.5). */
   endRequest(requestId: number, appStatus: number, protocolStatus: number): void {
-    const at = this.#reserve(FCGI_HEADER_LENGTH + 8);
-    writeEndRequest(this.#pool, at, requestId, appStatus, protocolStatus);
+    const at = this.#header(RecordType.END_REQUEST, requestId, FIXED_BODY_LENGTH, FIXED_BODY_LENGTH);
+    writeEndRequestBody(this.#pool, at, appStatus, protocolStatus);
+  }
+
+  /** Queues an UNKNOWN_TYPE management record naming `type` (§4.2). */
+  unknownType(type: number): void {
+    const at = this.#header(RecordType.UNKNOWN_TYPE, FCGI_NULL_REQUEST_ID, FIXED_BODY_LENGTH, FIXED_BODY_LENGTH);
+    writeUnknownTypeBody(this.#pool, at, type);
   }
 
   /** Flushes at the end of this tick (after the current chain of promise callbacks), or now when a lot is queued. */
@@ -167,6 +171,17 @@ export class RecordWriter {
     for (let i = 0; i < count; i++) socket.write(pieces[i] as Uint8Array);
     socket.uncork();
     return !socket.writableNeedDrain;
+  }
+
+  /**
+   * Reserves a record: its header, written here, and `copied` bytes after it for its content (0 when the content
+   * follows as a piece of its own). Returns where the content goes in this.#pool (read it after the call: the
+   * reservation may have moved to a new pool). The one place the writer writes a record header.
+   */
+  #header(type: number, requestId: number, contentLength: number, copied: number): number {
+    const at = this.#reserve(FCGI_HEADER_LENGTH + copied);
+    writeRecordHeader(this.#pool, at, type, requestId, contentLength);
+    return at + FCGI_HEADER_LENGTH;
   }
 
   /**

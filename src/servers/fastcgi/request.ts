@@ -132,7 +132,13 @@ export class FastCgiRequest implements ResponseSink {
     return this.#params.held;
   }
 
-  /** A STDIN record; the empty one ends the body. Copies the content (it is a view of a socket buffer). */
+  /**
+   * A STDIN record; the empty one ends the body. The content is a view of a socket read, which Node never
+   * reuses, so it could be kept; it is copied all the same (ByteQueue.copy) because the view shares its read
+   * with the other records of that read: kept, it would hold up to 64 KiB alive for a few bytes queued, more
+   * than the server's budget counts (see NameValueCollector.push, which keeps a view only when it is most of
+   * its buffer).
+   */
   onStdin(content: Uint8Array): void {
     if (content.length === 0) {
       this.stdin.end();

@@ -1,0 +1,419 @@
+import type { Socket } from 'node:net';
+import { AbortError, InputError, ProtocolError, describeError, statusOfError } from '../../errors.js';
+import { createEnviron, schemeOf } from '../../environ/create-environ.js';
+import { applyMount } from '../../environ/mount.js';
+import { refuseRequest, runApp, type ResponseSink, type RunResult } from '../../response/run-app.js';
+import type { App, Header } from '../../types.js';
+import { ByteQueue } from '../fastcgi/byte-queue.js';
+import { LazyAbort } from '../lazy-abort.js';
+import { LINGER_MS } from '../limits.js';
+import { waitForDrain } from '../write-to-stream.js';
+import type { LimitLog, PeerLog } from '../limit-log.js';
+import type { ResolvedOneRequestOptions } from './options.js';
+import type { OneRequestHead } from './protocol.js';
+import { refusalOfHead } from './head-checks.js';
+import type { OneRequestProtocol } from './protocol.js';
+import { errorPage, writeHeadWith } from './response-head.js';
+
+const EMPTY = new Uint8Array(0);
+
+/** What a connection needs from its server (OneRequestServer). */
+export interface OneRequestHost {
+  readonly app: App;
+  readonly protocol: OneRequestProtocol;
+  readonly options: ResolvedOneRequestOptions;
+  /** Requests whose app is running. */
+  activeRequests: number;
+  /** Refusals at a limit, rate-limited. */
+  readonly limitLog: LimitLog;
+  /** What peers make the server log, rate-limited. */
+  readonly peerLog: PeerLog;
+}
+
+/** Socket errors that only mean the peer went away: not worth a log line. */
+const PEER_GONE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
+/**
+ * One connection: reads the head, runs the app while the body streams in (the socket is paused while more
+ * than inputHighWaterBytes wait for the app), writes the response, closes (see #close). The connection is the
+ * ResponseSink of its request: no sink object or closures per request. A malformed head is answered 400
+ * (nothing was sent yet) and logged; the loss of the connection fires `tsgi.signal`; nothing here throws out
+ * of a socket event. One timer per phase the peer controls: the head must be complete within headerTimeoutMs
+ * of the accept; then, while body bytes are due and the socket is not paused for the app, each chunk re-arms
+ * (refresh()) a bodyTimeoutMs timer.
+ */
+export class OneRequestConnection implements ResponseSink {
+  readonly #server: OneRequestHost;
+  readonly #socket: Socket;
+  readonly #options: ResolvedOneRequestOptions;
+  readonly #name: string;
+  #reader: { push(chunk: Uint8Array): OneRequestHead | null } | null;
+  #queue: ByteQueue | null = null;
+  /** Body bytes still to come from the web server. */
+  #remaining = 0;
+  #paused = false;
+  #received = 0;
+  // Created only if the app reads tsgi.signal (see LazyAbort).
+  readonly #abort = new LazyAbort();
+  /** The head runApp gave (sendHead), held back to leave with the first body bytes: null once sent. */
+  #headHeaders: Header[] | null = null;
+  #headCode = 0;
+  #headReason = '';
+  /** Every byte of the request arrived (the head and CONTENT_LENGTH bytes of body): nothing more is due. */
+  #inputDone = false;
+  /** The peer sent bytes past its request: more may come, so the connection lingers before it closes. */
+  #overran = false;
+  /** The response is complete (or abandoned): what still arrives is discarded. */
+  #finished = false;
+  #active = false;
+  /** The head timer, then the body timer (null when none is due). */
+  #timer: NodeJS.Timeout | null = null;
+  /**
+   * The linger timer (see #linger), cleared when the socket closes: a timer left pending would keep the socket
+   * and this connection alive for LINGER_MS after every request.
+   */
+  #lingerTimer: NodeJS.Timeout | null = null;
+
+  constructor(server: OneRequestHost, socket: Socket) {
+    this.#server = server;
+    this.#socket = socket;
+    this.#options = server.options;
+    this.#name = server.protocol.name;
+    this.#reader = server.protocol.createReader(this.#options.maxHeaderBytes);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('end', () => this.#onEnd());
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (!PEER_GONE_CODES.has(error.code ?? '')) this.#server.peerLog.write('connection error', `tsgi: ${this.#name}: connection error (${error.message})`);
+      // Now, not at 'close': that comes a loop turn later, after a blocked write has already seen the error.
+      if (!this.#finished) this.#abortRequest(new AbortError(`${this.#name}: the web server closed the connection (${error.code ?? error.message})`));
+    });
+    socket.on('close', () => this.#onClose());
+    const headerTimeoutMs = this.#options.headerTimeoutMs;
+    if (headerTimeoutMs > 0) this.#timer = setTimeout(() => this.#onHeaderTimeout(), headerTimeoutMs).unref();
+  }
+
+  #clearTimer(): void {
+    if (this.#timer === null) return;
+    clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  /** No complete head within headerTimeoutMs of the accept: logged (rate-limited), 408 if a head was begun, closed. */
+  #onHeaderTimeout(): void {
+    this.#timer = null;
+    if (this.#reader === null || this.#finished) return;
+    const options = this.#options;
+    const seconds = options.headerTimeoutMs / 1000;
+    this.#server.limitLog.hit(
+      'headerTimeoutMs',
+      this.#received === 0
+        ? `a connection sent nothing for ${seconds} s`
+        : `a connection sent ${this.#received} bytes and no complete request head in ${seconds} s`,
+      '--header-timeout SECONDS (option headerTimeoutMs)',
+    );
+    this.#reader = null;
+    this.#finished = true;
+    const socket = this.#socket;
+    if (this.#received === 0 || socket.destroyed) {
+      // Nothing was asked: nobody to answer.
+      socket.destroy();
+      return;
+    }
+    // A web server that began a request waits for an answer. The peer has stopped sending (nothing unread to
+    // turn the close into a reset), so no lingering: closed once the page is out.
+    socket.end(errorPage(this.#server.protocol, 408), () => socket.destroy());
+    // A peer that does not read either: cut after LINGER_MS at most.
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  }
+
+  /**
+   * Body bytes stopped arriving for bodyTimeoutMs: the app's read fails with an InputError (408), its answer
+   * (if it gives one) is sent and the connection closes. A socket paused because the app reads slowly does not
+   * count: the timer is ignored then and re-armed on resume.
+   */
+  #onBodyTimeout(): void {
+    if (this.#finished || this.#remaining === 0 || this.#paused) return;
+    this.#timer = null;
+    const seconds = this.#options.bodyTimeoutMs / 1000;
+    this.#server.limitLog.hit(
+      'bodyTimeoutMs',
+      `a request body stopped arriving for ${seconds} s (${this.#remaining} of its CONTENT_LENGTH bytes missing)`,
+      '--body-timeout SECONDS (option bodyTimeoutMs)',
+    );
+    this.#remaining = 0;
+    this.#queue?.fail(new InputError(`${this.#name}: the request body stopped arriving (no bytes for ${seconds} s)`, 408));
+  }
+
+  #onData(chunk: Buffer): void {
+    const reader = this.#reader;
+    if (reader !== null) {
+      this.#received += chunk.length;
+      let head: OneRequestHead | null;
+      try {
+        head = reader.push(chunk);
+      } catch (error) {
+        this.#reader = null;
+        this.#refuse(error);
+        return;
+      }
+      if (head === null) return;
+      this.#reader = null;
+      this.#clearTimer();
+      this.#start(head);
+      if (head.rest.length > 0) this.#feed(head.rest);
+      return;
+    }
+    this.#feed(chunk);
+  }
+
+  /** Body bytes: queued for the app up to CONTENT_LENGTH; anything after it, or after the end, is dropped. */
+  #feed(chunk: Uint8Array): void {
+    const queue = this.#queue;
+    if (queue === null || this.#remaining === 0) {
+      if (chunk.length > 0) this.#overran = true;
+      return;
+    }
+    const take = Math.min(this.#remaining, chunk.length);
+    if (take < chunk.length) this.#overran = true;
+    queue.push(take === chunk.length ? chunk : chunk.subarray(0, take));
+    this.#remaining -= take;
+    if (this.#remaining === 0) {
+      this.#inputDone = true;
+      queue.end();
+      this.#clearTimer();
+    } else if (this.#timer !== null) this.#timer.refresh();
+    if (this.#remaining > 0 && !this.#paused && queue.queued > this.#options.inputHighWaterBytes) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+  }
+
+  #resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#socket.resume();
+    // The peer gets a whole bodyTimeoutMs from now (the timer may have fired, ignored, while paused).
+    this.#timer?.refresh();
+  }
+
+  #onEnd(): void {
+    if (this.#reader !== null) {
+      // The web server hung up before a whole head: nothing to answer.
+      if (this.#received > 0) this.#server.peerLog.write('cut head', `tsgi: ${this.#name}: connection closed inside the request head (${this.#received} bytes)`);
+      this.#reader = null;
+      this.#finished = true;
+      this.#socket.destroy();
+      return;
+    }
+    // A body cut short: the app's next read fails with an InputError (fewer bytes than CONTENT_LENGTH). Nothing
+    // more can arrive, so there is no stall left to time.
+    if (this.#remaining > 0) {
+      this.#clearTimer();
+      this.#queue?.end();
+    }
+    if (this.#finished) this.#socket.destroySoon();
+  }
+
+  #onClose(): void {
+    this.#clearTimer();
+    if (this.#lingerTimer !== null) {
+      clearTimeout(this.#lingerTimer);
+      this.#lingerTimer = null;
+    }
+    if (!this.#finished) this.#abortRequest(new AbortError(`${this.#name}: the web server closed the connection`));
+    this.#finished = true;
+  }
+
+  #abortRequest(reason: Error): void {
+    if (this.#abort.reason !== null) return;
+    this.#abort.abort(reason);
+    this.#queue?.fail(reason);
+  }
+
+  /** A malformed head: logged, answered 400 (nothing was sent yet and the socket still works), closed. */
+  #refuse(error: unknown): void {
+    this.#server.peerLog.write('malformed head', `tsgi: ${error instanceof ProtocolError ? error.message : describeError(error)}`);
+    this.#finished = true;
+    this.#writeErrorPage(statusOfError(error) === 502 ? 400 : statusOfError(error));
+  }
+
+  #writeErrorPage(code: number): void {
+    this.#socket.end(errorPage(this.#server.protocol, code));
+    this.#linger();
+  }
+
+  /** Keeps reading (and dropping) what the web server still sends until it closes, at most LINGER_MS. */
+  #linger(): void {
+    const socket = this.#socket;
+    this.#paused = false;
+    socket.resume();
+    if (socket.readableEnded) {
+      socket.destroySoon();
+      return;
+    }
+    socket.once('finish', () => {
+      if (!socket.destroyed) this.#lingerTimer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    });
+  }
+
+  #start(head: OneRequestHead): void {
+    const options = this.#options;
+    const variables = head.variables;
+    if (options.mount !== null) applyMount(variables, options.mount);
+    else if (variables.SCRIPT_NAME === undefined && variables.PATH_INFO === undefined) applyMount(variables, '/');
+    const refusal = refusalOfHead(head, options, this.#name, this.#server.limitLog);
+    if (refusal !== 0) {
+      this.#finished = true;
+      this.#writeErrorPage(refusal);
+      return;
+    }
+    this.#remaining = head.contentLength;
+    this.#inputDone = head.contentLength === 0;
+    if (head.contentLength > 0) {
+      this.#queue = new ByteQueue(() => this.#resume(), options.inputHighWaterBytes / 2);
+      if (options.bodyTimeoutMs > 0) this.#timer = setTimeout(() => this.#onBodyTimeout(), options.bodyTimeoutMs).unref();
+    }
+    const scheme = variables.UWSGI_SCHEME?.toLowerCase() === 'https' ? 'https' : schemeOf(variables);
+    this.#active = true;
+    this.#server.activeRequests++;
+    let run: Promise<RunResult>;
+    try {
+      const environ = createEnviron({
+        variables,
+        input: this.#queue,
+        errors: options.errors,
+        signal: this.#abort,
+        ownsVariables: true,
+        urlScheme: scheme,
+        multithread: true,
+        multiprocess: options.multiprocess,
+        forwarded: options.forwarded,
+        runOnce: false,
+      });
+      run = runApp(this.#server.app, environ, this, { abort: this.#abort });
+    } catch (error) {
+      // createEnviron refused the request: answer it without running the app.
+      options.errors.write(`tsgi: ${describeError(error)}\n`);
+      run = refuseRequest(this, error, variables.REQUEST_METHOD === 'HEAD');
+    }
+    run.then(
+      () => this.#done(),
+      (error: unknown) => {
+        options.errors.write(`tsgi: ${this.#name} request failed: ${describeError(error)}\n`);
+        this.#socket.destroy();
+        this.#done();
+      },
+    );
+  }
+
+  #done(): void {
+    if (this.#active) {
+      this.#active = false;
+      this.#server.activeRequests--;
+    }
+    if (!this.#finished) {
+      // The sink ended without end() or abort(): never leave the web server waiting.
+      this.#finished = true;
+      this.#socket.destroy();
+    }
+  }
+
+  // The ResponseSink runApp writes to: the connection itself (no sink object, no closures per request).
+
+  #gone(): Error {
+    return this.#abort.reason ?? new AbortError(`${this.#name}: the connection is closed`);
+  }
+
+  /**
+   * Holds the head back, so a small response leaves in one write with its body (runApp never changes the
+   * headers array once it gave it here).
+   */
+  sendHead(code: number, reason: string, headers: Header[]): void {
+    if (this.#finished) throw this.#gone();
+    this.#headCode = code;
+    this.#headReason = reason;
+    this.#headHeaders = headers;
+  }
+
+  /** Sends a head still held back (the app asked for it before any body byte: runApp's flush). */
+  flush(): void {
+    if (this.#headHeaders === null || this.#finished || this.#socket.destroyed) return;
+    this.#send(EMPTY, false);
+  }
+
+  /** Body bytes (with the head when it is still held back); a promise while the socket wants a drain. */
+  write(chunk: Uint8Array): void | Promise<void> {
+    const socket = this.#socket;
+    if (this.#finished || socket.destroyed) throw this.#gone();
+    this.#send(chunk, false);
+    if (!socket.writableNeedDrain) return;
+    return waitForDrain(socket, this.#abort.signal).then((drained) => {
+      if (drained) return;
+      if (!this.#finished) this.#abortRequest(new AbortError(`${this.#name}: the web server closed the connection`));
+      throw this.#gone();
+    });
+  }
+
+  /** The last body bytes and the end: head, body and the FIN leave together (runApp's endWith). */
+  endWith(chunk: Uint8Array): void {
+    if (this.#finished || this.#socket.destroyed) throw this.#gone();
+    this.#finish();
+    this.#send(chunk, true);
+    this.#close();
+  }
+
+  /** The response is complete: the head if it is still held back, then the FIN. */
+  end(): void {
+    if (this.#finished) return;
+    this.#finish();
+    this.#send(EMPTY, true);
+    this.#close();
+  }
+
+  /** The response failed after its head was sent. */
+  abort(): void {
+    if (this.#finished) return;
+    this.#finish();
+    this.#queue?.fail(new AbortError(`${this.#name}: the request has ended`));
+    // After the head, the only way to tell the web server the body is incomplete is to cut the connection; a
+    // reset (not a FIN) makes it a failed response rather than a short one.
+    const socket = this.#socket;
+    if (typeof socket.resetAndDestroy === 'function' && !socket.destroyed && !socket.connecting) socket.resetAndDestroy();
+    else socket.destroy();
+  }
+
+  /**
+   * Writes `chunk` (possibly empty), after the head when it is still held back (in one buffer with it when
+   * both are small: see writeHeadWith), and ends the response (FIN) when `last`.
+   */
+  #send(chunk: Uint8Array, last: boolean): void {
+    const socket = this.#socket;
+    const headers = this.#headHeaders;
+    if (headers !== null) {
+      this.#headHeaders = null;
+      writeHeadWith(socket, this.#server.protocol, this.#headCode, this.#headReason, headers, chunk, last);
+    } else if (last) {
+      if (chunk.length > 0) socket.end(chunk);
+      else socket.end();
+    } else if (chunk.length > 0) socket.write(chunk);
+  }
+
+  /** The response is complete or abandoned: nothing more is written, no timeout applies any more. */
+  #finish(): void {
+    this.#finished = true;
+    this.#clearTimer();
+  }
+
+  /**
+   * After the FIN: a request read to its last byte has nothing more coming, so the socket is closed as soon
+   * as the answer is written, as node:http does after `Connection: close`. Otherwise (the app answered before
+   * its body arrived, or the peer sent more than it announced), the connection lingers: closing with unread
+   * bytes would send a reset that can destroy the answer in flight.
+   */
+  #close(): void {
+    // The input is over too: drop what the app left unread.
+    this.#queue?.fail(new AbortError(`${this.#name}: the request has ended`));
+    if (this.#inputDone && !this.#overran) this.#socket.destroySoon();
+    else this.#linger();
+  }
+}
