@@ -9,15 +9,18 @@
  * - `new ServerResponse(req, { highWaterMark })`, `assignSocket(socket)` / `detachSocket(socket)` (the
  *   response writes its head and body to `socket.write()`, and emits 'close' when the socket closes);
  * - the response's private `kNeedDrain` flag, which the server clears when it relays the socket's 'drain';
- * - `_closed`, the flag behind a response's single 'close' event.
+ * - `_closed`, the flag behind a response's single 'close' event;
+ * - `_expect_continue` (set by the server for `Expect: 100-continue`), and `socket._httpMessage` (the response a
+ *   socket carries, which `assignSocket` sets and `detachSocket` clears).
  * probeObjectsEngine() exercises all of them on a throwaway pair; fromNodeHandler falls back to its
- * "http-server" engine when the probe fails.
+ * "http-server" engine when the probe fails. This module is the only one of the bridge that touches them: the
+ * others call the functions below.
  */
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Duplex } from 'node:stream';
 
 /** The undocumented members of IncomingMessage the engine uses. */
-export interface IncomingInternals {
+interface IncomingInternals {
   _addHeaderLines(headers: string[], count: number): void;
   _dump(): void;
   _consuming: boolean;
@@ -25,7 +28,7 @@ export interface IncomingInternals {
 }
 
 /** The undocumented members of ServerResponse the engine uses. */
-export interface ResponseInternals {
+interface ResponseInternals {
   assignSocket(socket: unknown): void;
   detachSocket(socket: unknown): void;
   _closed: boolean;
@@ -34,7 +37,7 @@ export interface ResponseInternals {
 }
 
 /** ServerResponse's constructor as Node 20+ has it (the second argument is not in every @types/node). */
-export const ServerResponseWithOptions = ServerResponse as unknown as new (
+const ServerResponseWithOptions = ServerResponse as unknown as new (
   req: IncomingMessage,
   options: { highWaterMark: number },
 ) => ServerResponse & ResponseInternals;
@@ -48,7 +51,7 @@ export function connectionReset(): Error {
  * OutgoingMessage's private "a write returned false" flag, which Node's server clears when it relays the
  * socket's 'drain' to the response (found on a probe response; undefined when this Node has no such field).
  */
-export let kNeedDrain: symbol | undefined;
+let kNeedDrain: symbol | undefined;
 
 let probed: boolean | undefined;
 
@@ -99,4 +102,88 @@ export function probeObjectsEngine(): boolean {
   } catch {
     return false;
   }
+}
+
+const readIncoming = IncomingMessage.prototype._read as (this: IncomingMessage, size: number) => void;
+
+/**
+ * As Node's parser does before 'request': a request on `socket` with the raw header list (name, value, ...);
+ * Node derives `headers` and `headersDistinct` from it when they are read.
+ */
+export function createRequest(socket: Duplex, raw: string[]): IncomingMessage {
+  const req = new IncomingMessage(socket as never) as IncomingMessage & IncomingInternals;
+  if (raw.length > 0) req._addHeaderLines(raw, raw.length);
+  return req;
+}
+
+/**
+ * As Node's server does for a request: its response, with the socket's high-water mark, told whether the
+ * request expects `100 Continue` (then `res.writeContinue()` is allowed), and assigned to the socket.
+ */
+export function createResponse(req: IncomingMessage, socket: Duplex, expectContinue: boolean): ServerResponse {
+  const res = new ServerResponseWithOptions(req, { highWaterMark: socket.writableHighWaterMark });
+  if (expectContinue) res._expect_continue = true;
+  res.assignSocket(socket);
+  return res;
+}
+
+/**
+ * As Node's server does when a response finished: a body the handler never read is discarded (pulled and
+ * dropped), and the response lets go of its socket. Its 'close' follows a tick later (emitResponseClose).
+ */
+export function finishExchange(req: IncomingMessage, res: ServerResponse, socket: Duplex): void {
+  if (!(req as IncomingMessage & IncomingInternals)._consuming && req.readableFlowing !== true) (req as IncomingMessage & IncomingInternals)._dump();
+  (res as ServerResponse & ResponseInternals).detachSocket(socket);
+}
+
+/** As Node's server after a response finished: the response's single 'close'. */
+export function emitResponseClose(res: ServerResponse): void {
+  const internals = res as ServerResponse & ResponseInternals;
+  if (internals._closed) return;
+  internals.destroyed = true;
+  internals._closed = true;
+  res.emit('close');
+}
+
+/**
+ * Calls `onRead` each time the handler reads the request body (after IncomingMessage's own `_read`, which marks
+ * the body as being consumed so that it is not dumped at the end).
+ */
+export function onRequestRead(req: IncomingMessage, onRead: () => void): void {
+  req._read = (size: number): void => {
+    readIncoming.call(req, size);
+    onRead();
+  };
+}
+
+/** Calls `onRead` once, the first time the handler reads the request body (the request's own `_read` then runs). */
+export function onFirstRequestRead(req: IncomingMessage, onRead: () => void): void {
+  const readOwn = req._read;
+  req._read = (size: number): void => {
+    req._read = readOwn;
+    onRead();
+    readOwn.call(req, size);
+  };
+}
+
+/** As the parser does at the end of the message: the request is complete, its body ends. */
+export function endRequest(req: IncomingMessage): void {
+  req.complete = true;
+  req.push(null);
+}
+
+/** The response this socket currently carries (null when none: a finished response detached itself). */
+export function responseOnSocket(socket: Duplex): ServerResponse | null {
+  return (socket as { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
+}
+
+/**
+ * As Node's server on a socket's 'drain' (`this` is the socket; a listener added once per socket): the
+ * response waiting for one (its res.write() returned false) gets it.
+ */
+export function relayDrain(this: Duplex): void {
+  const res = responseOnSocket(this) as (ServerResponse & Record<symbol, unknown>) | null;
+  if (!res || res.writableEnded || kNeedDrain === undefined || res[kNeedDrain] !== true) return;
+  res[kNeedDrain] = false;
+  res.emit('drain');
 }

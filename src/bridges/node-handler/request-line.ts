@@ -1,0 +1,56 @@
+/**
+ * The request line a bridged handler sees: `req.url` (and `req.originalUrl` when mounted), `req.method` and
+ * `req.httpVersion*` from the environ, and the environ itself on the request (environOf).
+ */
+import type { IncomingMessage } from 'node:http';
+import { rawPathBelow } from '../../environ/byte-policy.js';
+import type { Environ } from '../../types.js';
+import { ENVIRON } from './settings.js';
+
+const PROTOCOL_RE = /^HTTP\/(\d+)(?:\.(\d+))?$/;
+// RFC 3986 pchar plus "/": what may stay unescaped in a path rebuilt from the decoded PATH_INFO.
+const PATH_SAFE_RE = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/g;
+
+/** Sets url, method and version from the environ, and the environ itself, on a request. */
+export function dressRequest(req: IncomingMessage, environ: Environ, urlMode: 'path-info' | 'request-uri'): void {
+  (req as { [ENVIRON]?: Environ })[ENVIRON] = environ;
+  const { url, originalUrl } = buildUrl(environ, urlMode);
+  req.url = url;
+  if (originalUrl !== undefined) (req as { originalUrl?: string }).originalUrl = originalUrl;
+  if (req.method !== environ.REQUEST_METHOD) req.method = environ.REQUEST_METHOD;
+  const protocol = PROTOCOL_RE.exec(environ.SERVER_PROTOCOL);
+  if (protocol && `${protocol[1]}.${protocol[2] ?? '0'}` !== '1.1') {
+    req.httpVersionMajor = Number(protocol[1]);
+    req.httpVersionMinor = Number(protocol[2] ?? '0');
+    req.httpVersion = `${req.httpVersionMajor}.${req.httpVersionMinor}`;
+  } else if (req.httpVersion !== '1.1') {
+    req.httpVersionMajor = 1;
+    req.httpVersionMinor = 1;
+    req.httpVersion = '1.1';
+  }
+}
+
+/**
+ * `req.url` (and `req.originalUrl` when mounted) from the environ; see NodeHandlerOptions.url. PATH_INFO is
+ * decoded, so the original encoding is recovered from REQUEST_URI when that decodes to SCRIPT_NAME + PATH_INFO
+ * (a `%2F` stays `%2F`); otherwise the path is re-encoded.
+ */
+export function buildUrl(environ: Environ, mode: 'path-info' | 'request-uri'): { url: string; originalUrl?: string } {
+  const query = environ.QUERY_STRING ? `?${environ.QUERY_STRING}` : '';
+  const requestUri = typeof environ.REQUEST_URI === 'string' && environ.REQUEST_URI.startsWith('/') ? environ.REQUEST_URI : undefined;
+  const full = requestUri ?? `${encodePath(environ.SCRIPT_NAME + environ.PATH_INFO) || '/'}${query}`;
+  if (mode === 'request-uri') return { url: full };
+  let path: string | null = null;
+  if (requestUri !== undefined) {
+    const rawPath = requestUri.split('?', 1)[0] as string;
+    path = rawPathBelow(rawPath, environ.SCRIPT_NAME, environ.PATH_INFO);
+  }
+  path ??= encodePath(environ.PATH_INFO);
+  const url = `${path || '/'}${query}`;
+  return environ.SCRIPT_NAME === '' ? { url } : { url, originalUrl: full };
+}
+
+/** Percent-encodes a byte-string path (one char per byte) for a URL. */
+function encodePath(path: string): string {
+  return path.replace(PATH_SAFE_RE, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
