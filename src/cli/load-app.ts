@@ -1,4 +1,3 @@
-import { stat } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { App } from '../types.js';
@@ -28,7 +27,7 @@ export function parseAppReference(reference: string): AppReference {
 export async function loadApp(reference: string, cwd = process.cwd(), options: ImportTypeScriptOptions = {}): Promise<App> {
   const { modulePath, exportName } = parseAppReference(reference);
   const absolute = resolve(cwd, modulePath);
-  const info = await stat(absolute).catch(() => null);
+  const info = await process.getBuiltinModule('node:fs').promises.stat(absolute).catch(() => null);
   if (!info?.isFile()) throw new Error(`tsgi: module not found (${modulePath})`);
   const url = pathToFileURL(absolute).href;
   let namespace: Record<string, unknown>;

@@ -1,4 +1,3 @@
-import { readVersion } from '../version.js';
 
 export const MAIN_USAGE = `usage: tsgi <command> [arguments] [options]
 
@@ -51,7 +50,8 @@ export async function main(argv: string[], io: MainIo = process): Promise<number
     case '--version':
     case '-v':
     case 'version':
-      io.stdout.write(`tsgi ${readVersion()}\n`);
+      // Loaded only here: it reads package.json with node:fs, which a master need not load (see serve-plan.ts).
+      io.stdout.write(`tsgi ${(await import('../version.js')).readVersion()}\n`);
       return 0;
     case 'help': {
       const [topic, ...extra] = args;

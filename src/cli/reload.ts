@@ -4,8 +4,12 @@
  * only way to drop every loaded module (ESM has no cache to clear).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, watch, type FSWatcher } from 'node:fs';
+import type { FSWatcher } from 'node:fs';
 import { join, relative } from 'node:path';
+
+// Not `import ... from 'node:fs'`: in an ES module that reads every export of fs and loads fs/promises, readline and
+// the streams, which a `tsgi serve` master (this module is on its path) need not hold (see serve-plan.ts).
+const { readdirSync, watch } = process.getBuiltinModule('node:fs');
 
 /** The environment variable that marks the child: it holds the watching parent's pid. */
 export const RELOAD_CHILD_ENV = 'TSGI_RELOAD_CHILD';

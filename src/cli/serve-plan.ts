@@ -1,8 +1,11 @@
-import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ListenTarget, UnixSocketOptions } from '../servers/listen.js';
 import type { FlagValues } from './config-file.js';
+
+// `import ... from 'node:fs'` in an ES module reads every export of fs, which loads fs/promises, readline and the
+// streams (about 2 MiB of a `tsgi serve` master's RSS); process.getBuiltinModule returns the module as it is.
+const { statSync } = process.getBuiltinModule('node:fs');
 
 /** The transports `tsgi serve` can run an app on (CGI is one request per process: see runWithCgi). */
 export type ServeTransport = 'http' | 'fastcgi' | 'scgi' | 'uwsgi';

@@ -39,15 +39,23 @@ export function offerToMaster(socket: Socket, sent: () => void): void {
 }
 
 /**
- * Worker: serves the connections the master passes on, on `server` (as if it had accepted them), and keeps
- * them until they close; `drained(graceMs)` resolves once every one of them is closed, or after graceMs (a
- * server's own close() counts only what it accepted itself).
+ * Worker: serves the connections the master passes on, on `server` (as if it had accepted them:
+ * `server.emit('connection', socket)`), and keeps them until they close; `drained(graceMs)` resolves once every
+ * one of them is closed, or after graceMs (a server's own close() counts only what it accepted itself).
+ * Node applies `server.maxConnections` only to what the server accepts itself, so it is applied here to the
+ * adopted ones (counted apart from those): one more is closed at once and the server's 'drop' event fires, which
+ * each tsgi server logs, rate-limited, as it does for its own refusals.
  */
 export function adoptFromMaster(server: Server): { drained(graceMs: number): Promise<void> } {
   const adopted = new Set<Socket>();
   process.on('message', (message: unknown, handle: unknown) => {
     if ((message as HandoverMessage | null)?.type !== 'adopt' || typeof handle !== 'object' || handle === null) return;
     const socket = handle as Socket;
+    if (adopted.size >= server.maxConnections) {
+      socket.destroy();
+      server.emit('drop', { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, remoteFamily: socket.remoteFamily });
+      return;
+    }
     // As tsgi's servers' own sockets: they answer after a peer's half-close, and write small answers at once.
     socket.allowHalfOpen = true;
     socket.setNoDelay(true);

@@ -1,9 +1,13 @@
-import { lookup } from 'node:dns/promises';
-import { fstatSync, unlinkSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { getSystemErrorName } from 'node:util';
 import { probeCreateServerHandle, type ServerHandle } from '../../node-private.js';
 import { applyUnixSocketOptions, describeListenTarget, isSocketAlive, listenOn, type ListenTarget, type UnixSocketOptions } from '../../servers/listen.js';
+import type { ListenSocketMessage, WorkerConfig } from './messages.js';
+
+// Not ES imports of node:fs, node:util, node:dns/promises: those read every export of the module and load what
+// its getters load (about 3 MiB of the master's RSS in all; see servers/listen.ts).
+const { fstatSync, unlinkSync } = process.getBuiltinModule('node:fs');
+const { getSystemErrorName } = process.getBuiltinModule('node:util');
 
 /**
  * The master's listening socket. It lives in the master for the master's whole life and survives any worker's
@@ -17,6 +21,8 @@ import { applyUnixSocketOptions, describeListenTarget, isSocketAlive, listenOn, 
  *   pauseOnConnect. Each worker gets it with `subprocess.send(message, server)` and accepts on it too; the
  *   connections the master itself accepts (it is woken as the workers are) are passed, unread, to a ready
  *   worker with `subprocess.send(message, socket)` (ConnectionRelay), as node:cluster's round robin does.
+ *   A unix socket's server is not sent (a worker in Node 20 cannot listen on it: it opens the path again and
+ *   fails with EEXIST): the master accepts every connection on it and passes each one on, round robin.
  */
 export type ListenSocket =
   | {
@@ -67,7 +73,7 @@ export async function openListenSocket(target: ListenTarget, unix: UnixSocketOpt
   if (target.kind === 'tcp') {
     let resolved: { address: string; family: number };
     try {
-      resolved = await lookup(target.host);
+      resolved = await process.getBuiltinModule('node:dns').promises.lookup(target.host);
     } catch (error) {
       throw new Error(`tsgi serve: cannot resolve ${target.host} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
     }
@@ -146,5 +152,36 @@ function errorName(code: number): string {
     return getSystemErrorName(code);
   } catch {
     return `error ${code}`;
+  }
+}
+
+/**
+ * How a worker gets its connections (WorkerConfig.listen): by listening on fd 3 (the private handle's
+ * descriptor, or an inherited fd: the target's own number); on the public fallback, by listening on the
+ * master's net.Server sent over IPC (TCP), or not at all, every connection relayed by the master (a unix socket).
+ */
+export function workerListenVia(socket: ListenSocket, target: ListenTarget): WorkerConfig['listen'] {
+  if (socket.kind !== 'server' || target.kind === 'fd') return 'inherited';
+  return target.kind === 'unix' ? 'relayed' : 'from-master';
+}
+
+/** The descriptor a worker gets as WORKER_LISTEN_FD, or 'ignore' when it gets its socket another way. */
+export function workerListenFd(socket: ListenSocket, target: ListenTarget): number | 'ignore' {
+  if (socket.kind === 'descriptor') return socket.fd;
+  return target.kind === 'fd' ? target.fd : 'ignore';
+}
+
+/**
+ * The public fallback over TCP: sends the master's listening net.Server to a booting worker that asked for it
+ * (its 'listen' message); `failed` gets the reason when it cannot be sent. Nothing for another kind of socket.
+ */
+export function sendListenSocket(socket: ListenSocket, child: ChildProcess, failed: (why: string) => void): void {
+  if (socket.kind !== 'server' || !child.connected) return;
+  try {
+    child.send({ type: 'listen-socket' } satisfies ListenSocketMessage, socket.server, {}, (error) => {
+      if (error) failed(`cannot send the listening socket (${error.message})`);
+    });
+  } catch (error) {
+    failed(`cannot send the listening socket (${(error as Error).message})`);
   }
 }

@@ -1,58 +1,19 @@
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { Socket } from 'node:net';
 import { describeListenTarget } from '../../servers/listen.js';
+import { createLimitLog } from '../../servers/limit-log.js';
 import type { Io } from '../io.js';
 import { TRANSPORT_NAMES, type ServePlan } from '../serve-plan.js';
-import { ConnectionRelay, MAX_HELD, type HandoverMessage } from './handover.js';
-import type { WorkerFigures } from '../status/snapshot.js';
 import { TreeStatus } from '../status/tree-status.js';
-import { openListenSocket, type ListenSocket } from './listen-socket.js';
-import { Socket } from 'node:net';
-import { asWorkerMessage, WORKER_ENV, WORKER_LISTEN_FD, type ListenSocketMessage, type MasterMessage, type WorkerConfig, type WorkerMessage } from './messages.js';
-import { createLimitLog } from '../../servers/limit-log.js';
-import {
-  adjustWorkerCount,
-  BOOT_FAILURE_LIMIT,
-  BOOT_TIMEOUT_MS,
-  heartbeatMissed,
-  nextCrashStreak,
-  requestLimit,
-  respawnDelayMs,
-  stopDeadlineMs,
-} from './policy.js';
+import { ConnectionRelay, MAX_HELD, type HandoverMessage } from './handover.js';
+import { openListenSocket, sendListenSocket, workerListenFd, workerListenVia, type ListenSocket } from './listen-socket.js';
+import { asWorkerMessage, type WorkerMessage } from './messages.js';
+import { watchNpmParent } from './npm-parent.js';
+import { adjustWorkerCount, BOOT_FAILURE_LIMIT, nextCrashStreak, requestLimit, respawnDelayMs, stopDeadlineMs } from './policy.js';
+import { checkWorkerHealth, exitLine, exitStatus, restartReason } from './worker-health.js';
+import { activeWorkers, AdopterRotation, forkWorker, freeSlot, sendToWorker, workerEntry, workerName, type WorkerState } from './worker-process.js';
 
+/** How often the master checks its workers' health (worker-health.ts). */
 const CHECK_INTERVAL_MS = 250;
-/** Environment variables of socket activation: meant for the master, never for its workers. */
-const ACTIVATION_ENV = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'];
-
-interface WorkerState {
-  id: number;
-  /** The worker's place (1..N) for the status page: a replacement takes its predecessor's. */
-  slot: number;
-  /** Its last figures (--status-path). */
-  figures?: WorkerFigures;
-  /** Stopped because there are fewer workers now (SIGTTOU): not a restart. */
-  noRestart?: boolean;
-  child: ChildProcess;
-  pid: number;
-  startedAt: number;
-  readyAt: number | null;
-  lastSeen: number;
-  /** booting: not listening yet; ready: serving; stopping: told to stop (or killed). */
-  state: 'booting' | 'ready' | 'stopping';
-  /** Why the master killed it (stuck, boot timeout): its exit is expected. */
-  killedBecause?: string;
-  /** What the worker said when it could not start. */
-  bootError?: string;
-  /** A replacement booting for this worker; this one stops once it is ready. */
-  successor?: WorkerState;
-  /** The worker this one replaces (not counted until ready). */
-  predecessor?: WorkerState;
-  replaceReason?: string;
-  replaceFailures: number;
-  stopTimer?: NodeJS.Timeout;
-  exited: boolean;
-}
 
 /**
  * Runs `tsgi serve` as a master with plan.workers worker processes: prefork over one listening socket that
@@ -75,16 +36,6 @@ export async function runMaster(plan: ServePlan, io: Io): Promise<number> {
   return new Master(plan, io, socket).run();
 }
 
-/** The worker module to fork: worker.js next to this file (worker.ts through tsx when running from source). */
-function workerEntry(): { script: string; execArgv: string[] } {
-  const here = import.meta.url;
-  const fromSource = here.endsWith('.ts');
-  const script = fileURLToPath(new URL(fromSource ? './worker.ts' : './worker.js', here));
-  // Debugger flags would make every worker fight over the master's inspector port.
-  const inherited = process.execArgv.filter((arg) => !/^--(inspect|debug)/.test(arg));
-  return { script, execArgv: fromSource ? [...inherited, '--import', 'tsx'] : inherited };
-}
-
 class Master {
   readonly #plan: ServePlan;
   readonly #io: Io;
@@ -94,7 +45,7 @@ class Master {
   readonly #timeoutMs: number;
   #target: number;
   #nextId = 1;
-  #nextAdopter = 0;
+  readonly #adopters = new AdopterRotation();
   readonly #relay: ConnectionRelay;
   /** Workers numbered below this were started before the last SIGHUP: they are replaced once ready. */
   #reloadBelowId = 0;
@@ -118,7 +69,7 @@ class Master {
     this.#timeoutMs = Math.round(plan.timeoutSeconds * 1000);
     const limitLog = createLimitLog({ write: (line: string) => void io.stderr.write(line) }, 'master');
     this.#relay = new ConnectionRelay(
-      () => this.#adopter(),
+      () => this.#adopters.next(this.#workers),
       () => limitLog.hit('maxHeldConnections', `closed a connection: ${MAX_HELD} are waiting for a worker to be ready`, `fewer connections at once, or more workers (the limit is MAX_HELD in cli/cluster/handover.ts)`),
     );
     if (socket.kind === 'server') {
@@ -140,80 +91,30 @@ class Master {
     on('SIGHUP', () => this.#reload());
     on('SIGTTIN', () => this.#resize(1));
     on('SIGTTOU', () => this.#resize(-1));
-    this.#checkTimer = setInterval(() => this.#check(), CHECK_INTERVAL_MS);
-    this.#watchNpmParent();
+    this.#checkTimer = setInterval(
+      () => checkWorkerHealth(this.#workers, Date.now(), { timeoutMs: this.#timeoutMs, timeoutSeconds: this.#plan.timeoutSeconds, log: (text) => this.#log(text) }),
+      CHECK_INTERVAL_MS,
+    );
+    watchNpmParent((parent) => this.#stop(`the npm process that started this master (pid ${parent}) is gone:`));
     for (let i = 0; i < this.#target; i++) this.#spawn();
     return exit;
-  }
-
-  /**
-   * Under npm (npx, npm exec, npm start) the master's parent is npm's `sh -c`, which dies on a SIGTERM that
-   * npm forwards to it without passing it on: the master would be left running. So under npm only (an
-   * ordinary background start, nohup or setsid, must survive its shell), a master whose parent is gone stops.
-   */
-  #watchNpmParent(): void {
-    if (!process.env.npm_command && !process.env.npm_lifecycle_event) return;
-    const parent = process.ppid;
-    const timer = setInterval(() => {
-      if (process.ppid === parent) return;
-      clearInterval(timer);
-      this.#stop(`the npm process that started this master (pid ${parent}) is gone:`);
-    }, 1_000);
-    timer.unref();
   }
 
   #log(text: string): void {
     this.#io.stderr.write(`tsgi: ${text}\n`);
   }
 
-  #name(worker: WorkerState): string {
-    return `worker ${worker.id} (pid ${worker.pid})`;
-  }
-
-  /** Workers that count towards the target: not stopping, and not a replacement still booting. */
-  #active(): WorkerState[] {
-    return [...this.#workers].filter((worker) => worker.state !== 'stopping' && !worker.predecessor);
-  }
-
-  /** The smallest slot no worker (but stopping ones) holds. */
-  #freeSlot(): number {
-    const taken = new Set([...this.#workers].filter((worker) => worker.state !== 'stopping').map((worker) => worker.slot));
-    let slot = 1;
-    while (taken.has(slot)) slot++;
-    return slot;
-  }
-
-  #spawn(slot = this.#freeSlot()): WorkerState {
-    const id = this.#nextId++;
-    const config: WorkerConfig = {
-      id,
-      plan: { ...this.#plan, target: { kind: 'fd', fd: WORKER_LISTEN_FD }, socket: {} },
-      requestLimit: requestLimit(this.#plan.maxRequests, this.#plan.maxRequestsJitter),
-      listen: this.#listenVia(),
-    };
-    const env: NodeJS.ProcessEnv = { ...process.env, [WORKER_ENV]: JSON.stringify(config) };
-    for (const name of ACTIVATION_ENV) delete env[name];
-    const child = fork(this.#entry.script, [], {
-      cwd: this.#plan.cwd,
-      env,
-      execArgv: this.#entry.execArgv,
-      // The listening socket on fd 3 (else sent over IPC: #sendListenSocket), the IPC channel on fd 4; stdin is
-      // not the workers' business.
-      stdio: ['ignore', 'inherit', 'inherit', this.#inheritedSocket(), 'ipc'],
-    });
-    const now = Date.now();
-    const worker: WorkerState = {
-      id,
+  #spawn(slot = freeSlot(this.#workers)): WorkerState {
+    const worker = forkWorker({
+      entry: this.#entry,
+      plan: this.#plan,
+      id: this.#nextId++,
       slot,
-      child,
-      pid: child.pid ?? 0,
-      startedAt: now,
-      readyAt: null,
-      lastSeen: now,
-      state: 'booting',
-      replaceFailures: 0,
-      exited: false,
-    };
+      requestLimit: requestLimit(this.#plan.maxRequests, this.#plan.maxRequestsJitter),
+      listen: workerListenVia(this.#socket, this.#plan.target),
+      listenFd: workerListenFd(this.#socket, this.#plan.target),
+    });
+    const child = worker.child;
     this.#workers.add(worker);
     child.on('message', (message: unknown, handle: unknown) => {
       if ((message as HandoverMessage | null)?.type === 'handover' && isSocket(handle)) {
@@ -230,33 +131,8 @@ class Master {
         this.#onExit(worker, null, null);
       }
     });
-    this.#log(`${this.#name(worker)} started`);
+    this.#log(`${workerName(worker)} started`);
     return worker;
-  }
-
-  /**
-   * How a worker gets the listening socket: inherited on fd 3 (the private handle's descriptor, or an inherited
-   * fd: target's own number), or over IPC (the public fallback for TCP and unix sockets). Known gap: on the
-   * fallback a worker cannot listen on a unix socket's server received over IPC (Node 20 opens the descriptor
-   * a second time: EEXIST); see the report of brief s17/cluster.
-   */
-  #listenVia(): WorkerConfig['listen'] {
-    return this.#socket.kind === 'server' && this.#plan.target.kind !== 'fd' ? 'from-master' : 'inherited';
-  }
-
-  #inheritedSocket(): number | 'ignore' {
-    if (this.#socket.kind === 'descriptor') return this.#socket.fd;
-    return this.#plan.target.kind === 'fd' ? this.#plan.target.fd : 'ignore';
-  }
-
-  #send(worker: WorkerState, message: MasterMessage): boolean {
-    if (!worker.child.connected) return false;
-    try {
-      worker.child.send(message);
-      return true;
-    } catch {
-      return false;
-    }
   }
 
   #onMessage(worker: WorkerState, message: WorkerMessage | null): void {
@@ -275,7 +151,7 @@ class Master {
       case 'beat':
         break;
       case 'listen':
-        this.#sendListenSocket(worker);
+        if (worker.state === 'booting') sendListenSocket(this.#socket, worker.child, (why) => (worker.bootError = why));
         break;
       case 'stats':
         this.#status.received(worker, message.figures, message.query);
@@ -286,26 +162,13 @@ class Master {
     }
   }
 
-  /** The public fallback: a booting worker's server is ready to listen on the master's net.Server. */
-  #sendListenSocket(worker: WorkerState): void {
-    const socket = this.#socket;
-    if (socket.kind !== 'server' || worker.state !== 'booting' || !worker.child.connected) return;
-    try {
-      worker.child.send({ type: 'listen-socket' } satisfies ListenSocketMessage, socket.server, {}, (error) => {
-        if (error) worker.bootError = `cannot send the listening socket (${error.message})`;
-      });
-    } catch (error) {
-      worker.bootError = `cannot send the listening socket (${(error as Error).message})`;
-    }
-  }
-
   /** Gathers every serving worker's figures and sends the tree to `asker` (its status page). */
   #answerStatus(asker: WorkerState, query: number): void {
     const shown = [...this.#workers].filter((worker) => worker.state !== 'stopping' && !worker.predecessor);
     this.#status.gather(
       shown,
-      (worker, gatherQuery) => (worker as WorkerState).state === 'ready' && this.#send(worker as WorkerState, { type: 'stats-query', query: gatherQuery }),
-      (snapshot) => void this.#send(asker, { type: 'status', query, snapshot }),
+      (worker, gatherQuery) => (worker as WorkerState).state === 'ready' && sendToWorker(worker as WorkerState, { type: 'stats-query', query: gatherQuery }),
+      (snapshot) => void sendToWorker(asker, { type: 'status', query, snapshot }),
     );
   }
 
@@ -322,7 +185,7 @@ class Master {
     worker.readyAt = Date.now();
     this.#bootFailures = 0;
     if (port !== null) this.#port = port;
-    this.#log(`${this.#name(worker)} ready`);
+    this.#log(`${workerName(worker)} ready`);
     this.#relay.flush();
     if (this.#stopping) {
       this.#retire(worker, 'the master is stopping');
@@ -332,9 +195,9 @@ class Master {
     if (old) {
       worker.predecessor = undefined;
       old.successor = undefined;
-      this.#retire(old, `replaced by ${this.#name(worker)}`);
+      this.#retire(old, `replaced by ${workerName(worker)}`);
     }
-    if (!this.#announced && this.#active().filter((each) => each.state === 'ready').length >= this.#target) this.#announce();
+    if (!this.#announced && activeWorkers(this.#workers).filter((each) => each.state === 'ready').length >= this.#target) this.#announce();
     if (worker.id < this.#reloadBelowId) this.#replace(worker, 'reload (SIGHUP)');
   }
 
@@ -357,33 +220,20 @@ class Master {
       worker.successor.predecessor = undefined;
       worker.successor = undefined;
     }
-    this.#log(`${this.#name(worker)} stopping (${why})`);
+    this.#log(`${workerName(worker)} stopping (${why})`);
     // Its kept-alive connections go to the workers that stay (handover.ts), unless the master is stopping too.
-    if (!this.#send(worker, { type: 'stop', handover: !this.#stopping })) worker.child.kill('SIGTERM');
+    if (!sendToWorker(worker, { type: 'stop', handover: !this.#stopping })) worker.child.kill('SIGTERM');
     worker.stopTimer = setTimeout(() => {
       if (worker.exited) return;
-      this.#log(`${this.#name(worker)} did not finish within --graceful-timeout ${this.#plan.gracefulTimeoutSeconds}: killing it`);
+      this.#log(`${workerName(worker)} did not finish within --graceful-timeout ${this.#plan.gracefulTimeoutSeconds}: killing it`);
       worker.child.kill('SIGKILL');
     }, stopDeadlineMs(this.#plan.gracefulTimeoutSeconds));
-  }
-
-  /**
-   * A serving worker to pass a handed-over connection to, or null: round robin over the ready ones, those
-   * that are not being replaced first (a worker being replaced still serves, and hands it over again later).
-   */
-  #adopter(): ChildProcess | null {
-    const ready = [...this.#workers].filter((each) => each.state === 'ready' && each.child.connected);
-    const staying = ready.filter((each) => !each.successor);
-    const candidates = staying.length > 0 ? staying : ready;
-    if (candidates.length === 0) return null;
-    this.#nextAdopter = (this.#nextAdopter + 1) % candidates.length;
-    return (candidates[this.#nextAdopter] as WorkerState).child;
   }
 
   /** Starts a replacement for a serving worker; the old one stops once the new one listens (no request lost). */
   #replace(worker: WorkerState, reason: string): void {
     if (this.#stopping || worker.state !== 'ready' || worker.successor || worker.exited) return;
-    this.#log(`${this.#name(worker)} recycled because ${reason}`);
+    this.#log(`${workerName(worker)} recycled because ${reason}`);
     const successor = this.#spawn(worker.slot);
     successor.predecessor = worker;
     worker.successor = successor;
@@ -395,20 +245,11 @@ class Master {
     worker.exited = true;
     this.#workers.delete(worker);
     if (worker.stopTimer) clearTimeout(worker.stopTimer);
-    const status = signal ? `signal ${signal}` : `status ${code ?? 'unknown'}`;
+    const status = exitStatus(code, signal);
     const wasBooting = worker.state === 'booting';
-    this.#status.retire(worker, this.#restartReason(worker, status));
-    if (worker.state === 'stopping') {
-      this.#log(`${this.#name(worker)} exited (${status})`);
-    } else if (wasBooting) {
-      const why = worker.bootError ?? worker.killedBecause ?? `exited with ${status} before it was listening`;
-      // Before the first announcement the reason is printed alone, as the single-process server prints it.
-      if (this.#announced) this.#log(`${this.#name(worker)} could not start: ${why}`);
-    } else if (worker.killedBecause) {
-      this.#log(`${this.#name(worker)} killed (${worker.killedBecause})`);
-    } else {
-      this.#log(`${this.#name(worker)} died unexpectedly (${status})`);
-    }
+    this.#status.retire(worker, restartReason(worker, status, this.#stopping));
+    const line = exitLine(worker, status, this.#announced);
+    if (line !== null) this.#log(line);
     if (this.#stopping) {
       if (this.#workers.size === 0) this.#finish(0);
       return;
@@ -423,7 +264,7 @@ class Master {
         old.successor = undefined;
         old.replaceFailures++;
         const reloading = old.replaceReason?.startsWith('reload') === true;
-        this.#log(`${this.#name(old)} keeps serving${reloading ? ' the code it had loaded (reload failed)' : ''}`);
+        this.#log(`${workerName(old)} keeps serving${reloading ? ' the code it had loaded (reload failed)' : ''}`);
         if (!reloading) {
           const delay = respawnDelayMs(old.replaceFailures);
           const reason = old.replaceReason ?? 'recycling';
@@ -456,14 +297,6 @@ class Master {
     this.#scheduleReconcile(delay);
   }
 
-  /** Why a worker that exited counts as a restart of its slot; null when it does not (a stop, a failed boot). */
-  #restartReason(worker: WorkerState, status: string): string | null {
-    if (this.#stopping || worker.noRestart || worker.state === 'booting') return null;
-    if (worker.state === 'stopping') return worker.replaceReason ?? null;
-    if (worker.killedBecause) return `killed: ${worker.killedBecause}`;
-    return `crash: exited with ${status}`;
-  }
-
   #scheduleReconcile(delay: number): void {
     if (this.#respawnTimer || this.#stopping) return;
     if (delay > 0) this.#log(`starting a new worker in ${delay} ms`);
@@ -476,29 +309,13 @@ class Master {
   /** Starts or stops workers until the target count is met. */
   #reconcile(): void {
     if (this.#stopping) return;
-    const active = this.#active();
+    const active = activeWorkers(this.#workers);
     for (let count = active.length; count < this.#target; count++) this.#spawn();
     if (active.length > this.#target) {
       const oldestFirst = active.sort((a, b) => a.startedAt - b.startedAt);
       for (const worker of oldestFirst.slice(0, active.length - this.#target)) {
         worker.noRestart = true;
         this.#retire(worker, 'fewer workers (SIGTTOU)');
-      }
-    }
-  }
-
-  #check(): void {
-    const now = Date.now();
-    for (const worker of this.#workers) {
-      if (worker.exited || worker.killedBecause) continue;
-      if (worker.state === 'booting' && now - worker.startedAt > BOOT_TIMEOUT_MS) {
-        worker.killedBecause = `not listening ${BOOT_TIMEOUT_MS / 1000} s after it was started`;
-        worker.child.kill('SIGKILL');
-      } else if (worker.state === 'ready' && heartbeatMissed(worker.lastSeen, now, this.#timeoutMs)) {
-        // The worker's own watchdog acts at --timeout; this is the backstop.
-        worker.killedBecause = `no heartbeat for ${((now - worker.lastSeen) / 1000).toFixed(1)} s (--timeout ${this.#plan.timeoutSeconds}): its event loop is blocked`;
-        this.#log(`${this.#name(worker)}: ${worker.killedBecause}; killing it`);
-        worker.child.kill('SIGKILL');
       }
     }
   }

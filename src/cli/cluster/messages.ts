@@ -55,11 +55,16 @@ export interface WorkerConfig {
   /** Ask to be recycled after this many requests; 0 = never. */
   requestLimit: number;
   /**
-   * Where the listening socket comes from: 'inherited' on WORKER_LISTEN_FD (the master bound it without
-   * accepting on it), or 'from-master' over the IPC channel (the public fallback: ask with a 'listen' message),
-   * with the connections the master accepted itself passed on as 'adopt' messages (handover.ts).
+   * Where the worker's connections come from:
+   * - 'inherited': it listens on WORKER_LISTEN_FD (the master bound it without accepting on it);
+   * - 'from-master': it listens on the master's net.Server, sent over the IPC channel when it asks with a
+   *   'listen' message (the public fallback for TCP), and is also passed the connections the master accepted
+   *   itself, as 'adopt' messages (handover.ts);
+   * - 'relayed': it does not listen at all; the master accepts every connection and passes each one on as an
+   *   'adopt' message (the public fallback for a unix socket: Node 20 cannot listen on a unix socket's server
+   *   received over IPC, it opens the path a second time and fails with EEXIST).
    */
-  listen: 'inherited' | 'from-master';
+  listen: 'inherited' | 'from-master' | 'relayed';
 }
 
 /** Reads a message that should be a WorkerMessage; null for anything else. */

@@ -1,8 +1,9 @@
 /**
  * A worker process of `tsgi serve --workers N` (started by the master in master.ts, never by hand). It loads
  * the app anew, listens on the master's socket (inherited on fd 3, or sent over the IPC channel on the public
- * fallback: see listen-socket.ts) and accepts connections itself, and
- * reports to the master over the IPC channel: ready, heartbeats, and requests to be recycled.
+ * fallback: see listen-socket.ts) and accepts connections itself, or, on the public fallback for a unix socket,
+ * serves the connections the master accepts and passes on; and reports to the master over the IPC channel:
+ * ready, heartbeats, and requests to be recycled.
  */
 import type { Server } from 'node:net';
 import type { FastCgiServer } from '../../servers/fastcgi.js';
@@ -54,7 +55,8 @@ async function runWorker(): Promise<void> {
     process.exit(2);
   }
   const { id, plan, requestLimit } = config;
-  const fromMaster = config.listen === 'from-master';
+  // On the public fallback (listen-socket.ts) the master passes on connections it accepted itself.
+  const fromMaster = config.listen === 'from-master' || config.listen === 'relayed';
   const label = `tsgi: worker ${id} (pid ${process.pid})`;
   const log = (text: string): void => void process.stderr.write(`${label}: ${text}\n`);
 
@@ -164,9 +166,7 @@ async function runWorker(): Promise<void> {
     });
   }
   try {
-    const listen = fromMaster
-      ? async (server: Server) => (await import('./listen-from-master.js')).listenFromMaster(server, send)
-      : (server: Server) => listenOn(server, { kind: 'fd', fd: WORKER_LISTEN_FD });
+    const listen = listenStep(config.listen);
     running = await startServer(plan, serving, listen);
   } catch (error) {
     return failBoot(`cannot listen on the master's socket (${(error as Error).message})`);
@@ -195,6 +195,17 @@ async function runWorker(): Promise<void> {
   if (status !== null && plan.statusPath !== undefined) status.watch(running.server);
   const bound = running.server.address();
   send({ type: 'ready', port: typeof bound === 'object' && bound !== null ? bound.port : null });
+}
+
+/**
+ * How the worker's server listens (WorkerConfig.listen): on the inherited descriptor, on the master's server
+ * sent over IPC, or not at all ('relayed': every connection is an adopted one, see handover.ts adoptFromMaster;
+ * the server's close() and drain work the same on a server that never listened).
+ */
+function listenStep(via: WorkerConfig['listen']): (server: Server) => Promise<void> {
+  if (via === 'relayed') return async () => {};
+  if (via === 'from-master') return async (server) => (await import('./listen-from-master.js')).listenFromMaster(server, send);
+  return (server) => listenOn(server, { kind: 'fd', fd: WORKER_LISTEN_FD });
 }
 
 void runWorker().catch((error: unknown) => failBoot(error instanceof Error ? error.message : String(error)));

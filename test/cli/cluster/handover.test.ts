@@ -83,10 +83,12 @@ describe('tsgi serve --workers: kept-alive FastCGI connections across a reload',
   }
 
   it.each([
-    ['TSGI_SOCKET_HANDOVER=off', { TSGI_SOCKET_HANDOVER: 'off' }],
-    ['TSGI_NODE_PRIVATE=0: no readStop, no private listening handle', { TSGI_NODE_PRIVATE: '0' }],
-  ])('without the handover (%s) they are closed cleanly: a FIN, no reset', { timeout: 90_000 }, async (_name, env) => {
-    const master = await startMaster(env);
+    ['TSGI_SOCKET_HANDOVER=off', { TSGI_SOCKET_HANDOVER: 'off' }, 'tcp'],
+    ['TSGI_NODE_PRIVATE=0: no readStop, no private listening handle', { TSGI_NODE_PRIVATE: '0' }, 'tcp'],
+    // The master accepts every connection on a unix socket and passes each on: the workers never listen.
+    ['TSGI_NODE_PRIVATE=0 over a unix socket', { TSGI_NODE_PRIVATE: '0' }, 'unix'],
+  ] as const)('without the handover (%s) they are closed cleanly: a FIN, no reset', { timeout: 90_000 }, async (_name, env, transport) => {
+    const master = await startMaster(env, transport);
     const clients = await Promise.all(Array.from({ length: 4 }, () => FastCgiClient.connect(master.port)));
     const errors: string[] = [];
     const ended: boolean[] = clients.map(() => false);
