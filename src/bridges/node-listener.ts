@@ -8,7 +8,10 @@
  * afterwards; REQUEST_URI keeps the raw, still-encoded form for apps that care). Dot segments are passed as they
  * are: PATH_INFO is not a safe file system path.
  */
-import { HOP_BY_HOP_HEADERS } from '../response/status.js';
+import { isHopByHop } from '../response/hop-by-hop.js';
+import { equalsLowerCase } from '../response/status.js';
+import { toByteString } from '../environ/to-byte-string.js';
+import { normalizeMount } from '../environ/mount.js';
 import { addHeaderVariable, headerVariableName } from '../environ/header-variables.js';
 import { LazyAbort } from '../servers/lazy-abort.js';
 import { readVersion } from '../version.js';
@@ -17,7 +20,7 @@ import { DEFAULT_BODY_TIMEOUT_MS } from '../servers/limits.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { AbortError, describeError, InputError, RequestError, statusOfError, TsgiError } from '../errors.js';
-import { encodeUtf8Latin1, percentDecodeToByteString } from '../environ/byte-policy.js';
+import { percentDecodeToByteString } from '../environ/byte-policy.js';
 import { createEnviron } from '../environ/create-environ.js';
 import { HOST_RE, hostWithoutPort } from '../environ/host.js';
 import { createForwardedPolicy, DEFAULT_FORWARDED_ALLOW_IPS, type ForwardedPolicy } from '../environ/forwarded-policy.js';
@@ -52,6 +55,12 @@ export interface NodeListenerOptions {
    * createHttpServer sets it; leave it false for a listener registered only on 'request'.
    */
   deferContinue?: boolean;
+  /**
+   * True when whoever feeds this listener calls abortResponse(res) for every response still open when its
+   * connection closes (createHttpServer does, from one 'close' listener per connection); the listener then adds
+   * no 'close' listener per response. Leave it false for a listener on a server of your own.
+   */
+  abortsOnConnectionClose?: boolean;
   /** True when other processes serve the same app at the same time (`tsgi serve --workers N`, N > 1): the environ's `tsgi.multiprocess`. Default: false. */
   multiprocess?: boolean;
   /**
@@ -82,12 +91,9 @@ export interface NodeListenerOptions {
 /** Default maxHeaders of toNodeListener: below the 1,000 header lines Node's parser keeps by default. */
 export const DEFAULT_LISTENER_MAX_HEADERS = 999;
 
-export { HOP_BY_HOP_HEADERS };
-
 const ABSOLUTE_FORM_RE = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
 /** The same test Node's server applies before it emits 'checkContinue'. */
 const EXPECT_CONTINUE_RE = /(?:^|\W)100-continue(?:$|\W)/i;
-const NON_LATIN1_RE = /[^\x00-\xff]/;
 /** How long a cut response may take to flush what it already wrote before the connection is destroyed, in ms. */
 const ABORT_FLUSH_TIMEOUT_MS = 2000;
 const EMPTY = new Uint8Array(0);
@@ -107,9 +113,10 @@ export function toNodeListener(app: App, options: NodeListenerOptions = {}): Nod
   const errors: ErrorStream = options.errors ?? { write: (text) => void process.stderr.write(text) };
   const settings: Settings = {
     errors,
-    scriptName: normalizeScriptName(options.scriptName ?? ''),
+    scriptName: normalizeMount(options.scriptName ?? '', 'http: scriptName'),
     accessLog: options.accessLog,
     deferContinue: options.deferContinue ?? false,
+    abortsOnConnectionClose: options.abortsOnConnectionClose ?? false,
     maxBodyBytes: checkMaxBodyBytes(options.maxBodyBytes),
     multiprocess: options.multiprocess ?? false,
     maxHeaderEntries: 2 * checkCount('maxHeaders', options.maxHeaders ?? DEFAULT_LISTENER_MAX_HEADERS, 1),
@@ -127,6 +134,7 @@ interface Settings {
   scriptName: string;
   accessLog: ((line: string) => void) | undefined;
   deferContinue: boolean;
+  abortsOnConnectionClose: boolean;
   maxBodyBytes: number;
   multiprocess: boolean;
   /** 2 x maxHeaders: the length of req.rawHeaders at most. */
@@ -142,7 +150,16 @@ type TrackedResponse = ServerResponse & { [ABORT]?: LazyAbort };
 
 /** The 'close' listener of every response: a connection closed before the response finished aborts it. */
 function onResponseClose(this: TrackedResponse): void {
-  if (!this.writableFinished) this[ABORT]?.abort(new AbortError('http: the client closed the connection'));
+  abortResponse(this);
+}
+
+/**
+ * Aborts the request of a response from toNodeListener that has not finished (its app's `tsgi.signal` fires,
+ * its reads of the body fail): its connection closed. Does nothing to a finished response or to one this
+ * module did not answer. Called by the listener itself, or, with `abortsOnConnectionClose`, by the server.
+ */
+export function abortResponse(res: ServerResponse): void {
+  if (!res.writableFinished) (res as TrackedResponse)[ABORT]?.abort(new AbortError('http: the client closed the connection'));
 }
 
 function handleRequest(app: App, req: IncomingMessage, res: ServerResponse, settings: Settings): void {
@@ -151,7 +168,7 @@ function handleRequest(app: App, req: IncomingMessage, res: ServerResponse, sett
     // The AbortController is created only if the app reads tsgi.signal: one per request costs measurable time.
     const abort = new LazyAbort();
     (res as TrackedResponse)[ABORT] = abort;
-    res.on('close', onResponseClose);
+    if (!settings.abortsOnConnectionClose) res.on('close', onResponseClose);
     const body = new RequestBody(req, settings);
     let environ: Environ;
     try {
@@ -605,10 +622,13 @@ class NodeSink implements ResponseSink {
     for (let i = 0; i < headers.length; i++) {
       const header = headers[i] as Header;
       const name = header[0];
-      if (mayBeDropped(name)) {
-        const lower = name.toLowerCase();
-        if (HOP_BY_HOP_HEADERS.has(lower) || lower.startsWith('proxy-')) continue;
-        if (lower === 'content-length' && (code < 200 || code === 204)) continue;
+      if (name === 'Content-Length') {
+        // The common spelling, checked first: no lower-cased copy of it on every response.
+        if (code < 200 || code === 204) continue;
+      } else if (isHopByHop(name)) {
+        continue;
+      } else if (name.length === 14 && (code < 200 || code === 204) && equalsLowerCase(name, 'content-length')) {
+        continue;
       }
       flat.push(name, toByteString(header[1]));
     }
@@ -662,10 +682,6 @@ class NodeSink implements ResponseSink {
     if (res.destroyed || res.writableEnded) return;
     if (last === null) {
       res.end();
-    } else if (!this.#wrote && last.length <= JOIN_LIMIT_BYTES) {
-      // The common small response: head and body in one buffer. Node joins the head with a body only when the
-      // body is a latin-1 or UTF-8 string; latin-1 keeps every byte as it is.
-      res.end(Buffer.from(last.buffer, last.byteOffset, last.byteLength).toString('latin1'), 'latin1');
     } else {
       // Node sends what is left with the end, in one writev.
       res.end(last);
@@ -703,22 +719,6 @@ class NodeSink implements ResponseSink {
 
 function releaseHeld(sink: NodeSink): void {
   sink.release();
-}
-
-/**
- * False for a header name the sink passes without looking closer: only names of the lengths of a hop-by-hop
- * header or Content-Length (2, 7, 10, 14, 17), or starting with "proxy-", can be dropped.
- */
-function mayBeDropped(name: string): boolean {
-  const length = name.length;
-  if (length === 2 || length === 7 || length === 10 || length === 14 || length === 17) return true;
-  const first = name.charCodeAt(0);
-  return length >= 6 && (first === 0x70 || first === 0x50);
-}
-
-/** Header values and reasons are byte strings; a char above U+00FF can't be one, so it goes out as UTF-8. */
-function toByteString(value: string): string {
-  return NON_LATIN1_RE.test(value) ? encodeUtf8Latin1(value) : value;
 }
 
 function sendContinue(res: ServerResponse): void {
@@ -769,14 +769,6 @@ function checkMaxBodyBytes(value: number | undefined): number {
     throw new TsgiError(`http: maxBodyBytes must be a whole number of bytes (${value})`);
   }
   return value;
-}
-
-function normalizeScriptName(scriptName: string): string {
-  if (scriptName === '' || scriptName === '/') return '';
-  if (!scriptName.startsWith('/') || /[?#]/.test(scriptName)) {
-    throw new TsgiError(`http: scriptName must be "" or a path starting with "/" (${JSON.stringify(scriptName)})`);
-  }
-  return scriptName.replace(/\/+$/, '');
 }
 
 function logAccess(settings: Settings, req: IncomingMessage, sink: NodeSink, started: number): void {

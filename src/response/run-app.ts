@@ -1,6 +1,7 @@
 import { AbortError, AppError, describeError, statusOfError } from '../errors.js';
 import { STATUS_TEXT } from '../helpers/status-text.js';
 import type { App, Body, Chunk, Environ, Header, StartResponse, Write } from '../types.js';
+import { isThenable } from '../thenable.js';
 import { checkHeaders, findHeader, isBodylessStatus, parseStatus } from './status.js';
 
 /**
@@ -337,9 +338,6 @@ function isPlainArray(body: unknown): body is readonly unknown[] {
   return Array.isArray(body) && (body as unknown[])[Symbol.iterator] === arrayIterator;
 }
 
-function isThenable(value: unknown): value is PromiseLike<Body> {
-  return (typeof value === 'object' && value !== null) || typeof value === 'function' ? typeof (value as { then?: unknown }).then === 'function' : false;
-}
 
 function signalReason(signal: AbortSignal): Error | null {
   if (!signal.aborted) return null;

@@ -18,23 +18,41 @@ export interface HttpDrain {
   activeRequests(): number;
 }
 
-/** What is known of one connection: its responses in progress, and since when it looked idle while draining. */
+/**
+ * What is known of one connection, kept on the socket itself (a symbol key: one property load per request, where
+ * a Map keyed by socket costs a hash lookup): its responses in progress, and since when it looked idle while
+ * draining.
+ */
 interface ConnectionState {
   /**
-   * Responses handed out on the connection, oldest first; closed ones are dropped when the next one is added or
-   * when the list is read (no 'close' listener per response: the list holds at most one pipeline's responses).
+   * The newest response handed out on the connection (null before the first); it may have closed since. No
+   * 'close' listener per response: closed ones are dropped when the next one is added or when the list is read.
    */
-  responses: ServerResponse[];
+  last: ServerResponse | null;
+  /** Earlier responses that were still open when a newer one was added (pipelining), oldest first; or null. */
+  earlier: ServerResponse[] | null;
   /** While draining: socket.bytesRead when the connection was last seen idle, and when that was (0: not idle). */
   idleBytes: number;
   idleSince: number;
 }
 
+const STATE: unique symbol = Symbol('tsgi.httpConnection');
+type TrackedSocket = Duplex & { [STATE]?: ConnectionState };
+
+/** Options for HttpConnections. */
+export interface HttpConnectionsOptions {
+  /**
+   * Called for each response still open when its connection closes (before the response's own 'close'), so
+   * the listener need not watch every response: createHttpServer aborts the request there.
+   */
+  onConnectionClose?: (res: ServerResponse) => void;
+}
+
 /**
  * The connections of one HTTP server and the responses in progress on each, kept with no listener per request:
- * createHttpServer adds every request through `add()` (one map lookup) and uses `openResponses()` to put a
+ * createHttpServer adds every request through `add()` (one property load) and uses `openResponses()` to put a
  * refusal after the pipelined responses before it; serveHttp's shutdown and a stopping `tsgi serve` worker
- * drain through it.
+ * drain through it; a connection that closes tells `onConnectionClose` of its open responses.
  *
  * Draining. Closing an idle kept-alive connection races the client: a request it sends at that moment is lost
  * (the client sees the connection close without an answer; a load generator counts a read error). Under load a
@@ -46,45 +64,58 @@ interface ConnectionState {
  */
 export class HttpConnections implements HttpDrain {
   readonly #server: HttpServer;
-  readonly #connections = new Map<Duplex, ConnectionState>();
+  readonly #connections = new Set<TrackedSocket>();
+  readonly #onConnectionClose: ((res: ServerResponse) => void) | null;
   #draining = false;
 
-  constructor(server: HttpServer) {
+  constructor(server: HttpServer, options: HttpConnectionsOptions = {}) {
     this.#server = server;
-    server.on('connection', (socket: Socket) => {
-      this.#connections.set(socket, { responses: [], idleBytes: 0, idleSince: 0 });
-      socket.once('close', () => this.#connections.delete(socket));
+    this.#onConnectionClose = options.onConnectionClose ?? null;
+    server.on('connection', (socket: Socket) => this.#watch(socket));
+  }
+
+  #watch(socket: TrackedSocket): ConnectionState {
+    const state: ConnectionState = { last: null, earlier: null, idleBytes: 0, idleSince: 0 };
+    socket[STATE] = state;
+    this.#connections.add(socket);
+    socket.once('close', () => {
+      this.#connections.delete(socket);
+      const onClose = this.#onConnectionClose;
+      if (onClose !== null) for (const res of openOf(state)) onClose(res);
     });
+    return state;
   }
 
   /** Records a response handed to the app; while draining it will say `Connection: close`. */
   add(req: IncomingMessage, res: ServerResponse): void {
-    const socket = req.socket;
-    const state = this.#connections.get(socket);
-    if (state === undefined) {
-      // A connection emitted without 'connection' having been seen (a server fed sockets by hand).
-      if (!socket.destroyed) {
-        this.#connections.set(socket, { responses: [res], idleBytes: 0, idleSince: 0 });
-        socket.once('close', () => this.#connections.delete(socket));
+    const socket = req.socket as TrackedSocket;
+    // (No state: a connection emitted without 'connection' having been seen, a server fed sockets by hand.)
+    const state = socket[STATE] ?? (socket.destroyed ? null : this.#watch(socket));
+    if (state !== null) {
+      const last = state.last;
+      if (last !== null && !last.closed) {
+        const earlier = state.earlier === null ? [] : state.earlier.filter(isOpen);
+        earlier.push(last);
+        state.earlier = earlier;
+      } else if (state.earlier !== null) {
+        state.earlier = null;
       }
-    } else {
-      state.responses = withOpen(state.responses, res);
+      state.last = res;
     }
     if (this.#draining && !res.headersSent) res.shouldKeepAlive = false;
   }
 
   /** The responses still open on `socket`, oldest first. */
   openResponses(socket: Duplex): ServerResponse[] {
-    const state = this.#connections.get(socket);
-    if (state === undefined) return [];
-    state.responses = state.responses.filter(isOpen);
-    return state.responses;
+    const state = (socket as TrackedSocket)[STATE];
+    return state === undefined ? [] : openOf(state);
   }
 
   activeRequests(): number {
     let count = 0;
-    for (const state of this.#connections.values()) {
-      for (const res of state.responses) if (isOpen(res)) count++;
+    for (const socket of this.#connections) {
+      const state = socket[STATE];
+      if (state !== undefined) count += openOf(state).length;
     }
     return count;
   }
@@ -92,8 +123,9 @@ export class HttpConnections implements HttpDrain {
   drain(graceMs: number): Promise<void> {
     this.#draining = true;
     const now = Date.now();
-    for (const [socket, state] of this.#connections) {
-      for (const res of state.responses) if (isOpen(res) && !res.headersSent) res.shouldKeepAlive = false;
+    for (const socket of this.#connections) {
+      const state = socket[STATE] as ConnectionState;
+      for (const res of openOf(state)) if (!res.headersSent) res.shouldKeepAlive = false;
       state.idleBytes = (socket as Socket).bytesRead ?? 0;
       state.idleSince = now;
     }
@@ -103,9 +135,10 @@ export class HttpConnections implements HttpDrain {
     return new Promise((resolve) => {
       const poll = (): void => {
         const at = Date.now();
-        for (const [socket, state] of this.#connections) {
+        for (const socket of this.#connections) {
+          const state = socket[STATE] as ConnectionState;
           const bytes = (socket as Socket).bytesRead ?? 0;
-          if (state.responses.some(isOpen) || bytes !== state.idleBytes) {
+          if (openOf(state).length > 0 || bytes !== state.idleBytes) {
             // Busy, or a request is arriving: idle again only from the next quiet moment on.
             state.idleBytes = bytes;
             state.idleSince = 0;
@@ -130,8 +163,8 @@ export class HttpConnections implements HttpDrain {
 const trackers = new WeakMap<HttpServer, HttpConnections>();
 
 /** Makes the tracker of a server; createHttpServer calls it before the server accepts its first connection. */
-export function trackHttpConnections(server: HttpServer): HttpConnections {
-  const tracker = new HttpConnections(server);
+export function trackHttpConnections(server: HttpServer, options: HttpConnectionsOptions = {}): HttpConnections {
+  const tracker = new HttpConnections(server, options);
   trackers.set(server, tracker);
   return tracker;
 }
@@ -152,13 +185,9 @@ function isOpen(res: ServerResponse): boolean {
   return !res.closed;
 }
 
-/**
- * `responses` without those that closed, plus `added`. The usual case, one response per connection at a time
- * and the previous one closed, makes a fresh one-element array (cheaper than editing the old one in place).
- */
-function withOpen(responses: ServerResponse[], added: ServerResponse): ServerResponse[] {
-  if (responses.length === 0 || (responses.length === 1 && (responses[0] as ServerResponse).closed)) return [added];
-  const open = responses.filter(isOpen);
-  open.push(added);
+/** The responses still open on a connection, oldest first. */
+function openOf(state: ConnectionState): ServerResponse[] {
+  const open = state.earlier === null ? [] : state.earlier.filter(isOpen);
+  if (state.last !== null && isOpen(state.last)) open.push(state.last);
   return open;
 }

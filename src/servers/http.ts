@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { failRequestBody, toNodeListener, type NodeListenerOptions } from '../bridges/node-listener.js';
+import { abortResponse, failRequestBody, toNodeListener, type NodeListenerOptions } from '../bridges/node-listener.js';
 import { InputError, TsgiError } from '../errors.js';
 import type { App } from '../types.js';
 import { DEFAULT_MAX_CONNECTIONS } from './fastcgi/options.js';
@@ -15,7 +15,7 @@ export const DEFAULT_HTTP_IDLE_TIMEOUT_MS = 5_000;
 export const DEFAULT_HTTP_MAX_HEADERS = 1000;
 
 /** Options for createHttpServer. Host and port go to `server.listen()`. */
-export interface HttpServerOptions extends Omit<NodeListenerOptions, 'deferContinue' | 'limitLog'>, PeerTimeoutOptions {
+export interface HttpServerOptions extends Omit<NodeListenerOptions, 'deferContinue' | 'limitLog' | 'abortsOnConnectionClose'>, PeerTimeoutOptions {
   /**
    * Longest time to receive a request head, in ms, from the connection's start or the request's first byte
    * (Node's `headersTimeout`): a client that sends its head slower (slowloris) or nothing at all gets a 408 and
@@ -117,10 +117,11 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
   server.on('drop', () => {
     limitLog.hit('maxConnections', `a connection was closed at once: ${maxConnections} already open`, '--max-connections N');
   });
-  const listener = toNodeListener(app, { ...options, errors, maxHeaders, limitLog, deferContinue: true });
+  const listener = toNodeListener(app, { ...options, errors, maxHeaders, limitLog, deferContinue: true, abortsOnConnectionClose: true });
   // The connections and their responses in flight: a parse error on a pipelined request must not write its 400
-  // into the middle of an earlier response, and a stopping server drains through it (http-drain.ts).
-  const connections = trackHttpConnections(server);
+  // into the middle of an earlier response, a stopping server drains through it (http-drain.ts), and a closed
+  // connection aborts its open responses' requests (no 'close' listener per response).
+  const connections = trackHttpConnections(server, { onConnectionClose: abortResponse });
   const track = (req: IncomingMessage, res: ServerResponse): void => {
     connections.add(req, res);
     listener(req, res);

@@ -13,6 +13,7 @@ import { emitResponseClose, finishExchange } from './objects.js';
 import { abortRequest, releaseSocket, startObjects, takeSocket } from './objects-engine.js';
 import { RequestBody } from './request-body.js';
 import { requestHeadOf } from './request-head.js';
+import { isThenable } from '../../thenable.js';
 import { ResponseHeadReader } from './response-head.js';
 import type { BodyMode, ExchangeSide, Settings } from './settings.js';
 
@@ -381,6 +382,3 @@ function releaseExchange(exchange: Exchange): void {
   exchange.release();
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
-}

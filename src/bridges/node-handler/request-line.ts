@@ -6,10 +6,10 @@ import type { IncomingMessage } from 'node:http';
 import { rawPathBelow } from '../../environ/byte-policy.js';
 import type { Environ } from '../../types.js';
 import { ENVIRON } from './settings.js';
+import { percentEncodePath } from '../../environ/percent-encode.js';
 
 const PROTOCOL_RE = /^HTTP\/(\d+)(?:\.(\d+))?$/;
 // RFC 3986 pchar plus "/": what may stay unescaped in a path rebuilt from the decoded PATH_INFO.
-const PATH_SAFE_RE = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/g;
 
 /** Sets url, method and version from the environ, and the environ itself, on a request. */
 export function dressRequest(req: IncomingMessage, environ: Environ, urlMode: 'path-info' | 'request-uri'): void {
@@ -38,19 +38,14 @@ export function dressRequest(req: IncomingMessage, environ: Environ, urlMode: 'p
 export function buildUrl(environ: Environ, mode: 'path-info' | 'request-uri'): { url: string; originalUrl?: string } {
   const query = environ.QUERY_STRING ? `?${environ.QUERY_STRING}` : '';
   const requestUri = typeof environ.REQUEST_URI === 'string' && environ.REQUEST_URI.startsWith('/') ? environ.REQUEST_URI : undefined;
-  const full = requestUri ?? `${encodePath(environ.SCRIPT_NAME + environ.PATH_INFO) || '/'}${query}`;
+  const full = requestUri ?? `${percentEncodePath(environ.SCRIPT_NAME + environ.PATH_INFO) || '/'}${query}`;
   if (mode === 'request-uri') return { url: full };
   let path: string | null = null;
   if (requestUri !== undefined) {
     const rawPath = requestUri.split('?', 1)[0] as string;
     path = rawPathBelow(rawPath, environ.SCRIPT_NAME, environ.PATH_INFO);
   }
-  path ??= encodePath(environ.PATH_INFO);
+  path ??= percentEncodePath(environ.PATH_INFO);
   const url = `${path || '/'}${query}`;
   return environ.SCRIPT_NAME === '' ? { url } : { url, originalUrl: full };
-}
-
-/** Percent-encodes a byte-string path (one char per byte) for a URL. */
-function encodePath(path: string): string {
-  return path.replace(PATH_SAFE_RE, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
 }

@@ -3,13 +3,12 @@
  * startResponse's status and headers. Reading Node's own text keeps everything Node decides (header order and
  * spelling, repeated fields, its Date and Content-Length, its framing) without re-implementing it.
  */
-import { HOP_BY_HOP_HEADERS } from '../../response/status.js';
+import { HOP_BY_HOP_HEADERS } from '../../response/hop-by-hop.js';
 import { AppError } from '../../errors.js';
 import type { Header } from '../../types.js';
 
 /** Response headers that describe the in-memory connection, not the response: the tsgi server frames its own. */
-// Proxy-Connection is not standard but still sent by old clients; it is hop-by-hop too.
-const HOP_BY_HOP = new Set([...HOP_BY_HOP_HEADERS, 'proxy-connection']);
+const HOP_BY_HOP = HOP_BY_HOP_HEADERS;
 /** Lengths of the names the parse looks at (hop-by-hop ones, Content-Length): others are never lower-cased. */
 const WATCHED_LENGTHS = new Set([...HOP_BY_HOP, 'content-length'].map((name) => name.length));
 const STATUS_LINE_RE = /^HTTP\/\d\.\d (\d{3})(?: (.*))?$/;
