@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+// `import ... from 'node:fs'` in an ES module reads every export of fs, which loads fs/promises, readline and the
+// streams (see src/cli/serve-plan.ts); process.getBuiltinModule returns the module as it is.
+const { readFileSync } = process.getBuiltinModule('node:fs');
 
 let version: string | undefined;
 

@@ -18,48 +18,18 @@
  *   Response's head as tsgi status and headers), from-fetch-body.ts (its body as a tsgi Body);
  * - to-fetch-handler.ts (one Request through the app), to-fetch-environ.ts (the Request's CGI variables and
  *   input), to-fetch-response.ts (the app's answer as a Response);
- * - abort-reason.ts, shared by both.
+ * - options.ts (the option and handler types), abort-reason.ts, shared by both.
  */
 import { normalizeMount } from '../environ/mount.js';
-import type { App, Environ, ErrorStream } from '../types.js';
+import type { App, ErrorStream } from '../types.js';
 import { readBody } from './fetch/from-fetch-body.js';
 import { buildRequest } from './fetch/from-fetch-request.js';
 import { checkResponse, responseHeaders, statusLineOf } from './fetch/from-fetch-response.js';
+import type { FetchHandler, FromFetchOptions, ToFetchOptions } from './fetch/options.js';
 import { handleRequest, type ToFetchSettings } from './fetch/to-fetch-handler.js';
 
+export type { FetchHandler, FromFetchOptions, ToFetchOptions } from './fetch/options.js';
 export { FETCH_RESPONSE_HIGH_WATER_BYTES } from './fetch/to-fetch-response.js';
-
-/**
- * A Fetch handler. It gets the environ as its second argument, which Hono exposes as `c.env` (so a handler can
- * reach `tsgi.errors`, REMOTE_ADDR or SCRIPT_NAME); handlers that take one argument ignore it.
- */
-export type FetchHandler = (request: Request, environ: Environ) => Response | Promise<Response>;
-
-/** Options for fromFetch. */
-export interface FromFetchOptions {
-  /**
-   * Put SCRIPT_NAME in front of PATH_INFO in the Request URL. Default false: the handler sees the path below
-   * its mount point, the way Hono's `app.mount()` and Express's `app.use(prefix, sub)` hand a mounted app its
-   * paths, so the same app routes alike as `/cgi-bin/app.cgi`, behind `--mount /app` or at the root.
-   */
-  includeScriptName?: boolean;
-}
-
-/** Options for toFetch. */
-export interface ToFetchOptions {
-  /**
-   * The mount prefix ("/app"): it becomes SCRIPT_NAME and is cut from PATH_INFO. A request whose decoded path
-   * is neither the prefix nor below it gets a 404 and never reaches the app. Default "" (root).
-   */
-  scriptName?: string;
-  /** Where `tsgi.errors` goes. Default: process.stderr. */
-  errors?: ErrorStream;
-  /**
-   * Extra CGI variables per request (REMOTE_ADDR from the host's connection info, HTTPS behind a proxy...).
-   * They override what toFetch derived from the Request.
-   */
-  variables?: (request: Request) => Record<string, string | undefined>;
-}
 
 const DEFAULT_ERRORS: ErrorStream = { write: (text) => void process.stderr.write(text) };
 

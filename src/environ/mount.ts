@@ -21,30 +21,54 @@ export function normalizeMount(mount: string, option = 'mount: prefix'): string 
  * is taken from the request itself: REQUEST_URI (percent-decoded under the byte policy), else DOCUMENT_URI,
  * else SCRIPT_NAME + PATH_INFO. When it lies under the mount, SCRIPT_NAME becomes the mount and PATH_INFO the
  * rest; otherwise the web server's split is kept. Opt-in because it undoes the web server's rewrites.
- * Mutates and returns `variables`.
+ * Normalises `mount` first (normalizeMount, which throws for a prefix that is not a path); the servers, whose
+ * mount was normalised once at creation, call applyNormalizedMount. Mutates and returns `variables`.
  */
 export function applyMount(variables: Record<string, string | undefined>, mount: string): Record<string, string | undefined> {
-  const prefix = normalizeMount(mount);
+  return applyNormalizedMount(variables, normalizeMount(mount));
+}
+
+/**
+ * applyMount for a prefix already normalised by normalizeMount ("" or "/a/b"), as a server's options hold it:
+ * the per-request path, with no check of the prefix. Mutates and returns `variables`.
+ */
+export function applyNormalizedMount(variables: Record<string, string | undefined>, prefix: string): Record<string, string | undefined> {
   const path = requestPathOf(variables);
   if (path === undefined) return variables;
   if (prefix === '') {
     variables.SCRIPT_NAME = '';
     variables.PATH_INFO = path;
-  } else if (path === prefix || path.startsWith(`${prefix}/`)) {
+  } else if (isUnderMount(path, prefix)) {
     variables.SCRIPT_NAME = prefix;
     variables.PATH_INFO = path.slice(prefix.length);
   }
   return variables;
 }
 
+/**
+ * True when the decoded request `path` is the normalised `prefix` or lies below it, on a segment boundary
+ * ("/app" holds "/app" and "/app/x", not "/application"); every path lies under the root prefix "".
+ */
+export function isUnderMount(path: string, prefix: string): boolean {
+  if (prefix === '') return true;
+  return path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47 /* / */);
+}
+
+/** The scheme and authority of an absolute-form request target, which only proxies' requests have. */
+const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/]*/;
+
+/** The request's decoded path (see applyMount for where it is taken from), or undefined when none is a path. */
 function requestPathOf(variables: Record<string, string | undefined>): string | undefined {
   const uri = variables.REQUEST_URI;
   if (uri) {
-    let path = uri.split('?', 1)[0] as string;
-    // An absolute-form request target ("http://host/path") names its path after the authority.
-    const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/]*/.exec(path);
-    if (scheme) path = path.slice(scheme[0].length) || '/';
-    if (path.startsWith('/')) return percentDecodeToByteString(path);
+    const query = uri.indexOf('?');
+    let path = query === -1 ? uri : uri.slice(0, query);
+    if (path.charCodeAt(0) !== 47 /* / */) {
+      // An absolute-form request target ("http://host/path") names its path after the authority.
+      const scheme = ABSOLUTE_FORM.exec(path);
+      if (scheme) path = path.slice(scheme[0].length) || '/';
+    }
+    if (path.charCodeAt(0) === 47 /* / */) return percentDecodeToByteString(path);
   }
   if (variables.DOCUMENT_URI?.startsWith('/')) return variables.DOCUMENT_URI;
   const joined = (variables.SCRIPT_NAME ?? '') + (variables.PATH_INFO ?? '');

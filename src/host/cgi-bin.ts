@@ -20,6 +20,7 @@ import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { TsgiError } from '../errors.js';
 import { encodeUtf8Latin1, percentDecodeToByteString } from '../environ/byte-policy.js';
+import { isUnderMount } from '../environ/mount.js';
 import { percentEncodePath } from '../environ/percent-encode.js';
 import { getStatusText } from '../helpers/status-text.js';
 import { MAX_HEAD_BYTES } from '../response/cgi-head-parse.js';
@@ -303,7 +304,7 @@ function localTarget(location: string, mount: string): { path: string; queryStri
   const rawPath = mark < 0 ? location : location.slice(0, mark);
   const fragment = rawPath.indexOf('#');
   const path = percentDecodeToByteString(fragment < 0 ? rawPath : rawPath.slice(0, fragment));
-  if (mount !== '' && path !== mount && !path.startsWith(`${mount}/`)) return undefined;
+  if (!isUnderMount(path, mount)) return undefined;
   return { path: path.slice(mount.length), queryString: mark < 0 ? '' : location.slice(mark + 1).replace(/#.*$/, '') };
 }
 

@@ -1,6 +1,6 @@
 import { encodeUtf8Latin1 } from '../environ/byte-policy.js';
 import { hostWithoutPort } from '../environ/host.js';
-import { normalizeMount } from '../environ/mount.js';
+import { isUnderMount, normalizeMount } from '../environ/mount.js';
 import { Response } from '../helpers/response.js';
 import type { App, Body, Environ, StartResponse } from '../types.js';
 
@@ -51,7 +51,7 @@ export function urlMap(routes: UrlMapRoutes, options: UrlMapOptions = {}): App {
     const hosts = candidateHosts(environ);
     for (const mount of mounts) {
       if (mount.host !== null && !hosts.has(mount.host)) continue;
-      if (mount.prefix !== '' && pathInfo !== mount.prefix && !pathInfo.startsWith(`${mount.prefix}/`)) continue;
+      if (!isUnderMount(pathInfo, mount.prefix)) continue;
       const mounted: Environ = {
         ...environ,
         SCRIPT_NAME: (environ.SCRIPT_NAME ?? '') + mount.prefix,

@@ -9,15 +9,6 @@ import { describe, expect, it } from 'vitest';
 
 const SRC = resolve(import.meta.dirname, '../../src');
 
-/**
- * Cycles found when this test was written, in files other briefs own (both through type-only imports): each
- * is to be removed here once its files are untangled. Any other cycle fails the test.
- */
-const KNOWN_CYCLES = new Set([
-  'bridges/fetch/to-fetch-handler.ts -> bridges/fetch.ts -> bridges/fetch/to-fetch-handler.ts',
-  'servers/fastcgi/connection.ts -> servers/fastcgi/admission.ts -> servers/fastcgi/connection-server.ts -> servers/fastcgi/connection.ts',
-]);
-
 function sourceFiles(folder: string): string[] {
   return readdirSync(folder, { withFileTypes: true }).flatMap((entry) => {
     const path = join(folder, entry.name);
@@ -70,10 +61,10 @@ describe('the import graph of src/', () => {
     expect(importsOf('/x/y.ts', "import type { A } from './a.js';\nconst m = await import('../b.js');\nexport * from './c.js';")).toEqual(['/x/a.ts', '/b.ts', '/x/c.ts']);
   });
 
-  it('has no cycle (but the known ones listed above)', () => {
+  it('has no cycle', () => {
     const graph = new Map(sourceFiles(SRC).map((file) => [file, importsOf(file)]));
     expect(graph.size).toBeGreaterThan(50);
     const cycles = findCycles(graph).map((cycle) => cycle.map((file) => relative(SRC, file)).join(' -> '));
-    expect(cycles.filter((cycle) => !KNOWN_CYCLES.has(cycle))).toEqual([]);
+    expect(cycles).toEqual([]);
   });
 });

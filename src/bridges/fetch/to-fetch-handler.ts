@@ -1,11 +1,12 @@
 /** toFetch: one Request through a tsgi app, to the Response (see toFetch in ../fetch.ts). */
 import { percentDecodeToByteString } from '../../environ/byte-policy.js';
 import { createEnviron } from '../../environ/create-environ.js';
+import { isUnderMount } from '../../environ/mount.js';
 import { AbortError, TsgiError } from '../../errors.js';
 import { runApp, type ResponseSink } from '../../response/run-app.js';
 import type { App, Environ, ErrorStream } from '../../types.js';
-import type { ToFetchOptions } from '../fetch.js';
 import { abortReason } from './abort-reason.js';
+import type { ToFetchOptions } from './options.js';
 import { requestVariables, streamToInput } from './to-fetch-environ.js';
 import { plainResponse, ResponseOutput } from './to-fetch-response.js';
 
@@ -26,9 +27,7 @@ export async function handleRequest(app: App, request: Request, settings: ToFetc
   const { scriptName, errors } = settings;
   const url = new URL(request.url);
   const path = percentDecodeToByteString(url.pathname);
-  if (scriptName !== '' && path !== scriptName && !path.startsWith(`${scriptName}/`)) {
-    return plainResponse(404);
-  }
+  if (!isUnderMount(path, scriptName)) return plainResponse(404);
   const { variables, body } = requestVariables(request, url, path, scriptName);
   if (settings.variables) Object.assign(variables, settings.variables(request));
 

@@ -2,11 +2,14 @@ import type { Socket } from 'node:net';
 import type { ByteBudget, NameValueCache } from '../../protocol/fastcgi/name-value.js';
 import type { App } from '../../types.js';
 import type { LimitLog, PeerLog } from '../limit-log.js';
-import type { FastCgiConnection } from './connection.js';
 import type { ResolvedFastCgiOptions } from './options.js';
 
-/** What a connection shares with its server: the apps, the options, the count of requests in progress. */
-export interface ConnectionServer {
+/**
+ * What a connection shares with its server: the apps, the options, the count of requests in progress.
+ * `Connection` is the connection's own type (FastCgiConnection, as connection.ts names it), a parameter so
+ * that this file, which connection.ts and admission.ts import, does not import connection.ts back.
+ */
+export interface ConnectionServer<Connection = unknown> {
   readonly options: ResolvedFastCgiOptions;
   readonly app: App;
   /** Requests in progress in the whole server. */
@@ -14,7 +17,7 @@ export interface ConnectionServer {
   /** True once the server is closing: connections close as soon as they have no request in progress. */
   readonly draining: boolean;
   /** Called when a connection is gone, so the server stops tracking it. */
-  forget(connection: FastCgiConnection): void;
+  forget(connection: Connection): void;
   /**
    * Where a draining server hands its kept-alive connections, or null (they close instead). Set by a
    * `tsgi serve` worker: it sends them to its master, which passes them to a worker that stays.

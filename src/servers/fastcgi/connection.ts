@@ -37,7 +37,7 @@ export class FastCgiConnection implements RequestHost {
   readonly options: ResolvedFastCgiOptions;
   readonly nameCache: NameValueCache;
   readonly onInputDrained = (): void => this.inputDrained();
-  readonly #server: ConnectionServer;
+  readonly #server: ConnectionServer<FastCgiConnection>;
   readonly #decoder: RecordDecoder;
   readonly #requests = new RequestTable<FastCgiRequest>();
   #closing = false;
@@ -55,7 +55,7 @@ export class FastCgiConnection implements RequestHost {
   /** #begun at the last sweep: requests begun and ended between two sweeps also make the connection busy. */
   #sweptBegun = 0;
 
-  constructor(server: ConnectionServer, socket: Socket) {
+  constructor(server: ConnectionServer<FastCgiConnection>, socket: Socket) {
     this.#server = server;
     this.#lastData = this.#idleSince = server.now;
     this.options = server.options;

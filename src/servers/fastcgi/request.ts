@@ -1,7 +1,7 @@
 import { AbortError, InputError, describeError } from '../../errors.js';
 import { createEnviron } from '../../environ/create-environ.js';
 import { createInput } from '../../environ/input.js';
-import { applyMount } from '../../environ/mount.js';
+import { applyNormalizedMount } from '../../environ/mount.js';
 import { ProtocolStatus, RecordType, Role } from '../../protocol/fastcgi/constants.js';
 import { NameValueCollector, type ByteBudget, type NameValueCache } from '../../protocol/fastcgi/name-value.js';
 import { addRequestVariable } from '../../protocol/request-variables.js';
@@ -219,7 +219,7 @@ export class FastCgiRequest implements ResponseSink {
     const declared = variables.CONTENT_LENGTH;
     if (declared !== undefined && declared.charCodeAt(0) === 45 /* - */ && /^-\d+$/.test(declared)) variables.CONTENT_LENGTH = '';
     variables.FCGI_ROLE = ROLE_NAMES[this.role] ?? String(this.role);
-    if (this.#host.options.mount !== null && this.role !== Role.AUTHORIZER) applyMount(variables, this.#host.options.mount);
+    if (this.#host.options.mount !== null && this.role !== Role.AUTHORIZER) applyNormalizedMount(variables, this.#host.options.mount);
     const errors = new RequestErrors(this);
     this.#running = true;
     this.#inStart = true;

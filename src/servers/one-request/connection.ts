@@ -1,18 +1,17 @@
 import type { Socket } from 'node:net';
 import { AbortError, InputError, ProtocolError, describeError, statusOfError } from '../../errors.js';
 import { createEnviron, schemeOf } from '../../environ/create-environ.js';
-import { applyMount } from '../../environ/mount.js';
+import { applyNormalizedMount } from '../../environ/mount.js';
 import { refuseRequest, runApp, type ResponseSink, type RunResult } from '../../response/run-app.js';
 import type { App, Header } from '../../types.js';
 import { ByteQueue } from '../fastcgi/byte-queue.js';
 import { LazyAbort } from '../lazy-abort.js';
-import { LINGER_MS } from '../limits.js';
 import { waitForDrain } from '../write-to-stream.js';
 import type { LimitLog, PeerLog } from '../limit-log.js';
-import type { ResolvedOneRequestOptions } from './options.js';
-import type { OneRequestHead } from './protocol.js';
+import { answerHeadTimeout, closeAfterAnswer, linger, PEER_GONE_CODES } from './closing.js';
 import { refusalOfHead } from './head-checks.js';
-import type { OneRequestProtocol } from './protocol.js';
+import type { ResolvedOneRequestOptions } from './options.js';
+import type { OneRequestHead, OneRequestProtocol } from './protocol.js';
 import { errorPage, writeHeadWith } from './response-head.js';
 
 const EMPTY = new Uint8Array(0);
@@ -29,9 +28,6 @@ export interface OneRequestHost {
   /** What peers make the server log, rate-limited. */
   readonly peerLog: PeerLog;
 }
-
-/** Socket errors that only mean the peer went away: not worth a log line. */
-const PEER_GONE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
 /**
  * One connection: reads the head, runs the app while the body streams in (the socket is paused while more
@@ -68,11 +64,6 @@ export class OneRequestConnection implements ResponseSink {
   #active = false;
   /** The head timer, then the body timer (null when none is due). */
   #timer: NodeJS.Timeout | null = null;
-  /**
-   * The linger timer (see #linger), cleared when the socket closes: a timer left pending would keep the socket
-   * and this connection alive for LINGER_MS after every request.
-   */
-  #lingerTimer: NodeJS.Timeout | null = null;
 
   constructor(server: OneRequestHost, socket: Socket) {
     this.#server = server;
@@ -113,17 +104,9 @@ export class OneRequestConnection implements ResponseSink {
     );
     this.#reader = null;
     this.#finished = true;
-    const socket = this.#socket;
-    if (this.#received === 0 || socket.destroyed) {
-      // Nothing was asked: nobody to answer.
-      socket.destroy();
-      return;
-    }
-    // A web server that began a request waits for an answer. The peer has stopped sending (nothing unread to
-    // turn the close into a reset), so no lingering: closed once the page is out.
-    socket.end(errorPage(this.#server.protocol, 408), () => socket.destroy());
-    // A peer that does not read either: cut after LINGER_MS at most.
-    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    // Nothing was asked: nobody to answer.
+    if (this.#received === 0 || this.#socket.destroyed) this.#socket.destroy();
+    else answerHeadTimeout(this.#socket, this.#server.protocol);
   }
 
   /**
@@ -216,10 +199,6 @@ export class OneRequestConnection implements ResponseSink {
 
   #onClose(): void {
     this.#clearTimer();
-    if (this.#lingerTimer !== null) {
-      clearTimeout(this.#lingerTimer);
-      this.#lingerTimer = null;
-    }
     if (!this.#finished) this.#abortRequest(new AbortError(`${this.#name}: the web server closed the connection`));
     this.#finished = true;
   }
@@ -239,28 +218,15 @@ export class OneRequestConnection implements ResponseSink {
 
   #writeErrorPage(code: number): void {
     this.#socket.end(errorPage(this.#server.protocol, code));
-    this.#linger();
-  }
-
-  /** Keeps reading (and dropping) what the web server still sends until it closes, at most LINGER_MS. */
-  #linger(): void {
-    const socket = this.#socket;
     this.#paused = false;
-    socket.resume();
-    if (socket.readableEnded) {
-      socket.destroySoon();
-      return;
-    }
-    socket.once('finish', () => {
-      if (!socket.destroyed) this.#lingerTimer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
-    });
+    linger(this.#socket);
   }
 
   #start(head: OneRequestHead): void {
     const options = this.#options;
     const variables = head.variables;
-    if (options.mount !== null) applyMount(variables, options.mount);
-    else if (variables.SCRIPT_NAME === undefined && variables.PATH_INFO === undefined) applyMount(variables, '/');
+    if (options.mount !== null) applyNormalizedMount(variables, options.mount);
+    else if (variables.SCRIPT_NAME === undefined && variables.PATH_INFO === undefined) applyNormalizedMount(variables, '');
     const refusal = refusalOfHead(head, options, this.#name, this.#server.limitLog);
     if (refusal !== 0) {
       this.#finished = true;
@@ -404,16 +370,11 @@ export class OneRequestConnection implements ResponseSink {
     this.#clearTimer();
   }
 
-  /**
-   * After the FIN: a request read to its last byte has nothing more coming, so the socket is closed as soon
-   * as the answer is written, as node:http does after `Connection: close`. Otherwise (the app answered before
-   * its body arrived, or the peer sent more than it announced), the connection lingers: closing with unread
-   * bytes would send a reset that can destroy the answer in flight.
-   */
+  /** After the FIN: the input is over too (what the app left unread is dropped), then closeAfterAnswer. */
   #close(): void {
-    // The input is over too: drop what the app left unread.
     this.#queue?.fail(new AbortError(`${this.#name}: the request has ended`));
-    if (this.#inputDone && !this.#overran) this.#socket.destroySoon();
-    else this.#linger();
+    const readAll = this.#inputDone && !this.#overran;
+    if (!readAll) this.#paused = false; // closeAfterAnswer lingers: the socket flows again.
+    closeAfterAnswer(this.#socket, readAll);
   }
 }
