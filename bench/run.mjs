@@ -52,6 +52,10 @@
  *      direct-inprocess     `createHttpServer(app)` in one process (bench/apps/tsgi-http-inprocess.mjs)
  *      direct-express       Express on node:http directly (bench/apps/express-http-hello.mjs)
  *      direct-express-tsgi  Express via fromNodeHandler, `tsgi serve bench/apps/express-hello.ts --http`
+ *      direct-floor         the floor of the tsgi rows: a minimal environ gateway on node:http
+ *                           (bench/apps/minimal-http-gateway.mjs; its header says what it does and does not do)
+ *      direct-express-floor the floor of the Express row: the same Express app behind a minimal bridge,
+ *                           `tsgi serve bench/apps/express-floor.mjs --http` (its header says what it leaves out)
  *    Memory: every row's serving process (the one that used the most CPU: a `tsgi serve` worker) has its
  *    peak RSS (VmHWM) read after its first hello run; when direct-tsgi runs, an idle
  *    `node -e 'setInterval(()=>{},1e3)'` runs beside it and the master's RSS (VmRSS) is compared with the
@@ -187,9 +191,9 @@ const GOALS = [
  * master's RSS over an idle node's).
  */
 const ISSUE11_GOALS = [
-  { kind: 'rps', row: 'direct-tsgi', against: 'direct-node', min: 0.9, label: 'direct: tsgi serve --http / raw node:http' },
+  { kind: 'rps', row: 'direct-tsgi', against: 'direct-node', min: 0.9, floor: 'direct-floor', label: 'direct: tsgi serve --http / raw node:http' },
   { kind: 'rps', row: 'direct-tsgi', against: 'direct-hono', min: 1.0, label: 'direct: tsgi serve --http / Hono on @hono/node-server' },
-  { kind: 'rps', row: 'direct-express-tsgi', against: 'direct-express', min: 0.9, label: 'direct: Express via tsgi serve --http / Express on node:http' },
+  { kind: 'rps', row: 'direct-express-tsgi', against: 'direct-express', min: 0.9, floor: 'direct-express-floor', label: 'direct: Express via tsgi serve --http / Express on node:http' },
   { kind: 'rps', row: 'tsgi-fastcgi', against: 'fcgi-minimal', min: 0.95, label: 'nginx: tsgi FastCGI / minimal Node FastCGI responder' },
   { kind: 'rps', row: 'tsgi-fastcgi', against: 'node-http', min: 1.0, label: 'nginx: tsgi FastCGI / Node http via proxy' },
   { kind: 'rps', row: 'express-fastcgi', against: 'express-http', min: 0.9, label: 'nginx: Express via tsgi FastCGI / Express on node:http via proxy' },
@@ -884,6 +888,17 @@ function finishSummary(results) {
       entry.ratio = hello;
       entry.verdict = verdict(hello, goal);
       entry.detail = `hello ${hello.toFixed(2)}x ${verdict(hello, goal)}; 64 KiB ${big.toFixed(2)}x ${verdict(big, goal)}`;
+      const floor = goal.floor ? find(goal.floor) : null;
+      if (floor) {
+        // What the least an implementation does reaches against the same anchor, and how much of it tsgi keeps.
+        const floorHello = floor.byPayload.hello.rps / other.byPayload.hello.rps;
+        const share = row.byPayload.hello.rps / floor.byPayload.hello.rps;
+        const cpu = (row.byPayload.hello.backendUsPerReq ?? Number.NaN) / (floor.byPayload.hello.backendUsPerReq ?? Number.NaN);
+        entry.detail +=
+          `; floor (${floor.name}) / ${other.name}: hello ${floorHello.toFixed(2)}x, 64 KiB ` +
+          `${(floor.byPayload.big.rps / other.byPayload.big.rps).toFixed(2)}x; tsgi reaches ${share.toFixed(2)}x of the floor ` +
+          `(CPU per request ${Number.isFinite(cpu) ? `${cpu.toFixed(2)}x the floor's` : 'n/a'})`;
+      }
     } else if (goal.kind === 'worker-rss') {
       const mine = row.byPayload.hello.servingHwm;
       const theirs = other.byPayload.hello.servingHwm;

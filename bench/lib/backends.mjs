@@ -258,6 +258,26 @@ ROWS.push(
     command: (ctx, port, nodeArgs) => tsgiServe(ctx, 'express-hello.ts', '--http', port, nodeArgs),
     note: `The same Express app wrapped with \`fromNodeHandler\` (bench/apps/express-hello.ts), \`tsgi serve bench/apps/express-hello.ts --http 127.0.0.1:P\` (${TSGI_SERVE_HTTP}).`,
   },
+  {
+    id: 'direct-floor',
+    section: 'direct',
+    name: 'minimal environ gateway (floor)',
+    node: true,
+    tools: ['wrk'],
+    command: nodeApp('minimal-http-gateway.mjs'),
+    note: 'bench/apps/minimal-http-gateway.mjs: about the least any server of the tsgi interface on node:http does per request (an environ with every required key, a lazy tsgi.signal, an input object, startResponse, writeHead and end; its header lists what it leaves out), serving hello-app.mjs in one process. The floor of the direct tsgi rows.',
+  },
+  {
+    id: 'direct-express-floor',
+    section: 'direct',
+    name: 'Express via a minimal bridge (floor)',
+    node: true,
+    tsgi: true,
+    tools: ['wrk'],
+    modules: ['express'],
+    command: (ctx, port, nodeArgs) => tsgiServe(ctx, 'express-floor.mjs', '--http', port, nodeArgs),
+    note: `The same Express app behind bench/apps/express-floor.mjs, about the least a bridge from a (req, res) handler to a tsgi app does (one Node request/response pair per request, status and headers read from the response; its header lists what it leaves out), \`tsgi serve bench/apps/express-floor.mjs --http 127.0.0.1:P\` (${TSGI_SERVE_HTTP}). The floor of "Express via tsgi serve --http".`,
+  },
 );
 for (const row of ROWS) {
   row.section ??= 'nginx';
