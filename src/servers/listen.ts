@@ -342,9 +342,9 @@ export function socketActivationTarget(
  * Linux 5.4), so that the listen(2) Node issues keeps the queue as deep as systemd (Backlog=SOMAXCONN) or a
  * web server made it; Node's default, 511, when /proc cannot tell.
  */
-export function inheritedBacklog(): number {
+export function inheritedBacklog(readText: (path: string) => string = readLatin1): number {
   try {
-    const value = Number(readFileSync('/proc/sys/net/core/somaxconn', 'latin1').trim());
+    const value = Number(readText('/proc/sys/net/core/somaxconn').trim());
     return Number.isSafeInteger(value) && value > 0 ? Math.min(value, 0x7fffffff) : NODE_DEFAULT_BACKLOG;
   } catch {
     return NODE_DEFAULT_BACKLOG;
@@ -352,3 +352,7 @@ export function inheritedBacklog(): number {
 }
 
 const NODE_DEFAULT_BACKLOG = 511;
+
+function readLatin1(path: string): string {
+  return readFileSync(path, 'latin1');
+}
