@@ -19,9 +19,6 @@ import type { BodyMode, ExchangeSide, Settings } from './settings.js';
 
 const EMPTY = Buffer.alloc(0);
 
-/** The body handed to runApp when the whole response was there at once: its parts, and close(). */
-type CompleteBody = Buffer[] & { close(): void | Promise<void> };
-
 /** One request through the bridge (see the top of this file). */
 export class Exchange implements ExchangeSide, SocketOwner {
   readonly environ: Environ;
@@ -112,12 +109,13 @@ export class Exchange implements ExchangeSide, SocketOwner {
     if (!this.#isComplete()) return this.#asyncBody();
     // The whole response is here already (the usual case of a small response written at once): its parts as
     // an array let the tsgi server send it and end the request in one go. (Only when the head frames it: an
-    // array of known length would otherwise get a computed Content-Length.)
+    // array of known length would otherwise get a computed Content-Length.) Nothing is left for a close() to
+    // do but let the socket go once 'finish' has come (a tick away, or already past), so the body has none.
     const parts = this.#queue.splice(0);
     this.#queuedBytes = 0;
-    const close = (): void | Promise<void> => this.#close();
-    if (head.framed) return Object.assign(parts, { close }) satisfies CompleteBody;
-    return { [Symbol.iterator]: () => parts[Symbol.iterator](), close };
+    this.#closeNow();
+    if (head.framed) return parts;
+    return { [Symbol.iterator]: () => parts[Symbol.iterator]() };
   }
 
   /** Closes the socket when the client goes away (`tsgi.signal`), as a dropped connection would. */

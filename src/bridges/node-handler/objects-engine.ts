@@ -66,7 +66,7 @@ export function startObjects(exchange: ExchangeSide, head: RequestHead): void {
   const environ = exchange.environ;
   const req = createRequest(socket, head.raw);
   dressRequest(req, environ, exchange.settings.urlMode);
-  const expectContinue = req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && head.raw.length > 0 && CONTINUE_RE.test(req.headers.expect ?? '');
+  const expectContinue = req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && head.expect !== undefined && CONTINUE_RE.test(head.expect);
   const res = createResponse(req, socket, expectContinue);
   if (head.bodyMode !== 'none') onRequestRead(req, () => exchange.bodyWanted());
   exchange.run(req, res);

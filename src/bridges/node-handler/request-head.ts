@@ -30,6 +30,7 @@ export function requestHeadOf(environ: Environ): RequestHead {
   // "METHOD / HTTP/1.1\r\n" and the blank line: what the http-server engine sends (its url is always "/").
   let bytes = method.length + 17;
   let clientChunked = false;
+  let expect: string | undefined;
   const add = (name: string, value: string): void => {
     if (raw.length >= MAX_HEADERS_COUNT * 2) return;
     raw.push(name, value);
@@ -57,6 +58,8 @@ export function requestHeadOf(environ: Environ): RequestHead {
       if (headerNames.size < HEADER_NAME_CACHE) headerNames.set(key, name);
     }
     add(name, value);
+    // (Unless the list was full, and the header dropped.)
+    if (key === 'HTTP_EXPECT' && raw[raw.length - 2] === name) expect = value;
   }
   if (environ.CONTENT_TYPE !== undefined && !BAD_HEADER_VALUE_RE.test(environ.CONTENT_TYPE)) add('Content-Type', environ.CONTENT_TYPE);
   let bodyMode: BodyMode = 'none';
@@ -67,7 +70,7 @@ export function requestHeadOf(environ: Environ): RequestHead {
     add('Transfer-Encoding', 'chunked');
     bodyMode = 'chunked';
   }
-  return { raw, bodyMode, bytes };
+  return { raw, bodyMode, bytes, expect };
 }
 
 /** The http-server engine's request head as HTTP/1.1 text. */

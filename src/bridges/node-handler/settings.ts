@@ -29,6 +29,8 @@ export interface RequestHead {
   bodyMode: BodyMode;
   /** Its size as HTTP/1.1 text, for maxHeaderSize. */
   bytes: number;
+  /** The `Expect` header's value, when the list has one. */
+  expect: string | undefined;
 }
 
 /** Where a request built by this bridge keeps its environ (a symbol: invisible to apps, kept by prototype swaps). */
