@@ -21,7 +21,7 @@
  *   the request and no parser is set up; a socket whose response finished cleanly is reused for a later
  *   request, as a kept-alive connection is (at most MAX_REQUESTS_PER_SOCKET requests; an aborted or failed
  *   request's socket is closed). It relies on a few undocumented members of Node's http classes
- *   (node-handler/objects.ts lists them, and is the only file that touches them); probeObjectsEngine() checks
+ *   (src/node-private/http.ts lists them, and is the only file that touches them); probeObjectsEngine() checks
  *   them once per process, and the bridge uses the other engine when the check fails.
  * - "http-server": each request gets a BridgeSocket handed to a private, never-listening `http.Server`
  *   through its documented 'connection' event; the socket carries a request head serialized from the environ
@@ -36,13 +36,13 @@
  * node:http.
  *
  * The parts, one job each, under node-handler/: settings.ts (shared types), request-head.ts and request-line.ts
- * (what the handler's request carries), bridge-socket.ts (the in-memory connection), objects.ts (Node's
- * undocumented members, probed), objects-engine.ts and http-server-engine.ts (the two ways to make the pair),
+ * (what the handler's request carries), bridge-socket.ts (the in-memory connection), src/node-private/http.ts
+ * (Node's undocumented members, probed), objects-engine.ts and http-server-engine.ts (the two ways to make the pair),
  * exchange.ts (one request: the handler run, the output read back, the end), request-body.ts (tsgi.input to
  * Node), response-head.ts (Node's serialized head to startResponse) and dechunker.ts.
  */
 import type { IncomingMessage, Server } from 'node:http';
-import { objectsEngineSupported } from './node-handler/objects.js';
+import { objectsEngineSupported } from '../node-private/http.js';
 import { Exchange } from './node-handler/exchange.js';
 import { createHiddenServer } from './node-handler/http-server-engine.js';
 import { ENVIRON, type NodeHandler, type Settings } from './node-handler/settings.js';

@@ -1,6 +1,7 @@
 import { describeError } from '../errors.js';
 import { getStatusText } from '../helpers/status-text.js';
 import type { App, Body, Chunk, Environ, Header, Middleware, StartResponse, Write } from '../types.js';
+import { carriesBytes } from '../response/run-app.js';
 
 /** Options for `errorHandler`. */
 export interface ErrorHandlerOptions {
@@ -118,7 +119,7 @@ function wrapBody(
           return;
         }
         const chunk = step.value;
-        if ((typeof chunk === 'string' || chunk instanceof Uint8Array) && chunk.length > 0) state.sent = true;
+        if (carriesBytes(chunk)) state.sent = true;
         yield chunk;
       }
     } catch (error) {

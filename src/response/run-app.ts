@@ -65,6 +65,15 @@ export interface RunOptions {
 
 const encoder = new TextEncoder();
 
+/**
+ * True for a body chunk that puts bytes on the wire: a non-empty string or Uint8Array. (An empty one only asks
+ * for the head to leave, SPEC 4.1; anything else is an error chunkToBytes reports.) Middleware that must know
+ * whether the response has begun (the error handler, the timeout supervisor) watches chunks with this.
+ */
+export function carriesBytes(chunk: unknown): boolean {
+  return (typeof chunk === 'string' || chunk instanceof Uint8Array) && chunk.length > 0;
+}
+
 /** Converts a body chunk to bytes (strings are UTF-8). Throws AppError for anything else. */
 export function chunkToBytes(chunk: unknown): Uint8Array {
   if (typeof chunk === 'string') return chunk.length === 0 ? new Uint8Array(0) : Buffer.from(chunk, 'utf8');

@@ -6,13 +6,13 @@
  * keeps reading while the message is on its way, and what it reads then is dropped: a request the web server
  * writes at that moment would be lost. The reads must stop at the source first, so that the bytes wait in the
  * kernel for the process that receives the socket. Node has no documented call for that: the socket handle's
- * `readStop()` (node:net's own pause) is one of the private members held in src/node-private.ts, probed there.
+ * `readStop()` (node:net's own pause) is one of the private members held in src/node-private/net.ts, probed there.
  * `TSGI_SOCKET_HANDOVER=off` (or `TSGI_NODE_PRIVATE=0`) turns the handover off. Without it, a stopping worker
  * closes its connections instead (a FIN after its last answer, then it reads until the peer closes): nginx
  * retries a request that met such a close, Apache's mod_proxy_fcgi may not.
  */
 import type { Socket } from 'node:net';
-import { privateMembersAllowed, stopSocketReads } from '../node-private.js';
+import { privateMembersAllowed, stopSocketReads } from '../node-private/net.js';
 
 /** Whether connections may be handed to another process at all (decided once; see the module comment). */
 export const canStopReading: boolean = process.env.TSGI_SOCKET_HANDOVER !== 'off' && privateMembersAllowed();

@@ -3,7 +3,7 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fromNodeHandler, type NodeHandlerEngine } from '../../src/bridges/node-handler.js';
-import { objectsEngineSupported, probeObjectsEngine } from '../../src/bridges/node-handler/objects.js';
+import { objectsEngineSupported, probeObjectsEngine } from '../../src/node-private/http.js';
 import { createHttpServer } from '../../src/servers/http.js';
 import { testClient } from '../../src/testing/test-client.js';
 

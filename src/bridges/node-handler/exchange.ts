@@ -9,7 +9,7 @@ import type { Body, Environ, StartResponse } from '../../types.js';
 import type { BridgeSocket, SocketOwner } from './bridge-socket.js';
 import { Dechunker } from './dechunker.js';
 import { socketFor, startThroughServer } from './http-server-engine.js';
-import { emitResponseClose, finishExchange } from './objects.js';
+import { emitResponseClose, finishExchange } from '../../node-private/http.js';
 import { abortRequest, releaseSocket, startObjects, takeSocket } from './objects-engine.js';
 import { RequestBody } from './request-body.js';
 import { requestHeadOf } from './request-head.js';

@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { BridgeSocket } from './bridge-socket.js';
-import { onFirstRequestRead } from './objects.js';
+import { onFirstRequestRead } from '../../node-private/http.js';
 import { dressRequest } from './request-line.js';
 import { serializeRequestHead } from './request-head.js';
 import type { ExchangeSide, RequestHead } from './settings.js';

@@ -3,11 +3,11 @@
  * (parserOnIncoming), at the end of the response (resOnFinish) and of the connection (abortIncoming), done by
  * the bridge itself with Node's own IncomingMessage and ServerResponse over a BridgeSocket. A socket whose
  * response finished cleanly is kept, as a kept-alive connection is, for a later request of the same handler.
- * Node's undocumented members are reached only through objects.ts.
+ * Node's undocumented members are reached only through src/node-private/http.ts.
  */
 import type { IncomingMessage } from 'node:http';
 import { BridgeSocket } from './bridge-socket.js';
-import { connectionReset, createRequest, createResponse, endRequest, onRequestRead, relayDrain, responseOnSocket } from './objects.js';
+import { connectionReset, createRequest, createResponse, endRequest, onRequestRead, relayDrain, responseOnSocket } from '../../node-private/http.js';
 import { dressRequest } from './request-line.js';
 import type { ExchangeSide, RequestHead, Settings } from './settings.js';
 

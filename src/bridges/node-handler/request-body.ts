@@ -5,7 +5,7 @@
  * length).
  */
 import { AbortError } from '../../errors.js';
-import { endRequest } from './objects.js';
+import { endRequest } from '../../node-private/http.js';
 import { abortRequest } from './objects-engine.js';
 import type { ExchangeSide } from './settings.js';
 

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { probeCreateServerHandle, type ServerHandle } from '../../node-private.js';
+import { probeCreateServerHandle, type ServerHandle } from '../../node-private/net.js';
 import { applyUnixSocketOptions, describeListenTarget, isSocketAlive, listenOn, type ListenTarget, type UnixSocketOptions } from '../../servers/listen.js';
 import type { ListenSocketMessage, WorkerConfig } from './messages.js';
 
@@ -12,7 +12,7 @@ const { getSystemErrorName } = process.getBuiltinModule('node:util');
 /**
  * The master's listening socket. It lives in the master for the master's whole life and survives any worker's
  * death, so connections wait (in its backlog, or held by the master) while a worker is being replaced instead
- * of being refused. Two kinds, by what this Node allows (see src/node-private.ts):
+ * of being refused. Two kinds, by what this Node allows (see src/node-private/net.ts):
  *
  * - `descriptor` (the default): a socket bound with `net._createServerHandle` and never accepted on by the
  *   master. Each worker inherits it as a plain descriptor (fd 3), listens on it and accepts connections

@@ -2,7 +2,7 @@
  * Kept-alive FastCGI connections across a reload of `tsgi serve --workers`: real master and worker processes,
  * real sockets. With the handover (cli/cluster/handover.ts, servers/socket-handover.ts) the very connections a
  * web server keeps in its pool go on answering, from the new workers; without it (TSGI_SOCKET_HANDOVER=off, or
- * the public fallback of src/node-private.ts: TSGI_NODE_PRIVATE=0) the stopping workers close them cleanly: a
+ * the public fallback of src/node-private/net.ts: TSGI_NODE_PRIVATE=0) the stopping workers close them cleanly: a
  * FIN, never a reset.
  */
 import { mkdtemp } from 'node:fs/promises';

@@ -1,5 +1,5 @@
 /**
- * src/node-private.ts: the private Node members tsgi uses, each probed, with TSGI_NODE_PRIVATE=0 forcing the
+ * src/node-private/net.ts: the private Node members tsgi uses, each probed, with TSGI_NODE_PRIVATE=0 forcing the
  * public fallbacks. Real sockets; the switch is tried in a child process (a probe runs once per process).
  */
 import { once } from 'node:events';
@@ -7,7 +7,7 @@ import { createServer, connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { probeCreateServerHandle, probeReadStop, stopSocketReads } from '../../../src/node-private.js';
+import { probeCreateServerHandle, probeReadStop, stopSocketReads } from '../../../src/node-private/net.js';
 
 const ROOT = join(import.meta.dirname, '../../..');
 
@@ -63,7 +63,7 @@ describe('node-private', () => {
   it('TSGI_NODE_PRIVATE=0 makes every probe fail, and the handover off', async () => {
     const script = `
       const net = require('node:net');
-      const { probeCreateServerHandle, stopSocketReads } = await import(${JSON.stringify(join(ROOT, 'dist/node-private.js'))});
+      const { probeCreateServerHandle, stopSocketReads } = await import(${JSON.stringify(join(ROOT, 'dist/node-private/net.js'))});
       const { canStopReading } = await import(${JSON.stringify(join(ROOT, 'dist/servers/socket-handover.js'))});
       const server = net.createServer((socket) => {
         console.log(JSON.stringify({ create: probeCreateServerHandle() === null ? null : 'function', stop: stopSocketReads(socket), canStopReading }));

@@ -5,6 +5,7 @@
  */
 import type { App, Body, Chunk, Environ, Header, StartResponse } from '../../../types.js';
 import { isThenable } from '../../../thenable.js';
+import { carriesBytes } from '../../../response/run-app.js';
 import { closeQuietly, isAsyncBody, isIterableBody, trackBody } from './body-tracking.js';
 import { RequestClock } from './request-clock.js';
 import { requestUri } from './request-uri.js';
@@ -153,7 +154,7 @@ function guardBody(
           return;
         }
         const chunk = step.value;
-        if ((typeof chunk === 'string' || chunk instanceof Uint8Array) && chunk.length > 0) clock.sent = true;
+        if (carriesBytes(chunk)) clock.sent = true;
         yield chunk;
       }
     } finally {

@@ -1,7 +1,8 @@
 /**
  * Every private Node.js member tsgi's servers and CLI use, and nothing else: no other file of src/servers or
- * src/cli touches a private member. (The Node bridge's own privates live in src/bridges/node-handler/objects.ts
- * for now; they are to be folded into this module.)
+ * src/cli touches a private member. src/node-private/ is the one home of private use: this file for node:net
+ * (the listening socket, the handover), http.ts for the Node-handler bridge's request/response objects (kept
+ * apart so that the `tsgi serve` master, which needs this file, never loads node:http).
  *
  * A Node release may drop or change a private member, so each one is probed once, the first time it is asked
  * for (a function that checks the member exists and behaves, and never throws), and every caller has a

@@ -1,6 +1,6 @@
 /**
- * What the "objects" engine of fromNodeHandler needs from Node's http internals, and the check that this Node
- * has it. The engine builds `http.IncomingMessage` and `http.ServerResponse` itself, as Node's own server does
+ * What the "objects" engine of fromNodeHandler (src/bridges/node-handler/) needs from Node's http internals,
+ * and the check that this Node has it: the http part of src/node-private/ (net.ts holds node:net's). The engine builds `http.IncomingMessage` and `http.ServerResponse` itself, as Node's own server does
  * for each request it parses, and does what that server does around them. It relies on these members, which
  * are not all documented (all long-standing, and present in Node 20.19+; the probe guards any other version):
  * - `IncomingMessage.prototype._addHeaderLines(raw, n)`: what the parser calls to hand a request its raw
@@ -13,8 +13,8 @@
  * - `_expect_continue` (set by the server for `Expect: 100-continue`), and `socket._httpMessage` (the response a
  *   socket carries, which `assignSocket` sets and `detachSocket` clears).
  * probeObjectsEngine() exercises all of them on a throwaway pair; fromNodeHandler falls back to its
- * "http-server" engine when the probe fails. This module is the only one of the bridge that touches them: the
- * others call the functions below.
+ * "http-server" engine when the probe fails. This module is the only one of tsgi that touches them: the bridge
+ * calls the functions below.
  */
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Duplex } from 'node:stream';

@@ -1,0 +1,169 @@
+/**
+ * The ResponseSink of toNodeListener: what runApp sends, written to Node's ServerResponse (the head as one
+ * writeHead with a flat header list, a small response's body with the end in one write, backpressure through
+ * writeToStream, a cut response closed after what it already wrote).
+ */
+import type { ServerResponse } from 'node:http';
+import { toByteString } from '../../environ/to-byte-string.js';
+import { isHopByHop } from '../../response/hop-by-hop.js';
+import type { ResponseSink } from '../../response/run-app.js';
+import { equalsLowerCase } from '../../response/status.js';
+import type { LazyAbort } from '../../servers/lazy-abort.js';
+import { writeToStream } from '../../servers/write-to-stream.js';
+import type { Header } from '../../types.js';
+
+/** How long a cut response may take to flush what it already wrote before the connection is destroyed, in ms. */
+const ABORT_FLUSH_TIMEOUT_MS = 2000;
+const EMPTY = new Uint8Array(0);
+
+/**
+ * The ResponseSink over a ServerResponse. Hop-by-hop headers from the app are dropped (Node frames the message
+ * itself), so is Content-Length on 1xx/204 (RFC 9110 §8.6); headers go out as a flat list so repeated ones
+ * (Set-Cookie) stay separate lines. `closeConnection` (a boolean, or an object whose `mustClose` is read when
+ * the head goes out) adds `Connection: close`. A class: one object per response, no closures.
+ */
+export class NodeSink implements ResponseSink {
+  /** The status sent, 0 before the head. */
+  status = 0;
+  /** Body bytes handed to the socket. */
+  bytes = 0;
+  readonly #res: ServerResponse;
+  readonly #abort: LazyAbort;
+  readonly #closeConnection: boolean | { readonly mustClose: boolean };
+  /**
+   * The first body chunk waits for the end of the tick: when the response ends there, it leaves with the head
+   * in one res.end() (one write of one buffer) instead of a write and an end.
+   */
+  #held: Uint8Array | null = null;
+  /** True once a body chunk went to res.write(): the head has left, nothing can join it any more. */
+  #wrote = false;
+  /** What runs once the response ended (or the run did): see settle(). */
+  #onSettled: (() => void) | null;
+  /** True once #onSettled ran (or there is none). */
+  settled: boolean;
+
+  constructor(
+    res: ServerResponse,
+    abort: LazyAbort,
+    closeConnection: boolean | { readonly mustClose: boolean },
+    onSettled: (() => void) | null,
+  ) {
+    this.#res = res;
+    this.#abort = abort;
+    this.#closeConnection = closeConnection;
+    this.#onSettled = onSettled;
+    this.settled = onSettled === null;
+  }
+
+  /** Runs the after-response work once: when the response ends or is cut, else when the run ends. */
+  settle(): void {
+    if (this.settled) return;
+    this.settled = true;
+    const onSettled = this.#onSettled;
+    this.#onSettled = null;
+    onSettled?.();
+  }
+
+  sendHead(code: number, reason: string, headers: Header[]): void {
+    const flat: string[] = [];
+    for (let i = 0; i < headers.length; i++) {
+      const header = headers[i] as Header;
+      const name = header[0];
+      if (name === 'Content-Length') {
+        // The common spelling, checked first: no lower-cased copy of it on every response.
+        if (code < 200 || code === 204) continue;
+      } else if (isHopByHop(name)) {
+        continue;
+      } else if (name.length === 14 && (code < 200 || code === 204) && equalsLowerCase(name, 'content-length')) {
+        continue;
+      }
+      flat.push(name, toByteString(header[1]));
+    }
+    const close = this.#closeConnection;
+    if (typeof close === 'boolean' ? close : close.mustClose) flat.push('Connection', 'close');
+    this.status = code;
+    this.#res.writeHead(code, toByteString(reason), flat);
+  }
+
+  write(chunk: Uint8Array): void | Promise<void> {
+    this.bytes += chunk.length;
+    if (!this.#wrote && this.#held === null) {
+      this.#held = chunk;
+      process.nextTick(releaseHeld, this);
+      return;
+    }
+    this.release();
+    this.#wrote = true;
+    return writeToStream(this.#res, chunk);
+  }
+
+  /** Writes the held first chunk, if it is still held (the response did not end in its tick). */
+  release(): void {
+    const chunk = this.#held;
+    if (chunk === null) return;
+    this.#held = null;
+    const res = this.#res;
+    if (!res.destroyed && !res.writableEnded) {
+      this.#wrote = true;
+      res.write(chunk);
+    }
+  }
+
+  /** The last chunk and the end: a response of one small chunk leaves with its head in one write. */
+  endWith(chunk: Uint8Array): void {
+    this.bytes += chunk.length;
+    this.release();
+    this.#held = chunk;
+    this.end();
+  }
+
+  end(): void {
+    this.#end();
+    this.settle();
+  }
+
+  #end(): void {
+    const res = this.#res;
+    const last = this.#held;
+    this.#held = null;
+    if (res.destroyed || res.writableEnded) return;
+    if (last === null) {
+      res.end();
+    } else {
+      // Node sends what is left with the end, in one writev.
+      res.end(last);
+    }
+    // Nothing to wait for: Node flushes the rest on its own, and a connection that closes first fires the
+    // request's abort ('close' before 'finish').
+  }
+
+  /** The app flushed its head (SPEC 4.1): Node sends it now instead of with the first body bytes. */
+  flush(): void {
+    const res = this.#res;
+    // (headersSent is already true after writeHead: it says the head is stored, not that it left.)
+    if (!res.destroyed && !res.writableEnded) res.flushHeaders();
+  }
+
+  abort(): void {
+    // The head promised a body that won't come (G3; runApp has logged why): closing the connection is the
+    // only way left to say so.
+    this.release();
+    const res = this.#res;
+    const socket = res.socket;
+    if (this.#abort.reason !== null || !socket || socket.destroyed) {
+      res.destroy();
+      return;
+    }
+    // Let the bytes already written reach the client first, or it might see nothing at all.
+    const timer = setTimeout(() => socket.destroy(), ABORT_FLUSH_TIMEOUT_MS);
+    timer.unref();
+    socket.write(EMPTY, () => {
+      clearTimeout(timer);
+      socket.destroy();
+    });
+  }
+}
+
+function releaseHeld(sink: NodeSink): void {
+  sink.release();
+}
