@@ -219,6 +219,8 @@ export interface BackendStartOptions {
   eventsFile?: string;
   /** How long it gets to accept connections. Default 30 s (tsx compiles the app on first load). */
   startTimeoutMs?: number;
+  /** NODE_OPTIONS for the backend's processes (the master and the workers it forks inherit it). */
+  nodeOptions?: string;
 }
 
 /**
@@ -237,6 +239,7 @@ export async function startTsgi(options: BackendStartOptions = {}): Promise<Tsgi
       PATH: `${NODE_DIR}:/usr/local/bin:/usr/bin:/bin`,
       LANG: 'C',
       ...(options.eventsFile ? { TSGI_RELIABILITY_EVENTS: options.eventsFile } : {}),
+      ...(options.nodeOptions ? { NODE_OPTIONS: options.nodeOptions } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
