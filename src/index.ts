@@ -19,7 +19,8 @@ export { formatCgiHead } from './response/cgi-head.js';
 export { runWithCgi, type CgiIo, type CgiOptions } from './servers/cgi.js';
 export * from './middleware/index.js';
 export * from './helpers/index.js';
-export { toNodeListener, buildVariables, type NodeListener, type NodeListenerOptions } from './bridges/node-listener.js';
+export { toNodeListener, type NodeListener, type NodeListenerOptions } from './bridges/node-listener.js';
+export { buildVariables } from './environ/node-request-variables.js';
 // The fields a response may not carry: every server and bridge drops them, the validator refuses them (F14).
 export { HOP_BY_HOP_HEADERS } from './response/hop-by-hop.js';
 export { fromNodeHandler, environOf, DEFAULT_MAX_HEADER_BYTES, type NodeHandler, type NodeHandlerOptions, type NodeHandlerEngine } from './bridges/node-handler.js';

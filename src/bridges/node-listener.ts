@@ -18,9 +18,6 @@ import type { App, Environ, ErrorStream } from '../types.js';
 import { NodeSink } from './node-listener/node-sink.js';
 import { RequestBody } from './node-listener/request-body.js';
 
-export { buildVariables } from '../environ/node-request-variables.js';
-export { failRequestBody } from './node-listener/request-body.js';
-
 /** A Node request listener, as `http.createServer()` and the 'request' event take it. */
 export type NodeListener = (req: IncomingMessage, res: ServerResponse) => void;
 

@@ -11,9 +11,6 @@ const STATUS_RE = /^([1-9][0-9]{2})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?$/;
 /** An HTTP token (RFC 9110 §5.6.2): what a header name or a method must be. */
 export const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-/** The fields a response may not carry (owned by hop-by-hop.ts; exported here too for older imports). */
-export { HOP_BY_HOP_HEADERS } from './hop-by-hop.js';
-
 /** Parses "NNN Reason" as passed to startResponse. Throws AppError for anything else. */
 export function parseStatus(status: unknown): Status {
   if (typeof status !== 'string') throw new AppError(`response: status must be a string (${typeof status})`);

@@ -1,7 +1,8 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { abortResponse, failRequestBody, toNodeListener, type NodeListenerOptions } from '../bridges/node-listener.js';
+import { abortResponse, toNodeListener, type NodeListenerOptions } from '../bridges/node-listener.js';
+import { failRequestBody } from '../bridges/node-listener/request-body.js';
 import { InputError, TsgiError } from '../errors.js';
 import type { App } from '../types.js';
 import { DEFAULT_MAX_CONNECTIONS } from './fastcgi/options.js';

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FastCgiClient, parseFastCgiResponse } from '../../src/testing/fastcgi-client.js';
 import { parseCgiHead } from '../../src/response/cgi-head-parse.js';
 import { freePort, waitForLine } from './cli-helpers.js';
+import { parseEnv } from '../host/env-text.js';
 
 const BIN = join(process.cwd(), 'bin', 'tsgi.js');
 const MIB = 1024 * 1024;
@@ -20,15 +21,6 @@ const MIB = 1024 * 1024;
 let root = '';
 let bin = '';
 const children: ResultPromise[] = [];
-
-function parseEnv(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const equals = line.indexOf('=');
-    if (equals > 0) env[line.slice(0, equals)] = line.slice(equals + 1);
-  }
-  return env;
-}
 
 /** Starts `tsgi serve ARGS` and waits for its startup line. */
 async function start(args: string[]): Promise<{ child: ResultPromise; line: string }> {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cgiBin, type CgiBinOptions } from '../../src/host/cgi-bin.js';
 import { createHttpServer } from '../../src/servers/http.js';
+import { parseEnv } from './env-text.js';
 import { createFastCgiServer } from '../../src/servers/fastcgi.js';
 import { FastCgiClient, parseFastCgiResponse } from '../../src/testing/fastcgi-client.js';
 
@@ -49,15 +50,6 @@ async function readPids(file: string): Promise<number[]> {
     return /\n/.test(text);
   }, 5_000);
   return text.trim().split(/\s+/).map(Number);
-}
-
-function parseEnv(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const equals = line.indexOf('=');
-    if (equals > 0) env[line.slice(0, equals)] = line.slice(equals + 1);
-  }
-  return env;
 }
 
 interface Reply {

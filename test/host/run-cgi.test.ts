@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AbortError, ProtocolError, RequestError, TsgiError } from '../../src/errors.js';
 import { runCgi, spawnCgi } from '../../src/host/run-cgi.js';
+import { parseEnv } from './env-text.js';
 
 let dir: string;
 
@@ -47,16 +48,6 @@ async function readPid(file: string): Promise<number> {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   throw new Error(`no pid in ${file}`);
-}
-
-/** Parses a `NAME=value` per line dump into a record. */
-function parseEnvDump(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const equals = line.indexOf('=');
-    if (equals > 0) env[line.slice(0, equals)] = line.slice(equals + 1);
-  }
-  return env;
 }
 
 const PERL_ENV = `#!/usr/bin/perl
@@ -110,7 +101,7 @@ describe('environment (B1-B10)', () => {
       { scriptName: '/cgi-bin/env.cgi', serverPort: 8080, documentRoot: '/srv/www' },
     );
     expect(response.status).toBe(200);
-    const env = parseEnvDump(response.body.toString());
+    const env = parseEnv(response.body.toString());
     const { CWD, PATH, LANG, TZ, ...rest } = env;
     expect(CWD).toBe(dir);
     expect(PATH).toBe(process.env.PATH);
@@ -145,14 +136,14 @@ describe('environment (B1-B10)', () => {
 
   it('keeps a parent secret away unless allow-listed; adds extraEnv; passes Authorization on request', async () => {
     const path = await script('env2.cgi', PERL_ENV);
-    const plain = parseEnvDump((await runCgi(path)).body.toString());
+    const plain = parseEnv((await runCgi(path)).body.toString());
     expect(plain).not.toHaveProperty('SECRET_TOKEN');
     expect(plain).not.toHaveProperty('PATH_INFO');
     expect(plain).not.toHaveProperty('CONTENT_LENGTH');
     expect(plain.QUERY_STRING).toBe('');
     expect(plain.SCRIPT_NAME).toBe('/env2.cgi');
     expect(plain.DOCUMENT_ROOT).toBe(dir);
-    const opened = parseEnvDump(
+    const opened = parseEnv(
       (
         await runCgi(
           path,

@@ -7,10 +7,8 @@ import { HOP_BY_HOP_HEADERS } from '../../response/hop-by-hop.js';
 import { AppError } from '../../errors.js';
 import type { Header } from '../../types.js';
 
-/** Response headers that describe the in-memory connection, not the response: the tsgi server frames its own. */
-const HOP_BY_HOP = HOP_BY_HOP_HEADERS;
 /** Lengths of the names the parse looks at (hop-by-hop ones, Content-Length): others are never lower-cased. */
-const WATCHED_LENGTHS = new Set([...HOP_BY_HOP, 'content-length'].map((name) => name.length));
+const WATCHED_LENGTHS = new Set([...HOP_BY_HOP_HEADERS, 'content-length'].map((name) => name.length));
 const STATUS_LINE_RE = /^HTTP\/\d\.\d (\d{3})(?: (.*))?$/;
 const CHUNKED_RE = /(?:^|,)\s*chunked\s*$/i;
 /** Longest response head Node may write: it validates every header, this only bounds a runaway parse. */
@@ -122,7 +120,8 @@ export function parseResponseHead(text: string): ParsedHead {
         const lower = name.toLowerCase();
         if (lower === 'transfer-encoding' && CHUNKED_RE.test(value)) chunked = true;
         else if (lower === 'content-length') sized = true;
-        if (HOP_BY_HOP.has(lower)) {
+        // Fields of the in-memory connection, not the response: the tsgi server frames its own.
+        if (HOP_BY_HOP_HEADERS.has(lower)) {
           at = end + 2;
           continue;
         }
