@@ -4,7 +4,7 @@
  *
  *   node bench/run.mjs [--quick] [--duration 5s] [--warmup 3s] [--rounds 3] [--only|--rows ROW,ROW,...]
  *                      [--connections 32] [--threads 2] [--direct-threads 1] [--php-children N]
- *                      [--stream-mib 1024] [--cgi-runs 20] [--git-mib 50] [--profile ROW] [--no-gc]
+ *                      [--stream-mib 1024] [--cgi-runs 20] [--git-mib 50] [--profile ROW] [--no-gc] [--instructions]
  *                      [--results FILE | --no-results] [--no-build] [--no-install] [--max-minutes M] [--keep]
  *
  * 1. Setup. Installs the Debian packages the selected rows need when they are missing (as root, with
@@ -122,6 +122,9 @@
  *   --git-mib N        size of the git-cgi repository in MiB (default 50; 16 with --quick)
  *   --profile ROW      afterwards, a CPU profile of a Node row's backend under one wrk run (top functions)
  *   --no-gc            skip the GC pass (the --cpu-prof run of every Node row)
+ *   --instructions     afterwards, every Node row under valgrind's callgrind: user-space instructions per
+ *                      hello request of its serving process (bench/lib/instructions.mjs), a figure the
+ *                      machine's load does not move; printed in the hello tables and beside each goal
  *   --results FILE     where to write the markdown report (default bench/RESULTS.md; none with --only)
  *   --no-results       write no markdown report
  *   --no-build         don't run `npm run build` (measure the dist/ already there)
@@ -157,6 +160,7 @@ import {
   stopProcess,
 } from './lib/processes.mjs';
 import { cpuBetween, machineLoad, processMemory, sampleCpu, treeMemory } from './lib/procstats.mjs';
+import { countInstructions, missingInstructionTools } from './lib/instructions.mjs';
 import { profileBackend } from './lib/profile.mjs';
 import { markdownReport, textReport } from './lib/report.mjs';
 import { ALL_PACKAGES, buildGo, buildTsgi, checkNodeModules, describeMachine, ensureTools, findPhpFpm, findUwsgi, nodeModuleVersion } from './lib/setup.mjs';
@@ -204,6 +208,10 @@ const ISSUE11_GOALS = [
 ];
 /** A 1-minute load average above this at the start makes the run warn: the machine is not quiet. */
 const QUIET_LOADAVG = 1;
+/** --instructions: keep-alive GETs before the counters are zeroed (V8 optimizes the path), then the counted ones. */
+const INSTRUCTION_WARMUP = 16_000;
+const INSTRUCTION_REQUESTS = 8_000;
+const INSTRUCTION_READY_TIMEOUT_MS = 300_000;
 const PREFIX = 'bench';
 
 class UsageError extends Error {}
@@ -236,6 +244,7 @@ export function parseOptions(argv) {
       rows: { type: 'string' },
       'direct-threads': { type: 'string', default: '1' },
       'no-gc': { type: 'boolean', default: false },
+      instructions: { type: 'boolean', default: false },
       connections: { type: 'string', default: '32' },
       threads: { type: 'string', default: '2' },
       'php-children': { type: 'string' },
@@ -265,6 +274,7 @@ export function parseOptions(argv) {
     threads: Math.min(parseCount(values.threads, '--threads'), connections),
     directThreads: Math.min(parseCount(values['direct-threads'], '--direct-threads'), connections),
     gc: !values['no-gc'],
+    instructions: values.instructions,
     phpChildren: values['php-children'] ? parseCount(values['php-children'], '--php-children') : connections,
     streamMib: parseCount(values['stream-mib'] ?? (quick ? '64' : '1024'), '--stream-mib'),
     cgiRuns: parseCount(values['cgi-runs'] ?? (quick ? '5' : '20'), '--cgi-runs'),
@@ -310,9 +320,12 @@ async function helpText() {
 // ---------------------------------------------------------------------------------------------------------
 // Rows: start, check, measure.
 
-/** Polls the row's two URLs through nginx until both answer 200 with the expected bytes; throws with details. */
-async function waitUntilServing(row) {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
+/**
+ * Polls the row's two URLs through nginx until both answer 200 with the expected bytes, for up to `timeoutMs`;
+ * throws with details.
+ */
+async function waitUntilServing(row, timeoutMs = READY_TIMEOUT_MS) {
+  const deadline = Date.now() + timeoutMs;
   for (const payload of PAYLOADS) {
     const url = `${row.url}${payload.path.slice(1)}`;
     let last = 'no answer yet';
@@ -337,7 +350,7 @@ async function waitUntilServing(row) {
     const output = row.proc?.output.trim() ? `\n--- ${row.proc.name} output ---\n${row.proc.output.trim()}` : '';
     throw new Error(
       `row ${row.id} (${row.name}) cannot run: ${url} did not answer 200 with the expected ${payload.body.length} bytes ` +
-        `within ${READY_TIMEOUT_MS / 1000} s${exited}; last: ${last}${output}`,
+        `within ${timeoutMs / 1000} s${exited}; last: ${last}${output}`,
     );
   }
 }
@@ -700,6 +713,33 @@ async function runBench(options, argv, prefix) {
         }
       }
     }
+    // --instructions: every Node row once more under callgrind (hello): user-space instructions per request.
+    if (options.instructions && rows.some((row) => row.node)) {
+      const missing = missingInstructionTools();
+      if (missing.length) throw new Error(`--instructions needs ${missing.join(' and ')}: apt-get install ${missing.join(' ')}`);
+      for (const row of rows.filter((candidate) => candidate.node)) {
+        log(`instructions: ${row.name} under callgrind (${INSTRUCTION_WARMUP} + ${INSTRUCTION_REQUESTS} requests)`);
+        const target = results.rows.find((candidate) => candidate.id === row.id);
+        try {
+          target.instructions = await countInstructions({
+            ctx,
+            row,
+            dir,
+            root: ROOT,
+            stop: stopProcess,
+            // Everything runs some 50 times slower under valgrind, start-up included.
+            waitUntilServing: (r) => waitUntilServing(r, INSTRUCTION_READY_TIMEOUT_MS),
+            url: `${row.url}${PAYLOADS[0].path.slice(1)}`,
+            body: PAYLOADS[0].body,
+            warmup: INSTRUCTION_WARMUP,
+            requests: INSTRUCTION_REQUESTS,
+          });
+        } catch (error) {
+          target.instructions = { error: error instanceof Error ? error.message.split('\n')[0] : String(error) };
+          results.errorNotes.push(`instructions, ${row.name}: ${target.instructions.error}`);
+        }
+      }
+    }
     finishSummary(results);
 
     // --profile: one more wrk run of a Node row under --cpu-prof.
@@ -898,6 +938,11 @@ function finishSummary(results) {
           `; floor (${floor.name}) / ${other.name}: hello ${floorHello.toFixed(2)}x, 64 KiB ` +
           `${(floor.byPayload.big.rps / other.byPayload.big.rps).toFixed(2)}x; tsgi reaches ${share.toFixed(2)}x of the floor ` +
           `(CPU per request ${Number.isFinite(cpu) ? `${cpu.toFixed(2)}x the floor's` : 'n/a'})`;
+      }
+      // --instructions: the same comparison in user-space instructions per request (load does not move them).
+      const counted = [row, other, floor].filter((r) => r?.instructions?.perRequest);
+      if (row.instructions?.perRequest && other.instructions?.perRequest) {
+        entry.detail += `; instructions/request ${counted.map((r) => `${r.name} ${(r.instructions.perRequest / 1000).toFixed(1)}k`).join(', ')}`;
       }
     } else if (goal.kind === 'worker-rss') {
       const mine = row.byPayload.hello.servingHwm;

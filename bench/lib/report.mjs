@@ -18,6 +18,8 @@ const SECTIONS = [
 ];
 
 /** GC share of a row's hello profile, as text. */
+/** --instructions: thousands of user-space instructions per hello request of the serving process. */
+const instructionCell = (row) => (!row.instructions ? '-' : row.instructions.error ? 'failed' : (row.instructions.perRequest / 1000).toFixed(1));
 const gcCell = (row) => (!row.gc ? '-' : row.gc.error ? 'failed' : `${(100 * row.gc.share).toFixed(1)}`);
 
 /** The columns of a throughput table, as [header, (row, figures) => text, align]. */
@@ -33,6 +35,7 @@ function columns(results, section = SECTIONS[0], payload = { id: 'hello' }) {
     [section.ratioHeader, (row, f) => ratio(f.vsNode), 'right'],
   );
   if (payload.id === 'hello' && results.rows.some((row) => row.gc)) cols.push(['GC %', (row) => gcCell(row), 'right']);
+  if (payload.id === 'hello' && results.rows.some((row) => row.instructions)) cols.push(['kIr/req', (row) => instructionCell(row), 'right']);
   cols.push(
     ['p50 ms', (row, f) => num(f.p50Ms, 2), 'right'],
     ['p99 ms', (row, f) => num(f.p99Ms, 2), 'right'],
@@ -90,6 +93,8 @@ const LEGEND_LINES = [
   'us/req: CPU time per request of the backend tree and of nginx (steadier than req/s on a shared machine).',
   "GC %: in a separate run of the row under `node --cpu-prof` (warm-up, then one hello run), the `(garbage collector)` node's self",
   "time over all non-idle samples taken during that run, in the serving process's profile.",
+  'kIr/req (--instructions): thousands of user-space instructions per hello request of the serving process, counted by callgrind',
+  'in another run (bench/lib/instructions.mjs): the work per request, which the machine\'s load does not move as it moves req/s.',
   'errors: non-2xx responses and socket errors seen by wrk, plus [error] lines nginx logged ("N logged").',
   "other CPU%: the most CPU (percent of one core) that processes not of this bench, plus VM steal, used during one of the row's runs.",
 ];
