@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * npm run bench:cgi-startup: only the CGI start-up figures of bench/run.mjs (tsgi's built CGI against
- * `node -e 0`, a Python CGI and a shell CGI: wall time and peak RSS), without writing bench/RESULTS.md.
+ * `node -e 0`, the least a Node CGI does (bench/apps/floor.cgi), a Python CGI and a shell CGI: wall time and
+ * peak RSS; bench/lib/cgi-startup.mjs lists the variants), without writing bench/RESULTS.md.
  *
  *   node bench/cgi-startup.mjs [--runs N] [any option of bench/run.mjs]
  *

@@ -461,7 +461,7 @@ async function runBench(options, argv, prefix) {
   const cgiBinTime = cgiRows.length * (options.warmup + options.rounds * options.duration);
   const gitCgiTime = doGitCgi ? options.rounds * 4 * (2 + options.gitMib / 15) + 10 : 0;
   const estimate =
-    perRow + gcPass + cgiBinTime + gitCgiTime + (doStream ? (2 * options.streamMib) / 150 + 10 : 0) + (doCgi ? (options.cgiRuns + options.cgiWarmup) * 6 * 0.1 : 0);
+    perRow + gcPass + cgiBinTime + gitCgiTime + (doStream ? (2 * options.streamMib) / 150 + 10 : 0) + (doCgi ? (options.cgiRuns + options.cgiWarmup) * 9 * 0.1 : 0);
   log(
     `${rows.length} rows x ${PAYLOADS.length} payloads${cgiRows.length ? `, ${cgiRows.length} cgi-bin rows` : ''}${doStream ? ', streaming' : ''}` +
       `${doCgi ? ', CGI start-up' : ''}${doGitCgi ? ', git-cgi' : ''}: ` +

@@ -1,12 +1,18 @@
 /**
- * CGI start-up cost: a tsgi CGI script against a bare Node process, a Python CGI and a shell CGI.
+ * CGI start-up cost: a tsgi CGI script against a bare Node process, the least a Node CGI does, a Python CGI and
+ * a shell CGI.
  *
- * Builds cgi-bin/hello.ts with the project's buildCgi (dist/cli/build-command.js) into the temp dir, then
- * runs, interleaved and in rotating order, `runs` times each (after `warmup` rounds):
+ * Builds cgi-bin/hello.ts with the project's buildCgi (dist/cli/build-command.js) into the temp dir twice (the
+ * default `#!/usr/bin/env node`, and `--shebang` with this node's absolute path), then runs, interleaved and in
+ * rotating order, `runs` times each (after `warmup` rounds):
  *   node -e 0                 the floor: a Node process that does nothing
- *   node -e stdout.write      the floor of any Node CGI: touching stdout (a pipe) loads net and stream
+ *   node -e stdout.write      touching process.stdout (a pipe) loads net and stream: what a CGI must avoid
+ *   node floor.cgi            bench/apps/floor.cgi, interpreter named: the least a Node CGI does (the two
+ *                             variables it needs, one writeSync); over node -e 0, the cost of running a file
+ *   ./floor.cgi (#!)          the same through `#!/usr/bin/env node`: adds env's exec and PATH search
  *   node hello.cgi            the tsgi bundle, interpreter named explicitly
  *   ./hello.cgi (#!)          what a web server does: exec through `#!/usr/bin/env node`
+ *   ./hello-abs.cgi (#!NODE)  the bundle built with --shebang NODE (this node's path): no env hop
  *   ./hello-cgi.py (#!)       bench/apps/hello-cgi.py through #!/usr/bin/python3
  *   ./hello-cgi.sh (#!)       bench/apps/hello-cgi.sh through #!/bin/sh
  * each with a CGI environment for a GET request. Wall time is taken around spawn -> exit (hrtime), through GNU
@@ -67,6 +73,11 @@ export async function measureCgiStartup({ root, apps, dir, runs, warmup, log }) 
   const helloPath = join(dir, 'hello.cgi');
   const { buildCgi } = await import(pathToFileURL(join(root, 'dist', 'cli', 'build-command.js')).href);
   await buildCgi(join(root, 'cgi-bin', 'hello.ts'), helloPath);
+  const helloAbsPath = join(dir, 'hello-abs.cgi');
+  await buildCgi(join(root, 'cgi-bin', 'hello.ts'), helloAbsPath, { shebang: process.execPath });
+  const floor = join(dir, 'floor.cgi');
+  await copyFile(join(apps, 'floor.cgi'), floor);
+  await chmod(floor, 0o755);
   const python = join(dir, 'hello-cgi.py');
   const shell = join(dir, 'hello-cgi.sh');
   await copyFile(join(apps, 'hello-cgi.py'), python);
@@ -88,11 +99,15 @@ export async function measureCgiStartup({ root, apps, dir, runs, warmup, log }) 
     HTTP_HOST: 'localhost',
   };
   const tsgiBody = `Hello from tsgi! You asked for ${scriptName}\n`;
+  const floorBody = `Hello from Node! You asked for ${scriptName}\n`;
   const variants = [
     { name: 'node -e 0', command: process.execPath, args: ['-e', '0'] },
     { name: 'node -e stdout.write', command: process.execPath, args: ['-e', "process.stdout.write('x')"] },
+    { name: 'node floor.cgi', command: process.execPath, args: [floor], body: floorBody },
+    { name: './floor.cgi (#!)', command: floor, args: [], body: floorBody },
     { name: 'node hello.cgi (tsgi)', command: process.execPath, args: [helloPath], body: tsgiBody },
     { name: './hello.cgi (tsgi, #!)', command: helloPath, args: [], body: tsgiBody },
+    { name: `./hello-abs.cgi (tsgi, #!${process.execPath})`, command: helloAbsPath, args: [], body: tsgiBody },
     { name: 'Python CGI (#!)', command: python, args: [], body: `Hello from Python! You asked for ${scriptName}\n` },
     { name: 'shell CGI (#!/bin/sh)', command: shell, args: [], body: `Hello from sh! You asked for ${scriptName}\n` },
   ];

@@ -3,8 +3,9 @@ import { AbortError, describeError, statusOfError } from '../errors.js';
 import { decodeProcessEnv } from '../environ/byte-policy.js';
 import { createEnviron } from '../environ/create-environ.js';
 import { formatCgiHead } from '../response/cgi-head.js';
+import { isBodylessStatus } from '../response/status.js';
 import { runApp, sendErrorPage, type ResponseSink } from '../response/run-app.js';
-import type { App, ErrorStream } from '../types.js';
+import type { App, ErrorStream, Header } from '../types.js';
 import { createStdinReader } from './cgi-stdin.js';
 import { createFdWriter } from './fd-writer.js';
 import { dropHttpoxy } from './httpoxy.js';
@@ -13,6 +14,11 @@ import { writeToStream } from './write-to-stream.js';
 
 /** How long a CGI script may take to stop after SIGTERM (the web server giving up on it) before it exits. */
 export const TERM_GRACE_MS = 2_000;
+/**
+ * The largest first body chunk copied behind the response head so that both leave in one write (see
+ * createCgiSink); a larger one is written after the head, without the copy.
+ */
+export const JOIN_HEAD_MAX_BYTES = 16 * 1024;
 
 /** The process parts a CGI run uses. Each defaults to the real process's. */
 export interface CgiIo {
@@ -83,10 +89,13 @@ export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<nu
     variables.HTTP_AUTHORIZATION = variables.REDIRECT_HTTP_AUTHORIZATION;
   }
   const scriptName = variables.SCRIPT_NAME ?? '';
-  const nph = options.nph ?? /(^|\/)nph-[^/]*$/.test(scriptName);
+  // The script's own name (its last path segment) starts with "nph-".
+  const nph = options.nph ?? scriptName.startsWith('nph-', scriptName.lastIndexOf('/') + 1);
   const protocol = variables.SERVER_PROTOCOL ?? 'HTTP/1.0';
+  const isHead = variables.REQUEST_METHOD === 'HEAD';
 
-  const length = /^[0-9]+$/.test(variables.CONTENT_LENGTH?.trim() ?? '') ? Number(variables.CONTENT_LENGTH) : Number.NaN;
+  const rawLength = variables.CONTENT_LENGTH?.trim();
+  const length = rawLength && /^[0-9]+$/.test(rawLength) ? Number(rawLength) : Number.NaN;
   // An invalid CONTENT_LENGTH gets no reader: createEnviron refuses it with a 400.
   const reader = Number.isSafeInteger(length) && length > 0 ? createStdinReader(stdinOf(), length, options.readAheadBytes) : null;
 
@@ -105,12 +114,10 @@ export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<nu
     write = (chunk) => writeToStream(stdout, chunk);
     flush = () => flushStream(stdout);
   }
-  const sink: ResponseSink = {
-    sendHead: (code, reason, headers) => write(formatCgiHead(code, reason, headers, nph ? { protocol } : undefined)),
-    write,
-    end: flush,
-    abort: () => undefined,
-  };
+  const sink = createCgiSink(write, flush, {
+    formatHead: (code, reason, headers) => formatCgiHead(code, reason, headers, nph ? { protocol } : undefined),
+    headOnly: (code) => isHead || isBodylessStatus(code),
+  });
 
   let status: number;
   try {
@@ -139,12 +146,67 @@ export async function runWithCgi(app: App, options: CgiOptions = {}): Promise<nu
   } finally {
     await reader?.drain();
     release();
-    if (usesProcess) process.off('SIGTERM', onTerm);
+    // About to exit: leave the handler (removing it costs start-up time, and a SIGTERM now changes nothing).
+    if (usesProcess && !exit) process.off('SIGTERM', onTerm);
   }
   if (exit) {
     process.exit(status);
   }
   return status;
+}
+
+/** How createCgiSink turns a head into bytes, and which heads have no body to wait for. */
+interface CgiHeadRules {
+  formatHead(code: number, reason: string, headers: Header[]): Uint8Array;
+  /** True when no body byte will follow the head (HEAD, 1xx, 204, 304): it is written at once. */
+  headOnly(code: number): boolean;
+}
+
+/**
+ * The ResponseSink of a CGI run over `write` (one response, to stdout) and `flush` (resolves once it is all
+ * handed to the OS). It holds the head until the first body bytes and writes both together, one write(2) for
+ * a small response: runApp calls sendHead right before the first body bytes, and calls flush (an app that
+ * wants its head out before any body: SPEC 4.1), end or abort otherwise, each of which writes a held head.
+ * A head with no body to follow is written at once. The first chunk is copied behind the head only up to
+ * JOIN_HEAD_MAX_BYTES; a larger one is written after it.
+ */
+function createCgiSink(write: (chunk: Uint8Array) => Promise<void> | void, flush: () => Promise<void>, rules: CgiHeadRules): ResponseSink {
+  let heldHead: Uint8Array | null = null;
+  const sendHeldHead = (): Promise<void> | void => {
+    const head = heldHead;
+    if (head === null) return;
+    heldHead = null;
+    return write(head);
+  };
+  const writeBody = (chunk: Uint8Array): Promise<void> | void => {
+    const head = heldHead;
+    if (head === null) return write(chunk);
+    heldHead = null;
+    if (chunk.length <= JOIN_HEAD_MAX_BYTES) {
+      // A plain copy: Buffer.concat's first call costs more than the write(2) it saves.
+      const joined = new Uint8Array(head.length + chunk.length);
+      joined.set(head);
+      joined.set(chunk, head.length);
+      return write(joined);
+    }
+    const wrote = write(head);
+    return wrote ? wrote.then(() => write(chunk)) : write(chunk);
+  };
+  return {
+    sendHead: (code, reason, headers) => {
+      heldHead = rules.formatHead(code, reason, headers);
+      if (rules.headOnly(code)) return sendHeldHead();
+    },
+    write: writeBody,
+    flush: sendHeldHead,
+    end: () => {
+      const wrote = sendHeldHead();
+      return wrote ? wrote.then(flush) : flush();
+    },
+    // The response failed after runApp sent its head: the head goes out as it would have without the hold,
+    // and the body is cut there (the exit status says so).
+    abort: () => sendHeldHead(),
+  };
 }
 
 /** Resolves once everything written to `stream` so far has been handed to the OS. */

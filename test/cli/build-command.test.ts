@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -89,5 +89,49 @@ describe('tsgi build: Node builtins load when first used', () => {
       stream: '012',
       dns: 'function',
     });
+  });
+});
+
+describe('tsgi build: the lines before the bundle', () => {
+  it('a script that requires no deferred builtin gets no lazy-require prelude, and runs', async () => {
+    const plain = join(dir, 'plain.cgi');
+    await execa('node', [BIN, 'build', join(process.cwd(), 'cgi-bin', 'hello.ts'), '-o', plain]);
+    const text = await readFile(plain, 'utf8');
+    expect(text.split('\n', 1)[0]).toBe('#!/usr/bin/env node');
+    expect(text).not.toContain('var require = ');
+    expect(await readFile(cgi, 'utf8')).toContain('var require = ');
+    const result = await execa(plain, [], {
+      env: { PATH: process.env.PATH ?? '', GATEWAY_INTERFACE: 'CGI/1.1', SCRIPT_NAME: '/h.cgi' },
+      extendEnv: false,
+      stripFinalNewline: false,
+    });
+    expect(result.stdout).toBe('Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 38\r\n\r\nHello from tsgi! You asked for /h.cgi\n');
+  });
+
+  it('--shebang writes that interpreter line, and the file runs through it without env on the PATH', async () => {
+    const direct = join(dir, 'direct.cgi');
+    await execa('node', [BIN, 'build', join(process.cwd(), 'cgi-bin', 'hello.ts'), '-o', direct, '--shebang', process.execPath]);
+    expect((await readFile(direct, 'utf8')).split('\n', 1)[0]).toBe(`#!${process.execPath}`);
+    // An empty PATH: `#!/usr/bin/env node` could not find node; the absolute path needs no search.
+    const result = await execa(direct, [], {
+      env: { PATH: '', GATEWAY_INTERFACE: 'CGI/1.1', SCRIPT_NAME: '/d.cgi' },
+      extendEnv: false,
+      stripFinalNewline: false,
+    });
+    expect(result.stdout).toMatch(/^Status: 200 OK\r\n[^]*\r\n\r\nHello from tsgi! You asked for \/d\.cgi\n$/);
+  });
+
+  it('a --shebang that is not an absolute path, holds a newline or is too long is refused (exit 2, no file)', async () => {
+    for (const [shebang, reason] of [
+      ['node', 'absolute path'],
+      ['/usr/bin/node\nprocess.exit()', 'control characters'],
+      [`/${'x'.repeat(200)}`, 'longer than'],
+    ] as const) {
+      const out = join(dir, 'refused.cgi');
+      const result = await execa('node', [BIN, 'build', join(process.cwd(), 'cgi-bin', 'hello.ts'), '-o', out, '--shebang', shebang], { reject: false });
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toContain(reason);
+      await expect(readFile(out)).rejects.toThrow();
+    }
   });
 });

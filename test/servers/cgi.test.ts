@@ -112,6 +112,17 @@ describe('runWithCgi in memory (conformance A1-A9)', () => {
     expect(run.stdout.toString()).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
   });
 
+  it('NPH only when the script\'s own name starts with nph- (not a folder on its path)', async () => {
+    const app: App = (_environ, startResponse) => {
+      startResponse('200 OK', [['Content-Type', 'text/plain']]);
+      return ['x'];
+    };
+    for (const [scriptName, nph] of [['nph-t.cgi', true], ['/nph-dir/t.cgi', false], ['/cgi-bin/t-nph-.cgi', false], ['', false]] as const) {
+      const run = await runInMemory(app, { ...BASE_ENV, SCRIPT_NAME: scriptName });
+      expect(run.stdout.toString().startsWith('HTTP/1.1 200 OK\r\n'), scriptName).toBe(nph);
+    }
+  });
+
   it('A5: exception before the first byte -> Status 500, details to stderr only', async () => {
     const run = await runInMemory(() => {
       throw new Error('secret detail');
@@ -244,6 +255,70 @@ describe('runWithCgi in memory (conformance A1-A9)', () => {
     await runWithCgi(envApp, { env, stdin: new PassThrough(), stdout, stderr: new PassThrough(), exit: false });
     expect(env.HTTP_PROXY).toBeUndefined();
     expect(JSON.parse(bodyOf(Buffer.concat(chunks)).toString()).HTTP_PROXY).toBeUndefined();
+  });
+});
+
+/** Runs an app through runWithCgi into a Writable that records each write (empty ones left out). */
+async function recordWrites(app: App, env: Record<string, string> = BASE_ENV): Promise<Buffer[]> {
+  const writes: Buffer[] = [];
+  const stdout = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      if (chunk.length > 0) writes.push(Buffer.from(chunk));
+      callback();
+    },
+  });
+  await runWithCgi(app, { env: { ...env }, stdin: new PassThrough(), stdout, stderr: new PassThrough(), exit: false });
+  return writes;
+}
+
+describe('runWithCgi: how the response is written', () => {
+  it('the head and a small first chunk leave in one write; a large first chunk is written after the head', async () => {
+    const small = await recordWrites((_environ, startResponse) => {
+      startResponse('200 OK', [['Content-Type', 'text/plain']]);
+      return ['hello', ' world'];
+    });
+    expect(small.map(String)).toEqual(['Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello', ' world']);
+    const big = Buffer.alloc(64 * 1024, 'b');
+    const large = await recordWrites((_environ, startResponse) => {
+      startResponse('200 OK', [['Content-Type', 'application/octet-stream']]);
+      return [big];
+    });
+    expect(large.map((chunk) => chunk.length)).toEqual(['Status: 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 65536\r\n\r\n'.length, big.length]);
+  });
+
+  it('an empty chunk sends the head before the app goes on; a HEAD answer and an empty body still get their head', async () => {
+    let writesAtSecondChunk = -1;
+    const writes: Buffer[] = [];
+    const stdout = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        if (chunk.length > 0) writes.push(Buffer.from(chunk));
+        callback();
+      },
+    });
+    const streaming: App = (_environ, startResponse) => {
+      startResponse('200 OK', [['Content-Type', 'text/event-stream']]);
+      return (async function* () {
+        yield '';
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        writesAtSecondChunk = writes.length;
+        yield 'data: 1\n\n';
+      })();
+    };
+    await runWithCgi(streaming, { env: { ...BASE_ENV }, stdin: new PassThrough(), stdout, stderr: new PassThrough(), exit: false });
+    expect(writesAtSecondChunk).toBe(1);
+    expect(writes.map(String)).toEqual(['Status: 200 OK\r\nContent-Type: text/event-stream\r\n\r\n', 'data: 1\n\n']);
+
+    const hello: App = (_environ, startResponse) => {
+      startResponse('200 OK', [['Content-Type', 'text/plain']]);
+      return ['hello'];
+    };
+    const head = await recordWrites(hello, { ...BASE_ENV, REQUEST_METHOD: 'HEAD' });
+    expect(head.map(String)).toEqual(['Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n']);
+    const empty = await recordWrites((_environ, startResponse) => {
+      startResponse('204 No Content', []);
+      return [];
+    });
+    expect(empty.map(String)).toEqual(['Status: 204 No Content\r\n\r\n']);
   });
 });
 
