@@ -58,8 +58,9 @@
  *                           `tsgi serve bench/apps/express-floor.mjs --http` (its header says what it leaves out)
  *    Memory: every row's serving process (the one that used the most CPU: a `tsgi serve` worker) has its
  *    peak RSS (VmHWM) read after its first hello run; when direct-tsgi runs, an idle
- *    `node -e 'setInterval(()=>{},1e3)'` runs beside it and the master's RSS (VmRSS) is compared with the
- *    idle node's, both read at that moment.
+ *    `node -e 'setInterval(()=>{},1e3)'` and the master's floor (bench/apps/master-floor.mjs: the least a
+ *    prefork master does, its header says what) run beside it, and the master's RSS (VmRSS) is compared
+ *    with the idle node's and the floor's, all read at that moment.
  *    GC (unless --no-gc): afterwards every Node row's backend is started again under
  *    `node --cpu-prof --cpu-prof-dir DIR`, gets a wrk warm-up then one hello run, and stops with SIGINT;
  *    the GC share is the `(garbage collector)` node's self time over all non-idle samples taken during that
@@ -608,6 +609,10 @@ async function runBench(options, argv, prefix) {
     const idleNode = rows.some((row) => row.id === 'direct-tsgi')
       ? startProcess('idle node', process.execPath, ['-e', 'setInterval(()=>{},1e3)'], { cwd: ROOT })
       : null;
+    // And with the master's floor: the least a prefork master does (bench/apps/master-floor.mjs), same moment.
+    const masterFloor = idleNode
+      ? startProcess('master floor', process.execPath, [join(APPS, 'master-floor.mjs'), String(await findFreePort())], { cwd: ROOT })
+      : null;
     if (backendRows.length || nginx) {
       log(`starting ${nginx ? 'nginx and ' : ''}${backendRows.length} backends; checking every row's answers`);
       for (const row of rows) await waitUntilServing(row);
@@ -660,7 +665,10 @@ async function runBench(options, argv, prefix) {
             // Peak RSS: hello's from the first round (before any 64 KiB run), 64 KiB's from the last.
             if (row.proc && (payload.id !== 'hello' || round === 0)) row.memory[payload.id] = await treeMemory(row.proc.child.pid);
             // The master and the idle node, read at the same moment (after the first hello run).
-            if (row.id === 'direct-tsgi' && payload.id === 'hello' && round === 0 && idleNode) row.idleNode = await processMemory(idleNode.child.pid);
+            if (row.id === 'direct-tsgi' && payload.id === 'hello' && round === 0 && idleNode) {
+              row.idleNode = await processMemory(idleNode.child.pid);
+              row.masterFloor = masterFloor ? await processMemory(masterFloor.child.pid) : null;
+            }
             log(`${options.rounds > 1 ? `round ${round + 1}/${options.rounds} ` : ''}${row.name}, ${payload.id}: ${Math.round(result.rps)} req/s`);
           }
         }
@@ -676,6 +684,7 @@ async function runBench(options, argv, prefix) {
           note: row.note,
           master: row.id === 'direct-tsgi' ? (row.memory.hello?.leader ?? null) : null,
           idleNode: row.idleNode ?? null,
+          masterFloor: row.masterFloor ?? null,
           gc: null,
           processes: row.proc ? (row.memory.big?.processes ?? row.memory.hello?.processes ?? null) : null,
           byPayload,
@@ -684,6 +693,7 @@ async function runBench(options, argv, prefix) {
       finishThroughput(results);
     }
     if (idleNode) await stopProcess(idleNode);
+    if (masterFloor) await stopProcess(masterFloor);
 
     // GC share: every Node row once more under --cpu-prof, a warm-up, then one hello run.
     if (options.gc && rows.some((row) => row.node)) {
@@ -961,6 +971,12 @@ function finishSummary(results) {
         entry.detail =
           `${entry.ratio.toFixed(2)}x ${entry.verdict} (VmRSS ${row.master.rss.toFixed(1)} / ${row.idleNode.rss.toFixed(1)} MiB; ` +
           `peak ${row.master.hwm.toFixed(1)} / ${row.idleNode.hwm.toFixed(1)} MiB)`;
+        if (row.masterFloor) {
+          // The least a prefork master does, against the same idle node, and tsgi's master against it.
+          entry.detail +=
+            `; floor (bench/apps/master-floor.mjs) / idle node: ${(row.masterFloor.rss / row.idleNode.rss).toFixed(2)}x ` +
+            `(${row.masterFloor.rss.toFixed(1)} MiB); tsgi's master ${(row.master.rss / row.masterFloor.rss).toFixed(2)}x the floor`;
+        }
       }
     }
     results.summary.push(entry);
