@@ -107,6 +107,7 @@ export function toNodeListener(app: App, options: NodeListenerOptions = {}): Nod
     bodyTimeoutMs: checkCount('bodyTimeoutMs', options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS, 0),
     limitLog: options.limitLog ?? createLimitLog(errors, 'http'),
     forwarded: createForwardedPolicy(options.forwardedAllowIps ?? DEFAULT_FORWARDED_ALLOW_IPS),
+    afterResponse: (sink) => settle(settings, sink),
   };
   return (req, res) => {
     void handleRequest(app, req, res, settings);
@@ -126,6 +127,8 @@ interface Settings {
   bodyTimeoutMs: number;
   limitLog: LimitLog;
   forwarded: ForwardedPolicy;
+  /** What every NodeSink of this listener runs once its response ended (see settle). */
+  afterResponse: (sink: NodeSink) => void;
 }
 
 /** Where a response finds the abort state of its request (one shared 'close' listener, no closure per request). */
@@ -162,17 +165,19 @@ function handleRequest(app: App, req: IncomingMessage, res: ServerResponse, sett
         throw new RequestError(`http: more than ${settings.maxHeaderEntries / 2} request header lines`, 431);
       }
       checkDeclaredLength(req, settings.maxBodyBytes);
+      const variables = buildVariables(req, settings.scriptName);
+      // The header fields below are read from the variables (the same values, joined alike), not req.headers.
       environ = createEnviron({
-        variables: buildVariables(req, settings.scriptName),
+        variables,
         input: body,
-        inputTerminated: isChunked(req),
+        inputTerminated: isChunked(variables.HTTP_TRANSFER_ENCODING),
         errors: settings.errors,
         signal: abort,
         ownsVariables: true,
         multithread: true,
         multiprocess: settings.multiprocess,
         runOnce: false,
-        onFirstRead: settings.deferContinue && expectsContinue(req) ? () => sendContinue(res) : undefined,
+        onFirstRead: settings.deferContinue && expectsContinue(req, variables.HTTP_EXPECT) ? () => sendContinue(res) : undefined,
         forwarded: settings.forwarded,
       });
     } catch (error) {
@@ -180,7 +185,7 @@ function handleRequest(app: App, req: IncomingMessage, res: ServerResponse, sett
       return;
     }
     // A body cut at maxBodyBytes, stalled or malformed leaves the rest of it on the wire: the connection can't be reused.
-    const sink = new NodeSink(res, abort, body, () => settle(settings, req, sink, body, abort, started));
+    const sink = new NodeSink(res, abort, body, settings.afterResponse, started);
     const run = runApp(app, environ, sink, { abort });
     // The sink settles the request when the response ends (at once for a synchronous app); the run's end is
     // the fallback for a run that ended without ending the response (its error page could not be sent).
@@ -192,9 +197,9 @@ function handleRequest(app: App, req: IncomingMessage, res: ServerResponse, sett
 }
 
 /** After the response: drops the body bytes the app left unread (they would stall the next request), logs. */
-function settle(settings: Settings, req: IncomingMessage, sink: NodeSink, body: RequestBody, abort: LazyAbort, started: number): void {
-  if (abort.reason === null) body.discardRest();
-  logAccess(settings, req, sink, started);
+function settle(settings: Settings, sink: NodeSink): void {
+  if (sink.abortReason === null) sink.body?.discardRest();
+  logAccess(settings, sink.response.req, sink, sink.startedAt);
 }
 
 /** Answers a request refused before its app could run (createEnviron or a check threw) with an error page. */
@@ -225,20 +230,21 @@ function sendContinue(res: ServerResponse): void {
   if (!res.headersSent && !res.writableEnded && !res.destroyed) res.writeContinue();
 }
 
-function expectsContinue(req: IncomingMessage): boolean {
-  const expect = req.headers.expect;
-  return req.httpVersion === '1.1' && expect !== undefined && EXPECT_CONTINUE_RE.test(expect);
+/** True when the request asks for `100 Continue` (`expect`: its Expect field, as HTTP_EXPECT). */
+function expectsContinue(req: IncomingMessage, expect: string | undefined): boolean {
+  return expect !== undefined && req.httpVersion === '1.1' && EXPECT_CONTINUE_RE.test(expect);
 }
 
-function isChunked(req: IncomingMessage): boolean {
-  const transferEncoding = req.headers['transfer-encoding'];
+/** True when the Transfer-Encoding field (as HTTP_TRANSFER_ENCODING) says the body is chunked. */
+function isChunked(transferEncoding: string | undefined): boolean {
   return transferEncoding !== undefined && /(?:^|,)\s*chunked\s*$/i.test(transferEncoding);
 }
 
 /** Refuses a declared Content-Length above the limit before the app runs (413, like the other servers). */
 function checkDeclaredLength(req: IncomingMessage, maxBodyBytes: number): void {
+  if (maxBodyBytes === Number.POSITIVE_INFINITY) return;
   const declared = req.headers['content-length'];
-  if (declared === undefined || maxBodyBytes === Number.POSITIVE_INFINITY) return;
+  if (declared === undefined) return;
   // A malformed value never gets here: Node's parser refuses it.
   if (Number(declared) > maxBodyBytes) {
     throw new RequestError(`http: request body exceeds maxBodyBytes (${declared} > ${maxBodyBytes})`, 413);

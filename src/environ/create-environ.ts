@@ -122,7 +122,7 @@ export function createEnviron(source: EnvironSource): Environ {
   const signal = lazy ? undefined : ((given as AbortSignal | undefined) ?? new AbortController().signal);
   const terminated = source.inputTerminated ?? false;
   const environ = vars as unknown as Environ;
-  environ['tsgi.version'] = [1, 0];
+  environ['tsgi.version'] = VERSION;
   environ['tsgi.url_scheme'] = urlScheme;
   environ['tsgi.input'] = new BodyInput(source.input ?? null, contentLength, terminated, signal, source.onFirstRead);
   environ['tsgi.input_terminated'] = terminated;
@@ -142,6 +142,19 @@ export function createEnviron(source: EnvironSource): Environ {
 
 type LazySource = (() => AbortSignal) | LazyAbort;
 
+/** `tsgi.version`: one frozen array shared by every environ (SPEC 5.3). */
+const VERSION: readonly [1, 0] = Object.freeze([1, 0] as const);
+
+/**
+ * A new, empty object for a transport to put the CGI variables of one request in and hand to createEnviron
+ * with `ownsVariables`. It is born with the private slot where a lazy `tsgi.signal` finds its source, so that
+ * createEnviron only fills that slot: adding it to an object that already holds every variable would change
+ * the object's shape once more per request. A plain object otherwise (Object.prototype, no visible key).
+ */
+export function createVariables(): Record<string, string | undefined> {
+  return new SignalSource({}, null) as unknown as Record<string, string | undefined>;
+}
+
 /** A base class whose constructor returns the object it is given: `super(target)` makes `this` that object. */
 class ReturnTarget {
   constructor(target: object) {
@@ -156,9 +169,9 @@ class ReturnTarget {
  * one fast property store instead of an Object.defineProperty call (measured: about 0.3 µs per environ).
  */
 class SignalSource extends ReturnTarget {
-  #source: LazySource;
+  #source: LazySource | null;
 
-  constructor(environ: object, source: LazySource) {
+  constructor(environ: object, source: LazySource | null) {
     super(environ);
     this.#source = source;
   }
@@ -172,7 +185,8 @@ class SignalSource extends ReturnTarget {
   /** The source stamped on `environ`, or on the nearest object of its prototype chain that has one. */
   static of(environ: object): LazySource | undefined {
     for (let at: object | null = environ; at !== null; at = Object.getPrototypeOf(at) as object | null) {
-      if (#source in at) return (at as SignalSource).#source;
+      // (A slot still empty: an object from createVariables whose environ got no lazy signal.)
+      if (#source in at) return (at as SignalSource).#source ?? undefined;
     }
     return undefined;
   }

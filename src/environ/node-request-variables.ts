@@ -13,6 +13,7 @@ import type { TLSSocket } from 'node:tls';
 import { RequestError } from '../errors.js';
 import { readVersion } from '../version.js';
 import { percentDecodeToByteString } from './byte-policy.js';
+import { createVariables } from './create-environ.js';
 import { addHeaderVariable, headerVariableName } from './header-variables.js';
 import { HOST_RE, hostWithoutPort } from './host.js';
 import { isUnderMount } from './mount.js';
@@ -43,7 +44,7 @@ export function buildVariables(req: IncomingMessage, scriptName = ''): Record<st
   }
   const raw = req.rawHeaders;
   // The same variables as headersToVariables(pairs, { passAuthorization: true }), without the pairs.
-  const variables: Record<string, string | undefined> = {};
+  const variables = createVariables();
   let hosts = 0;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const key = headerVariableName(raw[i] as string, true);
@@ -135,10 +136,12 @@ interface ConnectionVariables {
   https: boolean;
 }
 
-const connections = new WeakMap<object, ConnectionVariables>();
+/** Where a socket keeps its ConnectionVariables: a property of its own (one load; a WeakMap costs a hash lookup). */
+const CONNECTION: unique symbol = Symbol('tsgi.connectionVariables');
+type KnownSocket = IncomingMessage['socket'] & { [CONNECTION]?: ConnectionVariables };
 
 function connectionOf(socket: IncomingMessage['socket']): ConnectionVariables {
-  let known = connections.get(socket);
+  let known = (socket as KnownSocket)[CONNECTION];
   if (known === undefined) {
     const localAddress = unmapIpv4(socket.localAddress);
     known = {
@@ -151,7 +154,7 @@ function connectionOf(socket: IncomingMessage['socket']): ConnectionVariables {
       https: (socket as Partial<TLSSocket>).encrypted === true,
     };
     // Not remembered before the socket knows its addresses (a socket that is closing may not yet or no more).
-    if (socket.remoteAddress !== undefined && socket.localAddress !== undefined) connections.set(socket, known);
+    if (socket.remoteAddress !== undefined && socket.localAddress !== undefined) (socket as KnownSocket)[CONNECTION] = known;
   }
   return known;
 }

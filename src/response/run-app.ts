@@ -2,15 +2,18 @@ import { AbortError, AppError, describeError, statusOfError } from '../errors.js
 import { STATUS_TEXT } from '../helpers/status-text.js';
 import type { App, Body, Chunk, Environ, Header, StartResponse, Write } from '../types.js';
 import { isThenable } from '../thenable.js';
-import { checkHeaders, findHeader, isBodylessStatus, parseStatus } from './status.js';
+import { checkHeaders, isBodylessStatus, parseStatus, type HeaderFacts } from './status.js';
 
 /**
  * What a transport supplies to `runApp`: where the head and the body bytes go. Each method may return a
  * promise; `runApp` waits for it before producing more (backpressure).
  */
 export interface ResponseSink {
-  /** Sends the status and headers. Called exactly once, before any body byte. */
-  sendHead(code: number, reason: string, headers: Header[]): void | Promise<void>;
+  /**
+   * Sends the status and headers. Called exactly once, before any body byte. `facts` (from runApp, not from an
+   * error page) says what checkHeaders found in `headers`, so that the sink need not scan them again.
+   */
+  sendHead(code: number, reason: string, headers: Header[], facts?: Readonly<HeaderFacts>): void | Promise<void>;
   /** Sends body bytes (never empty). */
   write(chunk: Uint8Array): void | Promise<void>;
   /** Ends a response that completed. */
@@ -98,23 +101,30 @@ export function runApp(app: App, environ: Environ, sink: ResponseSink, options: 
   return new ResponseRun(environ, sink, options).run(app);
 }
 
-interface PendingHead {
-  code: number;
-  reason: string;
-  headers: Header[];
-}
-
 /**
  * The state of one runApp call. A class with a synchronous fast path: when the sink takes bytes without asking
  * to wait (returns nothing), no promise is made per chunk — the hot path of every small response.
  */
-class ResponseRun {
+class ResponseRun implements HeaderFacts {
+  /** HeaderFacts of the pending headers (checkHeaders fills them in; runApp updates them when it adds a Content-Length). */
+  contentLength: string | undefined = undefined;
+  transferEncoding = false;
+  hopByHop = false;
+  wide = false;
   readonly #environ: Environ;
   readonly #sink: ResponseSink;
   readonly #isHead: boolean;
   readonly #abortReason: (() => Error | null) | null;
   readonly #abort: { readonly reason: Error | null } | null;
-  #pending: PendingHead | null = null;
+  /** True once startResponse was called: #code, #reason and #headers are the pending head. */
+  #started = false;
+  #code = 0;
+  #reason = '';
+  /**
+   * The pending headers: a copy of the app's list, taken when startResponse checked it, so that what the app
+   * does to its list afterwards (push a field, replace a pair) neither escapes the check nor reaches the head.
+   */
+  #headers: Header[] = [];
   #headSent = false;
   #declaredLength: number | null = null;
   #bytes = 0;
@@ -142,18 +152,22 @@ class ResponseRun {
   }
 
   readonly write: Write = async (chunk: Chunk) => {
-    if (!this.#pending) throw new AppError('response: write() called before startResponse');
+    if (!this.#started) throw new AppError('response: write() called before startResponse');
     await this.#sendBytes(chunkToBytes(chunk));
   };
 
   readonly startResponse: StartResponse = (status, headers, excInfo) => {
     if (excInfo !== undefined && excInfo !== null) {
       if (this.#headSent) throw excInfo;
-    } else if (this.#pending) {
+    } else if (this.#started) {
       throw new AppError('response: startResponse called twice without excInfo');
     }
     const { code, reason } = parseStatus(status);
-    this.#pending = { code, reason: reason || (STATUS_TEXT[code] ?? ''), headers: [...checkHeaders(headers)] };
+    const checked = checkHeaders(headers, this);
+    this.#code = code;
+    this.#reason = reason || (STATUS_TEXT[code] ?? '');
+    this.#headers = checked.slice();
+    this.#started = true;
     return this.write;
   };
 
@@ -171,7 +185,7 @@ class ResponseRun {
       if (!isAsync && typeof iterable[Symbol.iterator] !== 'function') {
         throw new AppError('response: an app must return a sync or async iterable');
       }
-      if (Array.isArray(body) && this.#pending !== null) addLengthOfArray(this.#pending, body);
+      if (Array.isArray(body) && this.#started) this.#addLengthOfArray(body);
       if (!this.#isHead) {
         if (isPlainArray(body)) {
           // The common body: an array, walked by index (no iterator object). The length is read on every
@@ -195,13 +209,12 @@ class ResponseRun {
           }
         }
       }
-      const pending = this.#pending as PendingHead | null;
-      if (!pending) throw new AppError('response: the app returned without calling startResponse');
-      if (!this.#headSent && !this.#isHead) addEmptyLength(pending);
+      if (!this.#started) throw new AppError('response: the app returned without calling startResponse');
+      if (!this.#headSent && !this.#isHead) this.#addEmptyLength();
       const head = this.#sendHead();
       if (head) await head;
       const declared = this.#declaredLength;
-      if (!this.#isHead && declared !== null && this.#bytes < declared && !isBodylessStatus(pending.code)) {
+      if (!this.#isHead && declared !== null && this.#bytes < declared && !isBodylessStatus(this.#code)) {
         throw new AppError(`response: app sent ${this.#bytes} of its Content-Length (${declared}) bytes`);
       }
       const closing = this.#closeBody();
@@ -210,7 +223,7 @@ class ResponseRun {
       this.#lastPart = null;
       const ended = last !== null ? (this.#sink.endWith as (chunk: Uint8Array) => void | Promise<void>)(last) : this.#sink.end();
       if (ended) await ended;
-      return { status: pending.code, bytes: this.#bytes, ok: true, failedAfterHead: false, aborted: false };
+      return { status: this.#code, bytes: this.#bytes, ok: true, failedAfterHead: false, aborted: false };
     } catch (error) {
       // Bytes kept for the end went out before the failure, as they would have without endWith.
       const last = this.#lastPart;
@@ -234,24 +247,23 @@ class ResponseRun {
     const gone = this.#gone();
     if (gone) throw gone;
     const bytes = chunkToBytes(chunk);
-    if (bytes.length > 0 && !this.#pending) throw new AppError('response: body produced before startResponse was called');
+    if (bytes.length > 0 && !this.#started) throw new AppError('response: body produced before startResponse was called');
     return this.#sendBytes(bytes);
   }
 
   #sendHead(): Promise<void> | void {
     if (this.#headSent) return;
-    const pending = this.#pending;
-    if (!pending) throw new AppError('response: body produced before startResponse was called');
+    if (!this.#started) throw new AppError('response: body produced before startResponse was called');
     this.#headSent = true;
-    const length = findHeader(pending.headers, 'content-length');
+    const length = this.contentLength;
     // checkHeaders let through only 1*DIGIT values (and runApp adds only such values).
     this.#declaredLength = length !== undefined ? Number(length) : null;
-    return this.#sink.sendHead(pending.code, pending.reason, pending.headers);
+    return this.#sink.sendHead(this.#code, this.#reason, this.#headers, this);
   }
 
   #sendBytes(chunk: Uint8Array): Promise<void> | void {
     // An empty chunk before the head went out asks for the head now (SPEC 4.1: server-sent events, long polls).
-    if (chunk.length === 0) return this.#headSent || this.#pending === null ? undefined : this.#flushHead();
+    if (chunk.length === 0) return this.#headSent || !this.#started ? undefined : this.#flushHead();
     if (!this.#headSent) {
       const head = this.#sendHead();
       if (head) return head.then(() => this.#sendBody(chunk));
@@ -269,7 +281,7 @@ class ResponseRun {
   }
 
   #sendBody(chunk: Uint8Array): Promise<void> | void {
-    if (this.#isHead || (this.#pending && isBodylessStatus(this.#pending.code))) return;
+    if (this.#isHead || (this.#started && isBodylessStatus(this.#code))) return;
     const gone = this.#gone();
     if (gone) throw gone;
     let part = chunk;
@@ -288,6 +300,30 @@ class ResponseRun {
       return;
     }
     return this.#sink.write(part);
+  }
+
+  /** A body given as an array, with no Content-Length nor Transfer-Encoding: its length is added. */
+  #addLengthOfArray(body: readonly unknown[]): void {
+    if (isBodylessStatus(this.#code) || this.contentLength !== undefined || this.transferEncoding) return;
+    let total = 0;
+    for (const chunk of body) {
+      if (typeof chunk === 'string') total += Buffer.byteLength(chunk, 'utf8');
+      else if (chunk instanceof Uint8Array) total += chunk.length;
+      else return;
+    }
+    this.#addLength(String(total));
+  }
+
+  /** An empty body (nothing sent before the end) with no Content-Length nor Transfer-Encoding: "0" is added. */
+  #addEmptyLength(): void {
+    if (isBodylessStatus(this.#code) || this.contentLength !== undefined || this.transferEncoding) return;
+    this.#addLength('0');
+  }
+
+  /** Adds Content-Length to the pending headers (runApp's copy: the app's own list is never changed). */
+  #addLength(value: string): void {
+    this.#headers.push(['Content-Length', value]);
+    this.contentLength = value;
   }
 
   /** Calls the body's close() once; returns a promise only when there is one to call. */
@@ -316,7 +352,7 @@ class ResponseRun {
       } catch {
         // The client is gone; nothing left to tell it.
       }
-      const status = headSent && this.#pending ? this.#pending.code : 0;
+      const status = headSent && this.#started ? this.#code : 0;
       return { status, bytes, ok: false, aborted: true, failedAfterHead: headSent, error };
     }
     const errors = this.#environ['tsgi.errors'];
@@ -327,7 +363,7 @@ class ResponseRun {
       } catch {
         // Aborting is the last resort already.
       }
-      return { status: this.#pending?.code ?? 0, bytes, ok: false, failedAfterHead: true, aborted: false, error };
+      return { status: this.#started ? this.#code : 0, bytes, ok: false, failedAfterHead: true, aborted: false, error };
     }
     const code = statusOfError(error);
     try {
@@ -373,22 +409,4 @@ export async function sendErrorPage(sink: ResponseSink, code: number, head = fal
   ]);
   if (!head) await sink.write(page);
   await sink.end();
-}
-
-function addLengthOfArray(pending: { code: number; headers: Header[] }, body: readonly unknown[]): void {
-  if (isBodylessStatus(pending.code) || findHeader(pending.headers, 'content-length') !== undefined) return;
-  if (findHeader(pending.headers, 'transfer-encoding') !== undefined) return;
-  let total = 0;
-  for (const chunk of body) {
-    if (typeof chunk === 'string') total += Buffer.byteLength(chunk, 'utf8');
-    else if (chunk instanceof Uint8Array) total += chunk.length;
-    else return;
-  }
-  pending.headers.push(['Content-Length', String(total)]);
-}
-
-function addEmptyLength(pending: { code: number; headers: Header[] }): void {
-  if (isBodylessStatus(pending.code) || findHeader(pending.headers, 'content-length') !== undefined) return;
-  if (findHeader(pending.headers, 'transfer-encoding') !== undefined) return;
-  pending.headers.push(['Content-Length', '0']);
 }

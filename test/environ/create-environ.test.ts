@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createEnviron } from '../../src/environ/create-environ.js';
+import { createEnviron, createVariables } from '../../src/environ/create-environ.js';
+import { LazyAbort } from '../../src/servers/lazy-abort.js';
 import { RequestError } from '../../src/errors.js';
 
 const errors = { write: () => {} };
@@ -132,5 +133,44 @@ describe('createEnviron', () => {
     Object.defineProperty(variables, '__proto__', { value: 'a', enumerable: true, writable: true, configurable: true });
     const env = make(variables);
     expect(Object.getOwnPropertyDescriptor(env, '__proto__')?.value).toBe('a');
+  });
+  describe('createVariables: an object born with the slot of a lazy tsgi.signal', () => {
+    it('is an empty plain object; the environ made of it keeps the same keys as one made of {}', () => {
+      const variables = createVariables();
+      expect(Object.getPrototypeOf(variables)).toBe(Object.prototype);
+      expect(Reflect.ownKeys(variables)).toEqual([]);
+      variables.REQUEST_METHOD = 'GET';
+      const abort = new LazyAbort();
+      const env = createEnviron({ variables, errors, signal: abort, ownsVariables: true });
+      const plain = createEnviron({ variables: { REQUEST_METHOD: 'GET' }, errors, signal: new LazyAbort(), ownsVariables: true });
+      expect(env).toBe(variables);
+      expect(Reflect.ownKeys(env)).toEqual(Reflect.ownKeys(plain));
+      expect(Object.keys(env)).toContain('tsgi.signal');
+    });
+
+    it('tsgi.signal is created when read, from the LazyAbort of its own request, and fires with it', () => {
+      const first = new LazyAbort();
+      const second = new LazyAbort();
+      const a = createEnviron({ variables: createVariables(), errors, signal: first, ownsVariables: true });
+      const b = createEnviron({ variables: createVariables(), errors, signal: second, ownsVariables: true });
+      first.abort(new Error('gone'));
+      expect(a['tsgi.signal'].aborted).toBe(true);
+      expect(b['tsgi.signal'].aborted).toBe(false);
+      second.abort(new Error('later'));
+      expect(b['tsgi.signal'].aborted).toBe(true);
+      expect(b['tsgi.signal']).toBe(b['tsgi.signal']);
+    });
+
+    it('with a signal that is not lazy, the slot stays empty and the signal is a plain value', () => {
+      const signal = new AbortController().signal;
+      const env = createEnviron({ variables: createVariables(), errors, signal, ownsVariables: true });
+      expect(Object.getOwnPropertyDescriptor(env, 'tsgi.signal')?.value).toBe(signal);
+    });
+
+    it('tsgi.version is [1, 0], frozen', () => {
+      const env = make({});
+      expect(env['tsgi.version']).toEqual([1, 0]);
+      expect(Object.isFrozen(env['tsgi.version'])).toBe(true);
+    });
   });
 });

@@ -307,4 +307,58 @@ describe('runApp', () => {
       expect(r.body()).toBe('upstream');
     });
   });
+  describe('the header list is taken when startResponse checks it', () => {
+    it('a field the app pushes after startResponse reaches neither the check nor the head', async () => {
+      const r = record();
+      const app: App = (_e, s) => {
+        const headers: Header[] = [['Content-Type', 'text/plain']];
+        s('200 OK', headers);
+        headers.push(['X-Late', 'a\r\nSet-Cookie: evil=1']);
+        headers.push(['Content-Length', '2']);
+        return ['abc'];
+      };
+      const result = await runApp(app, environ().env, r.sink);
+      expect(result).toMatchObject({ ok: true, status: 200 });
+      expect(r.head()?.headers).toEqual([['Content-Type', 'text/plain'], ['Content-Length', '3']]);
+      expect(r.body()).toBe('abc');
+    });
+
+    it('a pair the app replaces in place after startResponse does not reach the head', async () => {
+      const r = record();
+      const app: App = (_e, s) => {
+        const headers: Header[] = [['Content-Type', 'text/plain'], ['X-Name', 'ok']];
+        s('200 OK', headers);
+        headers[1] = ['X-Name', 'a\r\nSet-Cookie: evil=1'];
+        return ['abc'];
+      };
+      await runApp(app, environ().env, r.sink);
+      expect(r.head()?.headers).toEqual([['Content-Type', 'text/plain'], ['X-Name', 'ok'], ['Content-Length', '3']]);
+    });
+
+    it('runApp adds its Content-Length to a new list: the app\'s stays as it gave it', async () => {
+      const r = record();
+      const headers: Header[] = [['Content-Type', 'text/plain']];
+      await runApp((_e, s) => (s('200 OK', headers), ['abc']), environ().env, r.sink);
+      expect(headers).toEqual([['Content-Type', 'text/plain']]);
+      expect(r.head()?.headers).toEqual([['Content-Type', 'text/plain'], ['Content-Length', '3']]);
+    });
+
+    it('the sink is told what the check found: framing fields, hop-by-hop fields, wide chars', async () => {
+      const facts: unknown[] = [];
+      const r = record();
+      const sink: ResponseSink = { ...r.sink, sendHead: (_code, _reason, _headers, found) => {
+          facts.push({ contentLength: found?.contentLength, transferEncoding: found?.transferEncoding, hopByHop: found?.hopByHop, wide: found?.wide });
+        },
+      };
+      const answer = (headers: Header[]): App => (_e, s) => (s('200 OK', headers), ['abc']);
+      await runApp(answer([['Content-Type', 'text/plain']]), environ().env, sink);
+      await runApp(answer([['transfer-encoding', 'chunked'], ['X-Name', 'caf\u00e9 \u2603']]), environ().env, sink);
+      await runApp(answer([['Content-Length', '3'], ['Keep-Alive', 'timeout=5']]), environ().env, sink);
+      expect(facts).toEqual([
+        { contentLength: '3', transferEncoding: false, hopByHop: false, wide: false },
+        { contentLength: undefined, transferEncoding: true, hopByHop: true, wide: true },
+        { contentLength: '3', transferEncoding: false, hopByHop: true, wide: false },
+      ]);
+    });
+  });
 });

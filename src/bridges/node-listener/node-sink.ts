@@ -7,10 +7,11 @@ import type { ServerResponse } from 'node:http';
 import { toByteString } from '../../environ/to-byte-string.js';
 import { isHopByHop } from '../../response/hop-by-hop.js';
 import type { ResponseSink } from '../../response/run-app.js';
-import { equalsLowerCase } from '../../response/status.js';
+import { equalsLowerCase, type HeaderFacts } from '../../response/status.js';
 import type { LazyAbort } from '../../servers/lazy-abort.js';
 import { writeToStream } from '../../servers/write-to-stream.js';
 import type { Header } from '../../types.js';
+import type { RequestBody } from './request-body.js';
 
 /** How long a cut response may take to flush what it already wrote before the connection is destroyed, in ms. */
 const ABORT_FLUSH_TIMEOUT_MS = 2000;
@@ -23,10 +24,24 @@ const EMPTY = new Uint8Array(0);
  * the head goes out) adds `Connection: close`. A class: one object per response, no closures.
  */
 export class NodeSink implements ResponseSink {
+  /** The response this sink writes to. */
+  get response(): ServerResponse {
+    return this.#res;
+  }
+
+  /** Why the request was aborted (its client went away), or null while it is alive. */
+  get abortReason(): Error | null {
+    return this.#abort.reason;
+  }
+
   /** The status sent, 0 before the head. */
   status = 0;
   /** Body bytes handed to the socket. */
   bytes = 0;
+  /** The request's body, when the sink answers a request whose app ran (see the constructor); else null. */
+  readonly body: RequestBody | null;
+  /** When the request started (performance.now()), for the access log; 0 when there is none. */
+  readonly startedAt: number;
   readonly #res: ServerResponse;
   readonly #abort: LazyAbort;
   readonly #closeConnection: boolean | { readonly mustClose: boolean };
@@ -38,16 +53,23 @@ export class NodeSink implements ResponseSink {
   /** True once a body chunk went to res.write(): the head has left, nothing can join it any more. */
   #wrote = false;
   /** What runs once the response ended (or the run did): see settle(). */
-  #onSettled: (() => void) | null;
+  #onSettled: ((sink: NodeSink) => void) | null;
   /** True once #onSettled ran (or there is none). */
   settled: boolean;
 
+  /**
+   * `closeConnection` is the request's RequestBody (its `mustClose`) when the app runs, and that body is then
+   * `body`; `onSettled` is called with the sink (one function per listener: no closure per request).
+   */
   constructor(
     res: ServerResponse,
     abort: LazyAbort,
-    closeConnection: boolean | { readonly mustClose: boolean },
-    onSettled: (() => void) | null,
+    closeConnection: boolean | RequestBody,
+    onSettled: ((sink: NodeSink) => void) | null,
+    startedAt = 0,
   ) {
+    this.body = typeof closeConnection === 'boolean' ? null : closeConnection;
+    this.startedAt = startedAt;
     this.#res = res;
     this.#abort = abort;
     this.#closeConnection = closeConnection;
@@ -61,11 +83,28 @@ export class NodeSink implements ResponseSink {
     this.settled = true;
     const onSettled = this.#onSettled;
     this.#onSettled = null;
-    onSettled?.();
+    onSettled?.(this);
   }
 
-  sendHead(code: number, reason: string, headers: Header[]): void {
+  sendHead(code: number, reason: string, headers: Header[], facts?: Readonly<HeaderFacts>): void {
     const flat: string[] = [];
+    if (facts !== undefined && !facts.hopByHop && !facts.wide && (facts.contentLength === undefined || (code >= 200 && code !== 204))) {
+      // The common head (checkHeaders found nothing to drop and no value to convert): copied as it is.
+      for (let i = 0; i < headers.length; i++) {
+        const header = headers[i] as Header;
+        flat.push(header[0], header[1]);
+      }
+    } else {
+      this.#flattenChecked(code, headers, flat);
+    }
+    const close = this.#closeConnection;
+    if (typeof close === 'boolean' ? close : close.mustClose) flat.push('Connection', 'close');
+    this.status = code;
+    this.#res.writeHead(code, toByteString(reason), flat);
+  }
+
+  /** Puts `headers` into `flat` but for the fields a response framed by Node may not carry, values as byte strings. */
+  #flattenChecked(code: number, headers: Header[], flat: string[]): void {
     for (let i = 0; i < headers.length; i++) {
       const header = headers[i] as Header;
       const name = header[0];
@@ -79,10 +118,6 @@ export class NodeSink implements ResponseSink {
       }
       flat.push(name, toByteString(header[1]));
     }
-    const close = this.#closeConnection;
-    if (typeof close === 'boolean' ? close : close.mustClose) flat.push('Connection', 'close');
-    this.status = code;
-    this.#res.writeHead(code, toByteString(reason), flat);
   }
 
   write(chunk: Uint8Array): void | Promise<void> {
