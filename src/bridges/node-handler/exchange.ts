@@ -168,13 +168,22 @@ export class Exchange implements ExchangeSide, SocketOwner {
     if (this.settings.objects) {
       this.#responseFinished = true;
       finishExchange(req, res, this.socket);
-      process.nextTick(emitResponseClose, res);
     }
     this.#finishEmitted = true;
     this.onOutputEnd();
     // (Not released from within 'finish': that runs inside the socket's write completion, and a stream destroyed
     // there makes an error object for its finish callbacks, which costs more than the rest of the cleanup.)
-    if (this.#releaseOnFinish) process.nextTick(releaseExchange, this);
+    if (this.settings.objects) process.nextTick(afterFinish, this, res);
+    else if (this.#releaseOnFinish) process.nextTick(releaseExchange, this);
+  }
+
+  /**
+   * Objects engine, a tick after 'finish' (when Node's server emits it): the response's 'close', then the socket
+   * released if the exchange ended before 'finish' came (one tick for both).
+   */
+  afterFinish(res: ServerResponse): void {
+    emitResponseClose(res);
+    if (this.#releaseOnFinish) this.release();
   }
 
   /** Objects engine: the socket closed (abort, failure, a retired socket); a request still in flight is destroyed. */
@@ -378,5 +387,9 @@ export class Exchange implements ExchangeSide, SocketOwner {
 
 function releaseExchange(exchange: Exchange): void {
   exchange.release();
+}
+
+function afterFinish(exchange: Exchange, res: ServerResponse): void {
+  exchange.afterFinish(res);
 }
 

@@ -31,15 +31,10 @@ export function requestHeadOf(environ: Environ): RequestHead {
   let bytes = method.length + 17;
   let clientChunked = false;
   let expect: string | undefined;
-  const add = (name: string, value: string): void => {
-    if (raw.length >= MAX_HEADERS_COUNT * 2) return;
-    raw.push(name, value);
-    bytes += name.length + value.length + 4;
-  };
   for (const key of Object.keys(environ)) {
     if (!key.startsWith('HTTP_')) continue;
     const value = environ[key];
-    if (typeof value !== 'string' || !HTTP_KEY_RE.test(key) || BAD_HEADER_VALUE_RE.test(value)) continue;
+    if (typeof value !== 'string' || BAD_HEADER_VALUE_RE.test(value)) continue;
     // Framing is the bridge's (below); an upgrade can't happen over tsgi, and llhttp would stop parsing.
     switch (key) {
       case 'HTTP_TRANSFER_ENCODING':
@@ -52,25 +47,35 @@ export function requestHeadOf(environ: Environ): RequestHead {
       case 'HTTP_CONNECTION':
         if (UPGRADE_RE.test(value)) continue;
     }
+    // (A cached name's key passed HTTP_KEY_RE when it was cached.)
     let name = headerNames.get(key);
     if (name === undefined) {
+      if (!HTTP_KEY_RE.test(key)) continue;
       name = titleCase(key.slice(5));
       if (headerNames.size < HEADER_NAME_CACHE) headerNames.set(key, name);
     }
-    add(name, value);
+    const added = addHeader(raw, name, value);
+    bytes += added;
     // (Unless the list was full, and the header dropped.)
-    if (key === 'HTTP_EXPECT' && raw[raw.length - 2] === name) expect = value;
+    if (key === 'HTTP_EXPECT' && added > 0) expect = value;
   }
-  if (environ.CONTENT_TYPE !== undefined && !BAD_HEADER_VALUE_RE.test(environ.CONTENT_TYPE)) add('Content-Type', environ.CONTENT_TYPE);
+  if (environ.CONTENT_TYPE !== undefined && !BAD_HEADER_VALUE_RE.test(environ.CONTENT_TYPE)) bytes += addHeader(raw, 'Content-Type', environ.CONTENT_TYPE);
   let bodyMode: BodyMode = 'none';
   if (environ.CONTENT_LENGTH !== undefined) {
-    add('Content-Length', environ.CONTENT_LENGTH);
+    bytes += addHeader(raw, 'Content-Length', environ.CONTENT_LENGTH);
     if (environ.CONTENT_LENGTH !== '0') bodyMode = 'length';
   } else if (environ['tsgi.input_terminated'] && (clientChunked || !BODYLESS_METHODS.has(method))) {
-    add('Transfer-Encoding', 'chunked');
+    bytes += addHeader(raw, 'Transfer-Encoding', 'chunked');
     bodyMode = 'chunked';
   }
   return { raw, bodyMode, bytes, expect };
+}
+
+/** Appends a header to the raw list unless it is full; returns its size as HTTP/1.1 text (0 when dropped). */
+function addHeader(raw: string[], name: string, value: string): number {
+  if (raw.length >= MAX_HEADERS_COUNT * 2) return 0;
+  raw.push(name, value);
+  return name.length + value.length + 4;
 }
 
 /** The http-server engine's request head as HTTP/1.1 text. */
