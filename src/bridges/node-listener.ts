@@ -5,13 +5,13 @@
  * (node-listener/node-sink.ts); the request body reaches the app through node-listener/request-body.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createEnviron } from '../environ/create-environ.js';
+import { createOwnedEnviron, type EnvironSettings } from '../environ/create-environ.js';
 import { createForwardedPolicy, DEFAULT_FORWARDED_ALLOW_IPS, type ForwardedPolicy } from '../environ/forwarded-policy.js';
 import { normalizeMount } from '../environ/mount.js';
 import { buildVariables } from '../environ/node-request-variables.js';
 import { AbortError, describeError, RequestError, statusOfError, TsgiError } from '../errors.js';
-import { runApp, sendErrorPage } from '../response/run-app.js';
-import { LazyAbort } from '../servers/lazy-abort.js';
+import { runAppEagerly, sendErrorPage } from '../response/run-app.js';
+import type { LazyAbort } from '../servers/lazy-abort.js';
 import { createLimitLog, type LimitLog } from '../servers/limit-log.js';
 import { DEFAULT_BODY_TIMEOUT_MS } from '../servers/limits.js';
 import type { App, Environ, ErrorStream } from '../types.js';
@@ -107,6 +107,8 @@ export function toNodeListener(app: App, options: NodeListenerOptions = {}): Nod
     bodyTimeoutMs: checkCount('bodyTimeoutMs', options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS, 0),
     limitLog: options.limitLog ?? createLimitLog(errors, 'http'),
     forwarded: createForwardedPolicy(options.forwardedAllowIps ?? DEFAULT_FORWARDED_ALLOW_IPS),
+    multithread: true,
+    runOnce: false,
     afterResponse: (sink) => settle(settings, sink),
   };
   return (req, res) => {
@@ -114,7 +116,8 @@ export function toNodeListener(app: App, options: NodeListenerOptions = {}): Nod
   };
 }
 
-interface Settings {
+/** The listener's settings; also the environ settings of each of its requests (createOwnedEnviron). */
+interface Settings extends EnvironSettings {
   errors: ErrorStream;
   scriptName: string;
   accessLog: ((line: string) => void) | undefined;
@@ -127,6 +130,8 @@ interface Settings {
   bodyTimeoutMs: number;
   limitLog: LimitLog;
   forwarded: ForwardedPolicy;
+  multithread: true;
+  runOnce: false;
   /** What every NodeSink of this listener runs once its response ended (see settle). */
   afterResponse: (sink: NodeSink) => void;
 }
@@ -152,11 +157,12 @@ export function abortResponse(res: ServerResponse): void {
 function handleRequest(app: App, req: IncomingMessage, res: ServerResponse, settings: Settings): void {
   try {
     const started = settings.accessLog ? performance.now() : 0;
-    // The AbortController is created only if the app reads tsgi.signal: one per request costs measurable time.
-    const abort = new LazyAbort();
+    // The body is also the request's abort state (a LazyAbort): the AbortController is created only if the app
+    // reads tsgi.signal, one per request costs measurable time.
+    const body = new RequestBody(req, settings);
+    const abort: LazyAbort = body;
     (res as TrackedResponse)[ABORT] = abort;
     if (!settings.abortsOnConnectionClose) res.on('close', onResponseClose);
-    const body = new RequestBody(req, settings);
     let environ: Environ;
     try {
       // Node's parser kept only the first header lines: what it dropped was never checked (field-notes: a
@@ -167,29 +173,28 @@ function handleRequest(app: App, req: IncomingMessage, res: ServerResponse, sett
       checkDeclaredLength(req, settings.maxBodyBytes);
       const variables = buildVariables(req, settings.scriptName);
       // The header fields below are read from the variables (the same values, joined alike), not req.headers.
-      environ = createEnviron({
-        variables,
-        input: body,
-        inputTerminated: isChunked(variables.HTTP_TRANSFER_ENCODING),
-        errors: settings.errors,
-        signal: abort,
-        ownsVariables: true,
-        multithread: true,
-        multiprocess: settings.multiprocess,
-        runOnce: false,
-        onFirstRead: settings.deferContinue && expectsContinue(req, variables.HTTP_EXPECT) ? () => sendContinue(res) : undefined,
-        forwarded: settings.forwarded,
-      });
+      // (buildVariables stores no undefined value: a key whose value is unknown is left out.)
+      environ = createOwnedEnviron(
+        variables as Record<string, string>,
+        body,
+        isChunked(variables.HTTP_TRANSFER_ENCODING),
+        abort,
+        settings.deferContinue && expectsContinue(req, variables.HTTP_EXPECT) ? () => sendContinue(res) : undefined,
+        settings,
+      );
     } catch (error) {
       void refuse(req, res, settings, abort, error, started);
       return;
     }
     // A body cut at maxBodyBytes, stalled or malformed leaves the rest of it on the wire: the connection can't be reused.
     const sink = new NodeSink(res, abort, body, settings.afterResponse, started);
-    const run = runApp(app, environ, sink, { abort });
+    const run = runAppEagerly(app, environ, sink, abort);
     // The sink settles the request when the response ends (at once for a synchronous app); the run's end is
     // the fallback for a run that ended without ending the response (its error page could not be sent).
-    if (!sink.settled) void run.then(() => sink.settle());
+    if (!sink.settled) {
+      if (run !== null) void run.then(() => sink.settle());
+      else sink.settle();
+    }
   } catch (error) {
     settings.errors.write(`tsgi: http: request handler failed: ${describeError(error)}\n`);
     res.destroy();

@@ -98,7 +98,27 @@ export function chunkToBytes(chunk: unknown): Uint8Array {
  * Never throws; the result says how the run ended.
  */
 export function runApp(app: App, environ: Environ, sink: ResponseSink, options: RunOptions = {}): Promise<RunResult> {
-  return new ResponseRun(environ, sink, options).run(app);
+  const abort = options.abort ?? null;
+  const abortReason = abort !== null ? null : (options.abortReason ?? null);
+  const run = new ResponseRun(environ, sink, options.head ?? environ.REQUEST_METHOD === 'HEAD', abort, abortReason);
+  return run.run(app) ?? Promise.resolve(run.succeeded());
+}
+
+/**
+ * runApp for a transport on the hot path: the same run, but one that completed within the call (a synchronous
+ * app whose sink never asked to wait: the response was sent as the app meant it) returns null instead of a
+ * promise of its result, and the client-gone state is given as is (a LazyAbort), not in an options object: no
+ * promise, result nor options object per request. Otherwise the promise of the result, as runApp's. `head`
+ * defaults to REQUEST_METHOD === "HEAD".
+ */
+export function runAppEagerly(
+  app: App,
+  environ: Environ,
+  sink: ResponseSink,
+  abort: { readonly reason: Error | null },
+  head: boolean = environ.REQUEST_METHOD === 'HEAD',
+): Promise<RunResult> | null {
+  return new ResponseRun(environ, sink, head, abort, null).run(app);
 }
 
 /**
@@ -124,7 +144,7 @@ class ResponseRun implements HeaderFacts {
    * The pending headers: a copy of the app's list, taken when startResponse checked it, so that what the app
    * does to its list afterwards (push a field, replace a pair) neither escapes the check nor reaches the head.
    */
-  #headers: Header[] = [];
+  #headers: Header[] = NO_HEADERS;
   #headSent = false;
   #declaredLength: number | null = null;
   #bytes = 0;
@@ -136,12 +156,18 @@ class ResponseRun implements HeaderFacts {
   /** The last body bytes, kept for sink.endWith. */
   #lastPart: Uint8Array | null = null;
 
-  constructor(environ: Environ, sink: ResponseSink, options: RunOptions) {
+  constructor(
+    environ: Environ,
+    sink: ResponseSink,
+    isHead: boolean,
+    abort: { readonly reason: Error | null } | null,
+    abortReason: (() => Error | null) | null,
+  ) {
     this.#environ = environ;
     this.#sink = sink;
-    this.#isHead = options.head ?? environ.REQUEST_METHOD === 'HEAD';
-    this.#abort = options.abort ?? null;
-    this.#abortReason = this.#abort !== null ? null : (options.abortReason ?? null);
+    this.#isHead = isHead;
+    this.#abort = abort;
+    this.#abortReason = abortReason;
   }
 
   /** Why the client went away, or null while it is there. */
@@ -171,75 +197,165 @@ class ResponseRun implements HeaderFacts {
     return this.write;
   };
 
-  async run(app: App): Promise<RunResult> {
+  /**
+   * Runs the app and sends its response. Synchronous as long as nothing asks to wait (the app returns its body,
+   * the sink takes the bytes): then it returns null, the run succeeded (see succeeded()). From the first thing
+   * that does ask, the rest of the run continues in #runAsync (the same steps, awaited): its promise is returned.
+   */
+  run(app: App): Promise<RunResult> | null {
     try {
-      let body = app(this.#environ, this.startResponse);
+      const body = app(this.#environ, this.startResponse);
       // Most apps answer synchronously: awaiting a body that is no promise would only cost a turn.
-      if (isThenable(body)) body = await body;
-      this.#body = body;
-      if (body === null || body === undefined || typeof body === 'string' || body instanceof Uint8Array) {
-        throw new AppError('response: an app must return an iterable of chunks, not a string, bytes or nothing');
-      }
-      const iterable = body as { [Symbol.iterator]?: unknown; [Symbol.asyncIterator]?: unknown };
-      const isAsync = typeof iterable[Symbol.asyncIterator] === 'function';
-      if (!isAsync && typeof iterable[Symbol.iterator] !== 'function') {
-        throw new AppError('response: an app must return a sync or async iterable');
-      }
-      if (Array.isArray(body) && this.#started) this.#addLengthOfArray(body);
+      if (isThenable(body)) return this.#runAsync(body, -1, null);
+      const isAsync = this.#takeBody(body);
       if (!this.#isHead) {
-        if (isPlainArray(body)) {
-          // The common body: an array, walked by index (no iterator object). The length is read on every
-          // step, as for...of does. Its last chunk goes out with the end when the sink can do that.
-          const endWith = typeof this.#sink.endWith === 'function';
-          for (let i = 0; i < body.length; i++) {
-            this.#holdLast = endWith && i === body.length - 1;
-            const waiting = this.#sendChunk(body[i] as Chunk);
-            if (waiting) await waiting;
-          }
-          this.#holdLast = false;
-        } else if (isAsync) {
-          for await (const chunk of body as AsyncIterable<Chunk>) {
-            const waiting = this.#sendChunk(chunk);
-            if (waiting) await waiting;
-          }
-        } else {
-          for (const chunk of body as Iterable<Chunk>) {
-            const waiting = this.#sendChunk(chunk);
-            if (waiting) await waiting;
-          }
+        if (isAsync || !isPlainArray(body)) return this.#runAsync(body, 0, null);
+        // The common body: an array, walked by index (no iterator object). The length is read on every step, as
+        // for...of does. Its last chunk goes out with the end when the sink can do that.
+        const endWith = typeof this.#sink.endWith === 'function';
+        for (let i = 0; i < body.length; i++) {
+          this.#holdLast = endWith && i === body.length - 1;
+          const waiting = this.#sendChunk(body[i] as Chunk);
+          if (waiting) return this.#runAsync(body, i + 1, waiting);
         }
+        this.#holdLast = false;
       }
-      if (!this.#started) throw new AppError('response: the app returned without calling startResponse');
-      if (!this.#headSent && !this.#isHead) this.#addEmptyLength();
-      const head = this.#sendHead();
-      if (head) await head;
-      const declared = this.#declaredLength;
-      if (!this.#isHead && declared !== null && this.#bytes < declared && !isBodylessStatus(this.#code)) {
-        throw new AppError(`response: app sent ${this.#bytes} of its Content-Length (${declared}) bytes`);
-      }
-      const closing = this.#closeBody();
-      if (closing) await closing;
-      const last = this.#lastPart;
-      this.#lastPart = null;
-      const ended = last !== null ? (this.#sink.endWith as (chunk: Uint8Array) => void | Promise<void>)(last) : this.#sink.end();
-      if (ended) await ended;
-      return { status: this.#code, bytes: this.#bytes, ok: true, failedAfterHead: false, aborted: false };
+      const done = this.#complete();
+      return done === null ? null : this.#recoverFrom(done);
     } catch (error) {
-      // Bytes kept for the end went out before the failure, as they would have without endWith.
-      const last = this.#lastPart;
-      this.#lastPart = null;
-      if (last !== null && this.#gone() === null) {
-        try {
-          const waiting = this.#sink.write(last);
+      return this.#recover(error);
+    }
+  }
+
+  /**
+   * The run from the first step that asked to wait: `body` is the app's answer (a promise of it when `from` is
+   * -1), `from` the index of the next chunk of an array body (0 for any other body), `waiting` what the step
+   * before asked to wait for.
+   */
+  async #runAsync(answer: unknown, from: number, waiting: Promise<void> | null): Promise<RunResult> {
+    try {
+      let body = answer;
+      if (from < 0) {
+        body = await answer;
+        from = 0;
+        if (this.#takeBody(body) || !isPlainArray(body)) return await this.#sendIterated(body);
+      } else if (waiting) {
+        await waiting;
+      }
+      if (!this.#isHead && isPlainArray(body)) {
+        const endWith = typeof this.#sink.endWith === 'function';
+        for (let i = from; i < body.length; i++) {
+          this.#holdLast = endWith && i === body.length - 1;
+          const next = this.#sendChunk(body[i] as Chunk);
+          if (next) await next;
+        }
+        this.#holdLast = false;
+      } else if (!this.#isHead) {
+        return await this.#sendIterated(body);
+      }
+      return (await this.#complete()) ?? this.succeeded();
+    } catch (error) {
+      return this.#recover(error);
+    }
+  }
+
+  /** Sends a body that is not a plain array (a sync or async iterable: #takeBody checked it), then completes. */
+  async #sendIterated(body: unknown): Promise<RunResult> {
+    if (!this.#isHead) {
+      if (typeof (body as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function') {
+        for await (const chunk of body as AsyncIterable<Chunk>) {
+          const waiting = this.#sendChunk(chunk);
           if (waiting) await waiting;
-        } catch {
-          // The failure below is what the client learns.
+        }
+      } else {
+        for (const chunk of body as Iterable<Chunk>) {
+          const waiting = this.#sendChunk(chunk);
+          if (waiting) await waiting;
         }
       }
-      const closing = this.#closeBody();
-      if (closing) await closing;
-      return this.#fail(error);
     }
+    return (await this.#complete()) ?? this.succeeded();
+  }
+
+  /**
+   * Checks what the app returned and keeps it (for close()); adds the length of an array body. Returns true for
+   * an async iterable. Throws AppError for anything that is no iterable of chunks.
+   */
+  #takeBody(body: unknown): boolean {
+    this.#body = body as Body;
+    if (body === null || body === undefined || typeof body === 'string' || body instanceof Uint8Array) {
+      throw new AppError('response: an app must return an iterable of chunks, not a string, bytes or nothing');
+    }
+    const iterable = body as { [Symbol.iterator]?: unknown; [Symbol.asyncIterator]?: unknown };
+    const isAsync = typeof iterable[Symbol.asyncIterator] === 'function';
+    if (!isAsync && typeof iterable[Symbol.iterator] !== 'function') {
+      throw new AppError('response: an app must return a sync or async iterable');
+    }
+    if (Array.isArray(body) && this.#started) this.#addLengthOfArray(body);
+    return isAsync;
+  }
+
+  /**
+   * The end of a run whose body was sent: the head if it has not left, the Content-Length check, the body's
+   * close(), the sink's end. Synchronous (null: it succeeded) unless a step asks to wait (then the promise of
+   * the result). Throws what a step throws.
+   */
+  #complete(): Promise<RunResult> | null {
+    if (!this.#started) throw new AppError('response: the app returned without calling startResponse');
+    if (!this.#headSent && !this.#isHead) this.#addEmptyLength();
+    const head = this.#sendHead();
+    if (head) return head.then(() => this.#completeAfterHead() ?? this.succeeded());
+    return this.#completeAfterHead();
+  }
+
+  #completeAfterHead(): Promise<RunResult> | null {
+    const declared = this.#declaredLength;
+    if (!this.#isHead && declared !== null && this.#bytes < declared && !isBodylessStatus(this.#code)) {
+      throw new AppError(`response: app sent ${this.#bytes} of its Content-Length (${declared}) bytes`);
+    }
+    const closing = this.#closeBody();
+    if (closing) return closing.then(() => this.#endSink() ?? this.succeeded());
+    return this.#endSink();
+  }
+
+  #endSink(): Promise<RunResult> | null {
+    const last = this.#lastPart;
+    this.#lastPart = null;
+    const ended = last !== null ? (this.#sink.endWith as (chunk: Uint8Array) => void | Promise<void>)(last) : this.#sink.end();
+    if (ended) return ended.then(() => this.succeeded());
+    return null;
+  }
+
+  /** The result of a run that completed as the app meant it. */
+  succeeded(): RunResult {
+    return { status: this.#code, bytes: this.#bytes, ok: true, failedAfterHead: false, aborted: false };
+  }
+
+  /** The result of a run whose completion asked to wait; a failure while waiting ends as any failure does. */
+  async #recoverFrom(completion: Promise<RunResult>): Promise<RunResult> {
+    try {
+      return await completion;
+    } catch (error) {
+      return this.#recover(error);
+    }
+  }
+
+  /** A run that failed: bytes kept for the end go out first, the body is closed, then #fail. */
+  async #recover(error: unknown): Promise<RunResult> {
+    // Bytes kept for the end went out before the failure, as they would have without endWith.
+    const last = this.#lastPart;
+    this.#lastPart = null;
+    if (last !== null && this.#gone() === null) {
+      try {
+        const waiting = this.#sink.write(last);
+        if (waiting) await waiting;
+      } catch {
+        // The failure below is what the client learns.
+      }
+    }
+    const closing = this.#closeBody();
+    if (closing) await closing;
+    return this.#fail(error);
   }
 
   /** One chunk from the body: checks it, then sends it. Returns a promise only when the sink asks to wait. */
@@ -375,6 +491,9 @@ class ResponseRun implements HeaderFacts {
     return { status: code, bytes: 0, ok: false, failedAfterHead: false, aborted: false, error };
   }
 }
+
+/** The pending headers of a run before startResponse (never changed: #addLength runs only after it). */
+const NO_HEADERS: Header[] = Object.freeze([]) as unknown as Header[];
 
 const arrayIterator = Array.prototype[Symbol.iterator];
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createEnviron, createVariables } from '../../src/environ/create-environ.js';
+import { createEnviron, createOwnedEnviron, createVariables } from '../../src/environ/create-environ.js';
 import { LazyAbort } from '../../src/servers/lazy-abort.js';
 import { RequestError } from '../../src/errors.js';
 
@@ -146,6 +146,27 @@ describe('createEnviron', () => {
       expect(env).toBe(variables);
       expect(Reflect.ownKeys(env)).toEqual(Reflect.ownKeys(plain));
       expect(Object.keys(env)).toContain('tsgi.signal');
+    });
+
+    it('is a {} to anything a program can see (constructor Object, JSON "{}", same keys as a literal)', () => {
+      const variables = createVariables();
+      expect(variables.constructor).toBe(Object);
+      expect(JSON.stringify(variables)).toBe('{}');
+      expect(variables).toEqual({});
+      expect(Object.prototype.toString.call(variables)).toBe('[object Object]');
+    });
+
+    it('createOwnedEnviron makes the same environ as createEnviron with ownsVariables, from shared settings', () => {
+      const settings = { errors, multithread: true, multiprocess: false, runOnce: false, forwarded: null };
+      const source = { REQUEST_METHOD: 'POST', CONTENT_LENGTH: ' 5', HTTP_HOST: 'h:81', SCRIPT_NAME: '/a/', PATH_INFO: 'b' };
+      const owned = createOwnedEnviron({ ...source }, null, true, undefined, undefined, settings);
+      const made = createEnviron({ variables: { ...source }, inputTerminated: true, ownsVariables: true, ...settings });
+      const strip = (env: object) => Object.fromEntries(Object.entries(env).filter(([key]) => key !== 'tsgi.input' && key !== 'tsgi.signal'));
+      expect(strip(owned)).toEqual(strip(made));
+      expect(Object.keys(owned)).toEqual(Object.keys(made));
+      expect(owned.CONTENT_LENGTH).toBe('5');
+      expect(owned['tsgi.multithread']).toBe(true);
+      expect(() => createOwnedEnviron({ CONTENT_LENGTH: '-1' }, null, false, undefined, undefined, settings)).toThrow(/CONTENT_LENGTH/);
     });
 
     it('tsgi.signal is created when read, from the LazyAbort of its own request, and fires with it', () => {

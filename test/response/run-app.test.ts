@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createEnviron } from '../../src/environ/create-environ.js';
 import { RequestError } from '../../src/errors.js';
-import { runApp, type ResponseSink } from '../../src/response/run-app.js';
+import { runApp, runAppEagerly, type ResponseSink } from '../../src/response/run-app.js';
 import type { App, Header } from '../../src/types.js';
 
 function record() {
@@ -359,6 +359,62 @@ describe('runApp', () => {
         { contentLength: undefined, transferEncoding: true, hopByHop: true, wide: true },
         { contentLength: '3', transferEncoding: false, hopByHop: true, wide: false },
       ]);
+    });
+  });
+
+  describe('runAppEagerly: a run that completes within the call returns null, no promise', () => {
+    const alive = { reason: null };
+    const hello: App = (_e, start) => {
+      start('200 OK', [['Content-Type', 'text/plain']]);
+      return ['hel', 'lo'];
+    };
+
+    it('a synchronous app on a sink that never waits: null, the response already complete', () => {
+      const r = record();
+      expect(runAppEagerly(hello, environ().env, r.sink, alive)).toBeNull();
+      expect(r.events).toEqual(['head 200', 'write 3', 'write 2', 'end']);
+      expect(r.head()?.headers).toEqual([['Content-Type', 'text/plain'], ['Content-Length', '5']]);
+      // The same response as runApp's.
+      const s = record();
+      return runApp(hello, environ().env, s.sink).then((result) => {
+        expect(s.events).toEqual(r.events);
+        expect(result).toEqual({ status: 200, bytes: 5, ok: true, failedAfterHead: false, aborted: false });
+      });
+    });
+
+    it('an async app, a sink that waits, or a failure: the promise of the result, as runApp gives it', async () => {
+      const r = record();
+      const run = runAppEagerly(async (e, start) => hello(e, start), environ().env, r.sink, alive);
+      expect(run).toBeInstanceOf(Promise);
+      expect(await run).toEqual({ status: 200, bytes: 5, ok: true, failedAfterHead: false, aborted: false });
+      expect(r.events).toEqual(['head 200', 'write 3', 'write 2', 'end']);
+
+      const w = record();
+      const waiting: ResponseSink = { ...w.sink, write: (chunk) => Promise.resolve(w.sink.write(chunk)) };
+      const waited = runAppEagerly(hello, environ().env, waiting, alive);
+      expect(waited).toBeInstanceOf(Promise);
+      expect(await waited).toMatchObject({ status: 200, bytes: 5, ok: true });
+      expect(w.events).toEqual(['head 200', 'write 3', 'write 2', 'end']);
+
+      const f = record();
+      const e = environ();
+      const failed = runAppEagerly(() => { throw new Error('boom'); }, e.env, f.sink, alive);
+      expect(failed).toBeInstanceOf(Promise);
+      expect(await failed).toMatchObject({ status: 500, ok: false });
+      expect(f.events).toEqual(['head 500', 'write 26', 'end']);
+      expect(e.errors()).toContain('boom');
+    });
+
+    it('HEAD: the body is not walked, the run still completes within the call', () => {
+      const r = record();
+      let walked = false;
+      const app: App = (_e, start) => {
+        start('200 OK', []);
+        return { [Symbol.iterator]: () => { walked = true; return [][Symbol.iterator](); } };
+      };
+      expect(runAppEagerly(app, environ('HEAD').env, r.sink, alive)).toBeNull();
+      expect(walked).toBe(false);
+      expect(r.events).toEqual(['head 200', 'end']);
     });
   });
 });

@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { AbortError, InputError } from '../../errors.js';
+import { LazyAbort } from '../../servers/lazy-abort.js';
 import type { LimitLog } from '../../servers/limit-log.js';
 
 /** What the body source needs of the listener's settings. */
@@ -17,14 +18,17 @@ export interface BodySettings {
 
 /**
  * The request body as tsgi.input's source (a BodySource made on the first read: most requests never read a
- * body, and the source's listeners and closures would be made for nothing).
+ * body, and the source's listeners and closures would be made for nothing). It is also the request's
+ * client-gone state (a LazyAbort: the `tsgi.signal` source, what runApp and the sink check), so that a request
+ * costs one object for both.
  */
-export class RequestBody implements AsyncIterable<Uint8Array> {
+export class RequestBody extends LazyAbort implements AsyncIterable<Uint8Array> {
   readonly #req: IncomingMessage;
   readonly #settings: BodySettings;
   #source: BodySource | null = null;
 
   constructor(req: IncomingMessage, settings: BodySettings) {
+    super();
     this.#req = req;
     this.#settings = settings;
   }
