@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { AbortError, InputError, ProtocolError, describeError, statusOfError } from '../../errors.js';
 import { createEnviron, schemeOf } from '../../environ/create-environ.js';
 import { applyNormalizedMount } from '../../environ/mount.js';
-import { refuseRequest, runApp, type ResponseSink, type RunResult } from '../../response/run-app.js';
+import { refuseRequest, runAppEagerly, type ResponseSink, type RunResult } from '../../response/run-app.js';
 import type { App, Header } from '../../types.js';
 import { ByteQueue } from '../fastcgi/byte-queue.js';
 import { LazyAbort } from '../lazy-abort.js';
@@ -242,7 +242,8 @@ export class OneRequestConnection implements ResponseSink {
     const scheme = variables.UWSGI_SCHEME?.toLowerCase() === 'https' ? 'https' : schemeOf(variables);
     this.#active = true;
     this.#server.activeRequests++;
-    let run: Promise<RunResult>;
+    // null: the response was complete within the call (a synchronous app; the sink never waits): no promise.
+    let run: Promise<RunResult> | null;
     try {
       const environ = createEnviron({
         variables,
@@ -256,11 +257,15 @@ export class OneRequestConnection implements ResponseSink {
         forwarded: options.forwarded,
         runOnce: false,
       });
-      run = runApp(this.#server.app, environ, this, { abort: this.#abort });
+      run = runAppEagerly(this.#server.app, environ, this, this.#abort);
     } catch (error) {
       // createEnviron refused the request: answer it without running the app.
       options.errors.write(`tsgi: ${describeError(error)}\n`);
       run = refuseRequest(this, error, variables.REQUEST_METHOD === 'HEAD');
+    }
+    if (run === null) {
+      this.#done();
+      return;
     }
     run.then(
       () => this.#done(),
