@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BuildOptions as EsbuildOptions } from 'esbuild';
 import { HTTPOXY_GUARD } from '../servers/httpoxy.js';
-import { LAZY_BUILTINS_PRELUDE } from './lazy-builtins.js';
+import { isDeferredBuiltin, LAZY_BUILTINS_PRELUDE } from './lazy-builtins.js';
 
 /** The interpreter line's default: finds node on the PATH at every run (the web server's PATH, not yours). */
 export const DEFAULT_SHEBANG = '/usr/bin/env node';
@@ -43,25 +43,6 @@ export function shebangProblem(shebang: string): string | null {
   return null;
 }
 
-/**
- * Whether LAZY_BUILTINS_PRELUDE defers any of `ids` (returns a stand-in instead of loading it). Asked of the
- * prelude itself, run over a loader that only records that it was called, so lazy-builtins.ts stays the one
- * owner of which builtins are deferred.
- */
-function preludeDefersAny(ids: readonly string[]): boolean {
-  if (ids.length === 0) return false;
-  let loads = 0;
-  const recordingLoad = (): object => {
-    loads++;
-    return {};
-  };
-  const lazyRequire = new Function('require', `${LAZY_BUILTINS_PRELUDE}\nreturn require;`)(recordingLoad) as (id: string) => unknown;
-  return ids.some((id) => {
-    const before = loads;
-    lazyRequire(id);
-    return loads === before;
-  });
-}
 
 /** Options for buildCgi. */
 export interface BuildOptions {
@@ -110,7 +91,7 @@ export async function buildCgi(entry: string, outFile: string, options: BuildOpt
   // every request.
   const probe = await build({ ...common, write: false, metafile: true, logLevel: 'silent' });
   const external = Object.values(probe.metafile?.outputs ?? {}).flatMap((out) => out.imports.filter((found) => found.external).map((found) => found.path));
-  await build({ ...common, banner: { js: banner(shebang, preludeDefersAny(external)) } });
+  await build({ ...common, banner: { js: banner(shebang, external.some(isDeferredBuiltin)) } });
   await chmod(output, 0o755);
 }
 

@@ -26,6 +26,12 @@ const CALLABLE_BUILTINS = ['assert', 'assert/strict', 'stream'];
 
 /** The builtins a bundle defers: every one this Node lists but EAGER_BUILTINS (and the internal "_" ones). */
 const LAZY_BUILTINS = builtinModules.filter((name) => !name.startsWith('_') && !EAGER_BUILTINS.has(name));
+const LAZY_BUILTIN_SET = new Set(LAZY_BUILTINS);
+
+/** Whether LAZY_BUILTINS_PRELUDE defers `id` (a builtin, with or without "node:"): the prelude's own rule. */
+export function isDeferredBuiltin(id: string): boolean {
+  return LAZY_BUILTIN_SET.has(id.startsWith('node:') ? id.slice(5) : id);
+}
 
 /**
  * JavaScript to put at the top of a CommonJS bundle (after `"use strict"`), before any of its code: redefines

@@ -88,7 +88,7 @@ export class NodeSink implements ResponseSink {
 
   sendHead(code: number, reason: string, headers: Header[], facts?: Readonly<HeaderFacts>): void {
     const flat: string[] = [];
-    if (facts !== undefined && !facts.hopByHop && !facts.wide && (facts.contentLength === undefined || (code >= 200 && code !== 204))) {
+    if (facts !== undefined && !facts.hopByHop && !facts.wide && (facts.contentLength === undefined || !forbidsContentLength(code))) {
       // The common head (checkHeaders found nothing to drop and no value to convert): copied as it is.
       for (let i = 0; i < headers.length; i++) {
         const header = headers[i] as Header;
@@ -110,10 +110,10 @@ export class NodeSink implements ResponseSink {
       const name = header[0];
       if (name === 'Content-Length') {
         // The common spelling, checked first: no lower-cased copy of it on every response.
-        if (code < 200 || code === 204) continue;
+        if (forbidsContentLength(code)) continue;
       } else if (isHopByHop(name)) {
         continue;
-      } else if (name.length === 14 && (code < 200 || code === 204) && equalsLowerCase(name, 'content-length')) {
+      } else if (name.length === 14 && forbidsContentLength(code) && equalsLowerCase(name, 'content-length')) {
         continue;
       }
       flat.push(name, toByteString(header[1]));
@@ -201,4 +201,9 @@ export class NodeSink implements ResponseSink {
 
 function releaseHeld(sink: NodeSink): void {
   sink.release();
+}
+
+/** A 1xx or 204 response may not carry Content-Length (RFC 9110 8.6): Node refuses one, so the sink drops it. */
+function forbidsContentLength(code: number): boolean {
+  return code < 200 || code === 204;
 }
