@@ -51,6 +51,11 @@ export interface NodeListenerOptions {
    * no 'close' listener per response. Leave it false for a listener on a server of your own.
    */
   abortsOnConnectionClose?: boolean;
+  /**
+   * Called with each response once its app ended it (or it was cut), for whoever tracks the server's
+   * responses: createHttpServer lets go of it there (servers/http-drain.ts). Default: none.
+   */
+  onResponseEnded?: (res: ServerResponse) => void;
   /** True when other processes serve the same app at the same time (`tsgi serve --workers N`, N > 1): the environ's `tsgi.multiprocess`. Default: false. */
   multiprocess?: boolean;
   /**
@@ -101,6 +106,7 @@ export function toNodeListener(app: App, options: NodeListenerOptions = {}): Nod
     accessLog: options.accessLog,
     deferContinue: options.deferContinue ?? false,
     abortsOnConnectionClose: options.abortsOnConnectionClose ?? false,
+    onResponseEnded: options.onResponseEnded ?? null,
     maxBodyBytes: checkMaxBodyBytes(options.maxBodyBytes),
     multiprocess: options.multiprocess ?? false,
     maxHeaderEntries: 2 * checkCount('maxHeaders', options.maxHeaders ?? DEFAULT_LISTENER_MAX_HEADERS, 1),
@@ -123,6 +129,7 @@ interface Settings extends EnvironSettings {
   accessLog: ((line: string) => void) | undefined;
   deferContinue: boolean;
   abortsOnConnectionClose: boolean;
+  onResponseEnded: ((res: ServerResponse) => void) | null;
   maxBodyBytes: number;
   multiprocess: boolean;
   /** 2 x maxHeaders: the length of req.rawHeaders at most. */
@@ -201,10 +208,14 @@ function handleRequest(app: App, req: IncomingMessage, res: ServerResponse, sett
   }
 }
 
-/** After the response: drops the body bytes the app left unread (they would stall the next request), logs. */
+/**
+ * After the response: drops the body bytes the app left unread (they would stall the next request), logs, and
+ * tells the server's tracker (onResponseEnded).
+ */
 function settle(settings: Settings, sink: NodeSink): void {
   if (sink.abortReason === null) sink.body?.discardRest();
   logAccess(settings, sink.response.req, sink, sink.startedAt);
+  settings.onResponseEnded?.(sink.response);
 }
 
 /** Answers a request refused before its app could run (createEnviron or a check threw) with an error page. */

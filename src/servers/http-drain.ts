@@ -25,8 +25,9 @@ export interface HttpDrain {
  */
 interface ConnectionState {
   /**
-   * The newest response handed out on the connection (null before the first); it may have closed since. No
-   * 'close' listener per response: closed ones are dropped when the next one is added or when the list is read.
+   * The newest response handed out on the connection that may still need waiting for (null before the first,
+   * and once it ended on its socket: see `ended`); it may have closed since. No 'close' listener per response:
+   * closed ones are dropped when the next one is added or when the list is read.
    */
   last: ServerResponse | null;
   /** Earlier responses that were still open when a newer one was added (pipelining), oldest first; or null. */
@@ -105,6 +106,23 @@ export class HttpConnections implements HttpDrain {
     if (this.#draining && !res.headersSent) res.shouldKeepAlive = false;
   }
 
+  /**
+   * A response whose app ended it (the listener's after-response step): forgotten now rather than at the
+   * connection's next request, so that an idle kept-alive connection holds no request or response and nothing
+   * of them survives a scavenge (with 32 kept-alive connections that was ~60 KB promoted per young-generation
+   * collection, growing the young generation and the worker's RSS). Only once the response is on its socket:
+   * its bytes are then queued there, so a refusal written to the socket later still goes out after them, and
+   * every response before it has finished. A pipelined response ended before its turn stays tracked until it
+   * closes (openResponses must still wait for it).
+   */
+  ended(res: ServerResponse): void {
+    if (res.socket === null || !res.writableEnded) return;
+    const state = (res.socket as TrackedSocket)[STATE];
+    if (state === undefined || state.last !== res) return;
+    state.last = null;
+    state.earlier = null;
+  }
+
   /** The responses still open on `socket`, oldest first. */
   openResponses(socket: Duplex): ServerResponse[] {
     const state = (socket as TrackedSocket)[STATE];
@@ -138,7 +156,8 @@ export class HttpConnections implements HttpDrain {
         for (const socket of this.#connections) {
           const state = socket[STATE] as ConnectionState;
           const bytes = (socket as Socket).bytesRead ?? 0;
-          if (openOf(state).length > 0 || bytes !== state.idleBytes) {
+          // (A response the app ended may still be leaving: its bytes queued on the socket keep it busy.)
+          if (openOf(state).length > 0 || bytes !== state.idleBytes || ((socket as Socket).writableLength ?? 0) > 0) {
             // Busy, or a request is arriving: idle again only from the next quiet moment on.
             state.idleBytes = bytes;
             state.idleSince = 0;

@@ -118,11 +118,20 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
   server.on('drop', () => {
     limitLog.hit('maxConnections', `a connection was closed at once: ${maxConnections} already open`, '--max-connections N');
   });
-  const listener = toNodeListener(app, { ...options, errors, maxHeaders, limitLog, deferContinue: true, abortsOnConnectionClose: true });
   // The connections and their responses in flight: a parse error on a pipelined request must not write its 400
   // into the middle of an earlier response, a stopping server drains through it (http-drain.ts), and a closed
-  // connection aborts its open responses' requests (no 'close' listener per response).
+  // connection aborts its open responses' requests (no 'close' listener per response). A response the app
+  // ended is let go of at once (an idle connection then holds nothing of its last request).
   const connections = trackHttpConnections(server, { onConnectionClose: abortResponse });
+  const listener = toNodeListener(app, {
+    ...options,
+    errors,
+    maxHeaders,
+    limitLog,
+    deferContinue: true,
+    abortsOnConnectionClose: true,
+    onResponseEnded: (res) => connections.ended(res),
+  });
   const track = (req: IncomingMessage, res: ServerResponse): void => {
     connections.add(req, res);
     listener(req, res);
