@@ -1,8 +1,9 @@
 /**
  * Every private Node.js member tsgi's servers and CLI use, and nothing else: no other file of src/servers or
  * src/cli touches a private member. src/node-private/ is the one home of private use: this file for node:net
- * (the listening socket, the handover), http.ts for the Node-handler bridge's request/response objects (kept
- * apart so that the `tsgi serve` master, which needs this file, never loads node:http).
+ * (the listening socket and its trip to the listen helper, the handover), http.ts for the Node-handler
+ * bridge's request/response objects (kept apart so that the `tsgi serve` master, which needs this file, never
+ * loads node:http).
  *
  * A Node release may drop or change a private member, so each one is probed once, the first time it is asked
  * for (a function that checks the member exists and behaves, and never throws), and every caller has a
@@ -15,6 +16,10 @@
  * |                                 | inherit its descriptor (cli/cluster/          | with subprocess.send(message, server);   |
  * |                                 | listen-socket.ts)                             | what the master accepts goes to a worker |
  * |                                 |                                               | with subprocess.send(message, socket)    |
+ * | that handle sent over IPC       | the `tsgi serve` master has a short-lived     | none needed: the first worker's listen() |
+ * | (`subprocess.send(msg, handle)` | helper process put the socket in the          | does it (bound, not listening, while     |
+ * | takes it; not documented)       | listening state at once (cli/cluster/         | that worker starts). Not probed apart:   |
+ * |                                 | listen-socket.ts)                             | a failed send is its own answer          |
  * | `socket._handle.readStop()`     | a stopping worker hands a kept-alive FastCGI  | no handover: the connection closes       |
  * | (and `_handle.reading`)         | connection to another process without losing  | gracefully (FIN after its last answer,   |
  * |                                 | a byte (servers/socket-handover.ts)           | then read until the peer closes)         |
@@ -22,6 +27,7 @@
  * `TSGI_NODE_PRIVATE=0` makes every probe fail, forcing the public fallbacks (for tests, and for a Node where
  * a private member misbehaves without the probe noticing).
  */
+import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 
 /** The environment variable that forces the public fallbacks when set to "0". */
@@ -74,6 +80,28 @@ export function probeCreateServerHandle(): CreateServerHandle | null {
     createServerHandleProbe = null;
   }
   return createServerHandleProbe;
+}
+
+/**
+ * Sends `handle` (from `net._createServerHandle`) with `message` over `child`'s IPC channel: node:child_process
+ * passes a raw TCP or Pipe handle as it passes a net.Server's (the descriptor travels, the child gets a handle
+ * of its own on a copy), which its documentation does not list. `done` gets null once the message is written,
+ * or the error; it is called once, never synchronously. Nothing is sent when TSGI_NODE_PRIVATE=0.
+ */
+export function sendServerHandle(child: ChildProcess, message: object, handle: ServerHandle, done: (error: Error | null) => void): void {
+  let called = false;
+  const finish = (error: Error | null): void => {
+    if (called) return;
+    called = true;
+    setImmediate(done, error);
+  };
+  if (!privateMembersAllowed()) return finish(new Error(`${NODE_PRIVATE_ENV}=0`));
+  if (!child.connected) return finish(new Error('the channel is closed'));
+  try {
+    child.send(message, handle as unknown as net.Server, {}, (error) => finish(error ?? null));
+  } catch (error) {
+    finish(error instanceof Error ? error : new Error(String(error)));
+  }
 }
 
 /** The members of a connected socket's handle that stopping its reads needs. */

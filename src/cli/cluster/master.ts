@@ -22,6 +22,9 @@ const CHECK_INTERVAL_MS = 250;
  * SIGTERM/SIGINT (drain and exit 0; a second one: at once), SIGHUP (reload: a new generation of workers,
  * ready before the old ones stop accepting), SIGTTIN/SIGTTOU (one worker more/less).
  *
+ * The socket is listening before the first worker starts (listen-socket.ts openListenSocket): connections that
+ * arrive while the workers load the app wait in its backlog, and no other process can take the address.
+ *
  * Resolves with the exit status: 0 after a stop by signal, 1 when the socket cannot be had, the first
  * workers cannot start, or workers keep failing to start.
  */
@@ -32,6 +35,9 @@ export async function runMaster(plan: ServePlan, io: Io): Promise<number> {
   } catch (error) {
     io.stderr.write(`${(error as Error).message}\n`);
     return 1;
+  }
+  if (socket.kind === 'descriptor' && socket.notListening !== undefined) {
+    io.stderr.write(`tsgi: ${socket.notListening}; the socket listens once the first worker has loaded the app (until then another process could take ${describeListenTarget(plan.target)})\n`);
   }
   return new Master(plan, io, socket).run();
 }
@@ -112,7 +118,7 @@ class Master {
       slot,
       requestLimit: requestLimit(this.#plan.maxRequests, this.#plan.maxRequestsJitter),
       listen: workerListenVia(this.#socket, this.#plan.target),
-      listenFd: workerListenFd(this.#socket, this.#plan.target),
+      listenFd: workerListenFd(this.#socket),
     });
     const child = worker.child;
     this.#workers.add(worker);
