@@ -271,7 +271,7 @@ export class NameValueCollector {
       // A view is safe to keep: Node never reuses a socket read's buffer (each 'data' chunk is memory of its
       // own, sized to the bytes read), and the decoder's own buffer for a split record is fresh for each record.
       // It is kept only when it is most of that buffer: a view keeps its whole buffer alive, and what is held
-      // must stay close to what is charged (servers/fastcgi/request.ts copies STDIN for the same reason).
+      // must stay close to what is charged (servers/fastcgi/byte-queue.ts charges a kept STDIN view its whole buffer).
       this.#held = content;
       this.#size = size;
       this.#charge(content.length);

@@ -1,6 +1,9 @@
 import type { ByteBudget } from '../../protocol/fastcgi/name-value.js';
 
-/** Contents up to this size are copied into a shared tail buffer instead of a buffer of their own. */
+/**
+ * Contents up to this size are copied (into a shared tail buffer, or one of their own); larger ones are kept as
+ * views, charged their whole buffer.
+ */
 export const COALESCE_LIMIT_BYTES = 4 * 1024;
 /** Size of the tail buffers small contents are gathered into. */
 export const COALESCE_BUFFER_BYTES = 16 * 1024;
@@ -10,13 +13,23 @@ export const COALESCE_BUFFER_BYTES = 16 * 1024;
  * drained by the app's input stream. It reports how many bytes wait, so the connection can pause the socket
  * when an app reads slower than the client sends (backpressure), and resume it as the app catches up.
  *
- * copy() keeps what it queues at the cost of its bytes whatever the record sizes: small contents are appended
- * to the last queued chunk when it sits at the end of a shared tail buffer (so a stream of 1-byte records
- * becomes a few 16 KiB chunks, not a Uint8Array per byte); larger ones get a copy of their own. What waits is
- * charged to `budget` (the server's count of buffered bytes) until it is read or dropped.
+ * copy() keeps what it queues at about the cost of its bytes whatever the record sizes: small contents are
+ * appended to the last queued chunk when it sits at the end of a shared tail buffer (so a stream of 1-byte
+ * records becomes a few 16 KiB chunks, not a Uint8Array per byte); larger ones are kept as views of the buffer
+ * they arrived in (no copy: nginx's 8 KiB STDIN records, eight to a 64 KiB socket read, cost no allocation of
+ * their own), and each buffer is charged whole, once, for as long as a view of it waits: what is counted is
+ * what is held, never less. What waits is counted in `queued` and charged to `budget` (the server's count of
+ * buffered bytes) until it is read or dropped.
  */
 export class ByteQueue implements AsyncIterable<Uint8Array> {
   #chunks: Uint8Array[] = [];
+  /**
+   * What each chunk of #chunks is charged: its length, or for a view the whole buffer's size, carried by the
+   * last queued view of that buffer (the others carry 0), so the charge goes back when the last one is read.
+   */
+  #charges: number[] = [];
+  /** The buffer the last queued chunk is a view of (kept by copy()), while that chunk waits; null otherwise. */
+  #viewBuffer: ArrayBufferLike | null = null;
   /** The shared tail buffer small contents are appended to, and how much of it is used. */
   #tail: Uint8Array | null = null;
   #tailUsed = 0;
@@ -40,7 +53,7 @@ export class ByteQueue implements AsyncIterable<Uint8Array> {
     this.#budget = budget;
   }
 
-  /** Bytes waiting to be read. */
+  /** Bytes held for what waits to be read: its length, or for views kept by copy(), their whole buffers. */
   get queued(): number {
     return this.#queued;
   }
@@ -57,22 +70,32 @@ export class ByteQueue implements AsyncIterable<Uint8Array> {
   push(chunk: Uint8Array): void {
     if (this.#ended || chunk.length === 0) return;
     this.#chunks.push(chunk);
+    this.#charges.push(chunk.length);
     this.#tailQueued = false;
+    this.#viewBuffer = null;
     this.#add(chunk.length);
   }
 
   /**
-   * Adds a copy of `content`: for a view into a larger buffer (one FastCGI record of a socket read), which,
-   * kept, would hold the whole buffer alive while only its own bytes are counted.
+   * Adds `content`, a view into a buffer that is never written again (one FastCGI record of a socket read, or
+   * the decoder's buffer for a split record) and may hold other bytes: a large one is kept as it is and its
+   * buffer charged whole (once for a run of views of the same buffer); a small one is copied, so that it does
+   * not keep a whole read alive for a few bytes.
    */
   copy(content: Uint8Array): void {
     const length = content.length;
     if (this.#ended || length === 0) return;
-    // A large content, or a small one into an empty queue with no tail buffer yet (a body in one record, or
-    // an app that keeps up): a copy of its own, as before. Only small contents that pile up share a buffer.
-    if (length > COALESCE_LIMIT_BYTES || (this.#tail === null && this.#head === this.#chunks.length)) {
+    if (length > COALESCE_LIMIT_BYTES) {
+      this.#keepView(content);
+      return;
+    }
+    // A small one into an empty queue with no tail buffer yet (a body in one record, or an app that keeps up):
+    // a copy of its own. Only small contents that pile up share a buffer.
+    if (this.#tail === null && this.#head === this.#chunks.length) {
       this.#chunks.push(Uint8Array.prototype.slice.call(content) as Uint8Array);
+      this.#charges.push(length);
       this.#tailQueued = false;
+      this.#viewBuffer = null;
       this.#add(length);
       return;
     }
@@ -90,12 +113,34 @@ export class ByteQueue implements AsyncIterable<Uint8Array> {
     if (this.#tailQueued) {
       // The last queued chunk ends where this content starts: widen it (same buffer, no new object kept).
       chunks[chunks.length - 1] = tail.subarray(this.#runStart, at + length);
+      (this.#charges[chunks.length - 1] as number) += length;
     } else {
       chunks.push(tail.subarray(at, at + length));
+      this.#charges.push(length);
       this.#runStart = at;
       this.#tailQueued = true;
+      this.#viewBuffer = null;
     }
     this.#add(length);
+  }
+
+  /** Queues `content` as it is; its buffer is charged unless the last queued chunk is a view of it already. */
+  #keepView(content: Uint8Array): void {
+    const buffer = content.buffer;
+    const charges = this.#charges;
+    this.#chunks.push(content);
+    this.#tailQueued = false;
+    if (this.#viewBuffer === buffer) {
+      // The buffer is charged to the previous view: the charge moves to this one, read after it.
+      const last = charges.length - 1;
+      charges.push(charges[last] as number);
+      charges[last] = 0;
+      this.#notify();
+      return;
+    }
+    this.#viewBuffer = buffer;
+    charges.push(buffer.byteLength);
+    this.#add(buffer.byteLength);
   }
 
   #add(length: number): void {
@@ -115,11 +160,13 @@ export class ByteQueue implements AsyncIterable<Uint8Array> {
     if (this.#failure === null) this.#failure = error;
     this.#ended = true;
     this.#chunks = [];
+    this.#charges = [];
     this.#head = 0;
     if (this.#budget !== undefined) this.#budget.used -= this.#queued;
     this.#queued = 0;
     this.#tail = null;
     this.#tailQueued = false;
+    this.#viewBuffer = null;
     this.#notify();
   }
 
@@ -128,17 +175,21 @@ export class ByteQueue implements AsyncIterable<Uint8Array> {
       if (this.#failure !== null) throw this.#failure;
       if (this.#head < this.#chunks.length) {
         const chunk = this.#chunks[this.#head] as Uint8Array;
+        const charge = this.#charges[this.#head] as number;
         this.#chunks[this.#head] = EMPTY;
         this.#head++;
         if (this.#head === this.#chunks.length) {
           this.#chunks = [];
+          this.#charges = [];
           this.#head = 0;
-          // The chunk handed out may be the one that grows: from now on it is the app's, never changed.
+          // The chunk handed out may be the one that grows: from now on it is the app's, never changed. And a
+          // next view of the same buffer is charged again: the app may keep this one.
           this.#tailQueued = false;
+          this.#viewBuffer = null;
         }
         const before = this.#queued;
-        this.#queued -= chunk.length;
-        if (this.#budget !== undefined) this.#budget.used -= chunk.length;
+        this.#queued -= charge;
+        if (this.#budget !== undefined) this.#budget.used -= charge;
         if (before > this.#lowWater && this.#queued <= this.#lowWater) this.#onDrain();
         return { done: false, value: chunk };
       }

@@ -134,10 +134,9 @@ export class FastCgiRequest implements ResponseSink {
 
   /**
    * A STDIN record; the empty one ends the body. The content is a view of a socket read, which Node never
-   * reuses, so it could be kept; it is copied all the same (ByteQueue.copy) because the view shares its read
-   * with the other records of that read: kept, it would hold up to 64 KiB alive for a few bytes queued, more
-   * than the server's budget counts (see NameValueCollector.push, which keeps a view only when it is most of
-   * its buffer).
+   * reuses: ByteQueue.copy keeps a large one as it is (nginx's 8 KiB records, eight to a read, cost no copy),
+   * charging its whole read once while any view of it waits, so what is counted is never less than what is
+   * held; a small one is copied, so as not to hold a whole read alive for a few bytes.
    */
   onStdin(content: Uint8Array): void {
     if (content.length === 0) {

@@ -100,7 +100,7 @@ describe('ByteQueue.copy: 1-byte records', () => {
     expect(budget.used).toBe(0);
   });
 
-  it('never changes a chunk once the app has it; large contents get their own copy; fail() gives the budget back', async () => {
+  it('never changes a chunk once the app has it; a large content is kept as a view charged its whole buffer; fail() gives the budget back', async () => {
     const budget: ByteBudget = { used: 0 };
     const queue = new ByteQueue(() => {}, 1 << 20, budget);
     const source = Buffer.from([1, 2, 3]);
