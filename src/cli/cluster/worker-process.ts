@@ -48,16 +48,6 @@ export interface WorkerEntry {
   execArgv: string[];
 }
 
-/**
- * The young generation's semi-space cap of a worker, in MiB, unless the user set one (NODE_OPTIONS or the
- * master's own flags). V8 lets a semi-space grow to 16 MiB (a young generation of up to 48 MiB) when a process
- * allocates fast; a worker serving small requests does, and peaked at 84-86 MiB where a raw node:http server
- * peaks at 60-69 (its young generation stays small). Capped at 8 MiB, the worker peaked at 71-72 MiB with the
- * same CPU per request and GC share (2-3% of its profile); at 2-4 MiB the GC share doubled. Measured with
- * `tsgi serve bench/apps/hello.ts --http` under wrk -t1 -c32, 3 x 10 s.
- */
-export const WORKER_SEMI_SPACE_MIB = 8;
-
 /** The worker module next to this file, and the master's Node flags minus the debugger's. */
 export function workerEntry(): WorkerEntry {
   const here = import.meta.url;
@@ -65,14 +55,7 @@ export function workerEntry(): WorkerEntry {
   const script = fileURLToPath(new URL(fromSource ? './worker.ts' : './worker.js', here));
   // Debugger flags would make every worker fight over the master's inspector port.
   const inherited = process.execArgv.filter((arg) => !/^--(inspect|debug)/.test(arg));
-  const memory = setsSemiSpace(inherited, process.env.NODE_OPTIONS) ? [] : [`--max-semi-space-size=${WORKER_SEMI_SPACE_MIB}`];
-  return { script, execArgv: fromSource ? [...memory, ...inherited, '--import', 'tsx'] : [...memory, ...inherited] };
-}
-
-/** Whether the user chose the young generation's size (Node flags or NODE_OPTIONS): then tsgi does not. */
-export function setsSemiSpace(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
-  const mentions = (text: string): boolean => /--(max|min)[-_]semi[-_]space[-_]size\b/.test(text);
-  return execArgv.some(mentions) || mentions(nodeOptions ?? '');
+  return { script, execArgv: fromSource ? [...inherited, '--import', 'tsx'] : inherited };
 }
 
 /** What forkWorker needs to start one worker. */
