@@ -128,7 +128,11 @@ describe.each<NodeHandlerEngine>(['objects', 'http-server'])('fromNodeHandler (%
     const second = await client.get('/plain', { variables: { REMOTE_ADDR: '10.0.0.2', REMOTE_PORT: '2222' } });
     expect(second.text()).toBe('plain');
     expect(second.header('x-leftover')).toBe('yes');
-    expect(seen).toHaveLength(2);
+    // The same port again, then a port that is no number: the socket's ports follow every request.
+    await client.get('/plain', { variables: { REMOTE_ADDR: '10.0.0.3', REMOTE_PORT: '2222' } });
+    await client.get('/plain', { variables: { REMOTE_ADDR: '10.0.0.4', REMOTE_PORT: 'x' } });
+    expect(seen.slice(2).map((entry) => entry.remote)).toEqual(['10.0.0.3:2222', '10.0.0.4:undefined']);
+    seen.length = 2;
     expect(seen[0]).toMatchObject({ remote: '10.0.0.1:1111', headersSent: false, outHeaders: ['x-powered-by'] });
     expect((seen[0]?.headers as Record<string, string>)['x-first']).toBe('only-once');
     expect(seen[1]).toMatchObject({ body: undefined, locals: {}, mark: undefined, aborted: false, headersSent: false, remote: '10.0.0.2:2222' });

@@ -35,6 +35,9 @@ export class BridgeSocket extends Duplex {
   /** Requests this socket carried (a pooled one is retired after so many). */
   requests = 0;
   #exchange: SocketOwner | null = null;
+  /** The REMOTE_PORT and SERVER_PORT values remotePort and localPort were parsed from. */
+  #remotePortText: unknown = undefined;
+  #localPortText: unknown = undefined;
 
   constructor(https: boolean) {
     // Strings reach _write undecoded: Node writes its head as latin-1 text, sometimes joined to a UTF-8 body.
@@ -52,10 +55,19 @@ export class BridgeSocket extends Duplex {
       this.remoteAddress = remote;
       this.remoteFamily = familyOf(remote);
     }
-    this.remotePort = toPort(environ.REMOTE_PORT);
+    // (The ports are parsed only when they change: a kept-alive client keeps its port, the server keeps its own.)
+    const remotePort = environ.REMOTE_PORT;
+    if (remotePort !== this.#remotePortText) {
+      this.#remotePortText = remotePort;
+      this.remotePort = toPort(remotePort);
+    }
     const local = (typeof environ.SERVER_ADDR === 'string' && environ.SERVER_ADDR) || undefined;
     if (local !== this.localAddress) this.localAddress = local;
-    this.localPort = toPort(environ.SERVER_PORT);
+    const localPort = environ.SERVER_PORT;
+    if (localPort !== this.#localPortText) {
+      this.#localPortText = localPort;
+      this.localPort = toPort(localPort);
+    }
   }
 
   /** The request is over (the socket goes back to the pool, or is destroyed). */

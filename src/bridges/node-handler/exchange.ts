@@ -18,6 +18,8 @@ import { ResponseHeadReader } from './response-head.js';
 import type { BodyMode, ExchangeSide, Settings } from './settings.js';
 
 const EMPTY = Buffer.alloc(0);
+/** Where a bridged response keeps its exchange (a symbol, invisible to apps), for the listeners below. */
+const EXCHANGE = Symbol('tsgi.exchange');
 
 /** One request through the bridge (see the top of this file). */
 export class Exchange implements ExchangeSide, SocketOwner {
@@ -27,7 +29,8 @@ export class Exchange implements ExchangeSide, SocketOwner {
   req: IncomingMessage | null = null;
   res: ServerResponse | null = null;
   bodyMode: BodyMode = 'none';
-  readonly #body: RequestBody;
+  /** The request body's pump, made when Node's side first asks for the body (most requests have none). */
+  #body: RequestBody | null = null;
   readonly #headReader: ResponseHeadReader;
   /** Set while respond() waits for the head. */
   #headWaiter: { resolve: () => void; reject: (error: unknown) => void } | null = null;
@@ -60,7 +63,6 @@ export class Exchange implements ExchangeSide, SocketOwner {
     const socket = settings.objects ? takeSocket(settings, https) : socketFor(this, https);
     socket.attach(this, environ);
     this.socket = socket;
-    this.#body = new RequestBody(this);
     this.#headReader = new ResponseHeadReader(environ.REQUEST_METHOD === 'HEAD');
   }
 
@@ -151,10 +153,10 @@ export class Exchange implements ExchangeSide, SocketOwner {
   run(req: IncomingMessage, res: ServerResponse): void {
     this.req = req;
     this.res = res;
-    res.on('finish', () => this.#onFinish(req, res));
-    res.on('close', () => {
-      if (!res.writableFinished) this.#fail(this.#abortReason() ?? new AppError('node-handler: the response was closed before it ended'));
-    });
+    // One listener function for every response (no closures per request): the response leads back here.
+    (res as ResponseOfExchange)[EXCHANGE] = this;
+    res.on('finish', onResponseFinish);
+    res.on('close', onResponseClose);
     try {
       const result = this.settings.handler(req, res);
       if (isThenable(result)) result.then(undefined, (error: unknown) => this.#handlerFailed(error));
@@ -164,7 +166,7 @@ export class Exchange implements ExchangeSide, SocketOwner {
   }
 
   /** The response's 'finish': as Node's server (objects engine), then the end of the body. */
-  #onFinish(req: IncomingMessage, res: ServerResponse): void {
+  responseFinished(req: IncomingMessage, res: ServerResponse): void {
     if (this.settings.objects) {
       this.#responseFinished = true;
       finishExchange(req, res, this.socket);
@@ -175,6 +177,11 @@ export class Exchange implements ExchangeSide, SocketOwner {
     // there makes an error object for its finish callbacks, which costs more than the rest of the cleanup.)
     if (this.settings.objects) process.nextTick(afterFinish, this, res);
     else if (this.#releaseOnFinish) process.nextTick(releaseExchange, this);
+  }
+
+  /** The response's 'close': one that closes before it finished fails the request. */
+  responseClosed(res: ServerResponse): void {
+    if (!res.writableFinished) this.#fail(this.#abortReason() ?? new AppError('node-handler: the response was closed before it ended'));
   }
 
   /**
@@ -231,18 +238,19 @@ export class Exchange implements ExchangeSide, SocketOwner {
 
   /** The handler read the body for the first time (http-server engine). */
   openBodyGate(): void {
-    this.#body.openGate();
+    (this.#body ??= new RequestBody(this)).openGate();
   }
 
   /** Objects engine: the handler reads the body (req._read). */
   bodyWanted(): void {
-    this.#body.openGate();
-    this.#body.pull();
+    const body = (this.#body ??= new RequestBody(this));
+    body.openGate();
+    body.pull();
   }
 
   /** The socket's _read: Node's parser wants more request bytes (the objects engine never reads the socket). */
   socketRead(): void {
-    if (!this.settings.objects) this.#body.pull();
+    if (!this.settings.objects) (this.#body ??= new RequestBody(this)).pull();
   }
 
   // ---- response ----
@@ -257,7 +265,8 @@ export class Exchange implements ExchangeSide, SocketOwner {
     let rest: Buffer | null;
     try {
       if (reader.head !== null) {
-        rest = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
+        // (Node ends a response with an empty write, whose callback is its 'finish': nothing to convert.)
+        rest = typeof chunk !== 'string' ? chunk : chunk === '' ? null : Buffer.from(chunk, encoding);
       } else {
         rest = reader.take(chunk, encoding);
         if (reader.head !== null) {
@@ -383,6 +392,20 @@ export class Exchange implements ExchangeSide, SocketOwner {
     if (this.settings.objects) releaseSocket(this.settings, socket, this.#responseFinished && this.#failure === null);
     else socket.destroy();
   }
+}
+
+/** A response of an exchange: it holds its exchange under EXCHANGE (a symbol, invisible to apps). */
+type ResponseOfExchange = ServerResponse & { [EXCHANGE]?: Exchange };
+
+/** Every bridged response's 'finish' listener (`this` is the response). */
+function onResponseFinish(this: ServerResponse): void {
+  const exchange = (this as ResponseOfExchange)[EXCHANGE];
+  if (exchange?.req) exchange.responseFinished(exchange.req, this);
+}
+
+/** Every bridged response's 'close' listener (`this` is the response). */
+function onResponseClose(this: ServerResponse): void {
+  (this as ResponseOfExchange)[EXCHANGE]?.responseClosed(this);
 }
 
 function releaseExchange(exchange: Exchange): void {

@@ -103,8 +103,7 @@ export function parseResponseHead(text: string): ParsedHead {
   let lineEnd = text.indexOf('\r\n');
   if (lineEnd < 0) lineEnd = text.length;
   const statusLine = text.slice(0, lineEnd);
-  const match = STATUS_LINE_RE.exec(statusLine);
-  if (!match) throw new AppError(`node-handler: bad status line from Node (${JSON.stringify(statusLine).slice(0, 80)})`);
+  const status = statusOf(statusLine);
   const headers: Header[] = [];
   let chunked = false;
   let sized = false;
@@ -130,6 +129,27 @@ export function parseResponseHead(text: string): ParsedHead {
     }
     at = end + 2;
   }
+  return { code: status.code, status: status.status, headers, chunked, sized };
+}
+
+/** A status line read back: its code, and the status string for startResponse ("200 OK"). */
+interface StatusOfLine {
+  code: number;
+  status: string;
+}
+
+/** The status line parsed last, and what it gave (a handler answers with the same status line again and again). */
+let lastStatusLine: string | null = null;
+let lastStatus: StatusOfLine | null = null;
+
+/** Parses `HTTP/1.1 200 OK`; the same line as the last one gives the same (frozen) answer, status string included. */
+function statusOf(statusLine: string): StatusOfLine {
+  if (statusLine === lastStatusLine && lastStatus !== null) return lastStatus;
+  const match = STATUS_LINE_RE.exec(statusLine);
+  if (!match) throw new AppError(`node-handler: bad status line from Node (${JSON.stringify(statusLine).slice(0, 80)})`);
   const reason = match[2];
-  return { code: Number(match[1]), status: reason ? `${match[1]} ${reason}`.trimEnd() : (match[1] as string), headers, chunked, sized };
+  const parsed = Object.freeze({ code: Number(match[1]), status: reason ? `${match[1]} ${reason}`.trimEnd() : (match[1] as string) });
+  lastStatusLine = statusLine;
+  lastStatus = parsed;
+  return parsed;
 }
