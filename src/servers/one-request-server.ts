@@ -3,13 +3,16 @@
  * netstring, a uwsgi packet) and exactly CONTENT_LENGTH body bytes, reads the answer until the connection
  * closes. This module is the server (accepting connections); one-request/ holds the rest, one job a file:
  * options.ts (the options, checked once), protocol.ts (what a protocol supplies: its head reader and its
- * response head format), connection.ts (one exchange), head-checks.ts (whether a head may run the app), response-head.ts (the bytes
- * of a response head).
+ * response head format), connection.ts (one exchange), head-checks.ts (whether a head may run the app),
+ * head-deadlines.ts (the head timeouts of all connections on one timer), closing.ts (how a connection ends),
+ * response-head.ts (the bytes of a response head).
  */
 import { Server, type Socket } from 'node:net';
+import type { EnvironSettings } from '../environ/create-environ.js';
 import type { App } from '../types.js';
 import { createLimitLog, createPeerLog, type LimitLog, type PeerLog } from './limit-log.js';
 import { OneRequestConnection } from './one-request/connection.js';
+import { HeadDeadlines } from './one-request/head-deadlines.js';
 import { resolveOneRequestOptions, type OneRequestServerOptions, type ResolvedOneRequestOptions } from './one-request/options.js';
 import type { OneRequestProtocol } from './one-request/protocol.js';
 import { isAllowedPeer } from './web-server-addrs.js';
@@ -34,6 +37,10 @@ export class OneRequestServer extends Server {
   readonly limitLog: LimitLog;
   /** What peers make the server log (refused addresses, malformed heads): one line per kind per 10 s. */
   readonly peerLog: PeerLog;
+  /** The head timeouts of the connections: one timer for all (null: headerTimeoutMs is 0). */
+  readonly headDeadlines: HeadDeadlines | null;
+  /** What every request's environ shares, by the request's scheme (see OneRequestConnection). */
+  readonly environSettings: { readonly http: EnvironSettings; readonly https: EnvironSettings };
 
   constructor(app: App, protocol: OneRequestProtocol, options: OneRequestServerOptions = {}) {
     // allowHalfOpen: a client that shuts down its sending side after the request still gets the answer.
@@ -44,6 +51,16 @@ export class OneRequestServer extends Server {
     this.maxConnections = this.options.maxConnections;
     this.limitLog = createLimitLog(this.options.errors, protocol.name);
     this.peerLog = createPeerLog(this.options.errors);
+    this.headDeadlines = this.options.headerTimeoutMs > 0 ? new HeadDeadlines(this.options.headerTimeoutMs) : null;
+    const settings = (urlScheme: 'http' | 'https'): EnvironSettings => ({
+      errors: this.options.errors,
+      urlScheme,
+      multithread: true,
+      multiprocess: this.options.multiprocess,
+      runOnce: false,
+      forwarded: this.options.forwarded,
+    });
+    this.environSettings = { http: settings('http'), https: settings('https') };
     this.on('connection', (socket: Socket) => this.#accept(socket));
     // net.Server closes a connection over maxConnections itself, silently: say so (rate-limited).
     this.on('drop', () =>

@@ -18,8 +18,15 @@ export const PEER_GONE_CODES: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIP
  * answered before its body arrived, or the peer sent more than it announced) the connection lingers.
  */
 export function closeAfterAnswer(socket: Socket, readAll: boolean): void {
-  if (readAll) socket.destroySoon();
-  else linger(socket);
+  if (!readAll) linger(socket);
+  else if (socket.writableFinished) socket.destroy();
+  // As socket.destroySoon() after the end, with a listener shared by every socket instead of a once() wrapper.
+  else socket.on('finish', destroyOnFinish);
+}
+
+/** The 'finish' listener of closeAfterAnswer: the answer is out (the FIN included), the socket closes. */
+function destroyOnFinish(this: Socket): void {
+  this.destroy();
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { AbortError, InputError, ProtocolError, describeError, statusOfError } from '../../errors.js';
-import { createEnviron, schemeOf } from '../../environ/create-environ.js';
+import { createOwnedEnviron, schemeOf, type EnvironSettings } from '../../environ/create-environ.js';
 import { applyNormalizedMount } from '../../environ/mount.js';
 import { refuseRequest, runAppEagerly, type ResponseSink, type RunResult } from '../../response/run-app.js';
 import type { App, Header } from '../../types.js';
@@ -9,12 +9,17 @@ import { LazyAbort } from '../lazy-abort.js';
 import { waitForDrain } from '../write-to-stream.js';
 import type { LimitLog, PeerLog } from '../limit-log.js';
 import { answerHeadTimeout, closeAfterAnswer, linger, PEER_GONE_CODES } from './closing.js';
+import type { HeadDeadlines, HeadWaiter } from './head-deadlines.js';
 import { refusalOfHead } from './head-checks.js';
 import type { ResolvedOneRequestOptions } from './options.js';
 import type { OneRequestHead, OneRequestProtocol } from './protocol.js';
 import { errorPage, writeHeadWith } from './response-head.js';
 
 const EMPTY = new Uint8Array(0);
+
+/** Where a socket's listeners find its connection. */
+const CONNECTION = Symbol('tsgi.oneRequestConnection');
+type ConnectionSocket = Socket & { [CONNECTION]: OneRequestConnection };
 
 /** What a connection needs from its server (OneRequestServer). */
 export interface OneRequestHost {
@@ -27,6 +32,10 @@ export interface OneRequestHost {
   readonly limitLog: LimitLog;
   /** What peers make the server log, rate-limited. */
   readonly peerLog: PeerLog;
+  /** The head timeouts of the server's connections (null: headerTimeoutMs is 0). */
+  readonly headDeadlines: HeadDeadlines | null;
+  /** The environ settings of every request, by the request's scheme (createOwnedEnviron: no options object per request). */
+  readonly environSettings: { readonly http: EnvironSettings; readonly https: EnvironSettings };
 }
 
 /**
@@ -34,11 +43,11 @@ export interface OneRequestHost {
  * than inputHighWaterBytes wait for the app), writes the response, closes (see #close). The connection is the
  * ResponseSink of its request: no sink object or closures per request. A malformed head is answered 400
  * (nothing was sent yet) and logged; the loss of the connection fires `tsgi.signal`; nothing here throws out
- * of a socket event. One timer per phase the peer controls: the head must be complete within headerTimeoutMs
- * of the accept; then, while body bytes are due and the socket is not paused for the app, each chunk re-arms
- * (refresh()) a bodyTimeoutMs timer.
+ * of a socket event. A deadline per phase the peer controls: the head must be complete within headerTimeoutMs
+ * of the accept (the server's HeadDeadlines: one timer for all its connections); then, while body bytes are due
+ * and the socket is not paused for the app, each chunk re-arms (refresh()) a bodyTimeoutMs timer.
  */
-export class OneRequestConnection implements ResponseSink {
+export class OneRequestConnection implements ResponseSink, HeadWaiter {
   readonly #server: OneRequestHost;
   readonly #socket: Socket;
   readonly #options: ResolvedOneRequestOptions;
@@ -62,8 +71,12 @@ export class OneRequestConnection implements ResponseSink {
   /** The response is complete (or abandoned): what still arrives is discarded. */
   #finished = false;
   #active = false;
-  /** The head timer, then the body timer (null when none is due). */
+  /** The body timer (null when none is due). */
   #timer: NodeJS.Timeout | null = null;
+  // HeadWaiter: the server's HeadDeadlines keeps these while the head is awaited.
+  headDeadline = 0;
+  previousWaiter: HeadWaiter | null = null;
+  nextWaiter: HeadWaiter | null = null;
 
   constructor(server: OneRequestHost, socket: Socket) {
     this.#server = server;
@@ -71,16 +84,35 @@ export class OneRequestConnection implements ResponseSink {
     this.#options = server.options;
     this.#name = server.protocol.name;
     this.#reader = server.protocol.createReader(this.#options.maxHeaderBytes);
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('end', () => this.#onEnd());
-    socket.on('error', (error: NodeJS.ErrnoException) => {
-      if (!PEER_GONE_CODES.has(error.code ?? '')) this.#server.peerLog.write('connection error', `tsgi: ${this.#name}: connection error (${error.message})`);
-      // Now, not at 'close': that comes a loop turn later, after a blocked write has already seen the error.
-      if (!this.#finished) this.#abortRequest(new AbortError(`${this.#name}: the web server closed the connection (${error.code ?? error.message})`));
-    });
-    socket.on('close', () => this.#onClose());
-    const headerTimeoutMs = this.#options.headerTimeoutMs;
-    if (headerTimeoutMs > 0) this.#timer = setTimeout(() => this.#onHeaderTimeout(), headerTimeoutMs).unref();
+    // The listeners are shared by every connection (no closures per connection): each finds its connection on the socket.
+    (socket as ConnectionSocket)[CONNECTION] = this;
+    socket.on('data', OneRequestConnection.#dataListener);
+    socket.on('end', OneRequestConnection.#endListener);
+    socket.on('error', OneRequestConnection.#errorListener);
+    socket.on('close', OneRequestConnection.#closeListener);
+    server.headDeadlines?.add(this);
+  }
+
+  static #dataListener(this: ConnectionSocket, chunk: Buffer): void {
+    this[CONNECTION].#onData(chunk);
+  }
+
+  static #endListener(this: ConnectionSocket): void {
+    this[CONNECTION].#onEnd();
+  }
+
+  static #errorListener(this: ConnectionSocket, error: NodeJS.ErrnoException): void {
+    this[CONNECTION].#onError(error);
+  }
+
+  static #closeListener(this: ConnectionSocket): void {
+    this[CONNECTION].#onClose();
+  }
+
+  #onError(error: NodeJS.ErrnoException): void {
+    if (!PEER_GONE_CODES.has(error.code ?? '')) this.#server.peerLog.write('connection error', `tsgi: ${this.#name}: connection error (${error.message})`);
+    // Now, not at 'close': that comes a loop turn later, after a blocked write has already seen the error.
+    if (!this.#finished) this.#abortRequest(new AbortError(`${this.#name}: the web server closed the connection (${error.code ?? error.message})`));
   }
 
   #clearTimer(): void {
@@ -89,9 +121,8 @@ export class OneRequestConnection implements ResponseSink {
     this.#timer = null;
   }
 
-  /** No complete head within headerTimeoutMs of the accept: logged (rate-limited), 408 if a head was begun, closed. */
-  #onHeaderTimeout(): void {
-    this.#timer = null;
+  /** No complete head within headerTimeoutMs of the accept (HeadDeadlines): logged (rate-limited), 408 if a head was begun, closed. */
+  headTimedOut(): void {
     if (this.#reader === null || this.#finished) return;
     const options = this.#options;
     const seconds = options.headerTimeoutMs / 1000;
@@ -141,7 +172,7 @@ export class OneRequestConnection implements ResponseSink {
       }
       if (head === null) return;
       this.#reader = null;
-      this.#clearTimer();
+      this.#server.headDeadlines?.remove(this);
       this.#start(head);
       if (head.rest.length > 0) this.#feed(head.rest);
       return;
@@ -199,6 +230,7 @@ export class OneRequestConnection implements ResponseSink {
 
   #onClose(): void {
     this.#clearTimer();
+    this.#server.headDeadlines?.remove(this);
     if (!this.#finished) this.#abortRequest(new AbortError(`${this.#name}: the web server closed the connection`));
     this.#finished = true;
   }
@@ -239,24 +271,14 @@ export class OneRequestConnection implements ResponseSink {
       this.#queue = new ByteQueue(() => this.#resume(), options.inputHighWaterBytes / 2);
       if (options.bodyTimeoutMs > 0) this.#timer = setTimeout(() => this.#onBodyTimeout(), options.bodyTimeoutMs).unref();
     }
+    const settings = this.#server.environSettings;
     const scheme = variables.UWSGI_SCHEME?.toLowerCase() === 'https' ? 'https' : schemeOf(variables);
     this.#active = true;
     this.#server.activeRequests++;
     // null: the response was complete within the call (a synchronous app; the sink never waits): no promise.
     let run: Promise<RunResult> | null;
     try {
-      const environ = createEnviron({
-        variables,
-        input: this.#queue,
-        errors: options.errors,
-        signal: this.#abort,
-        ownsVariables: true,
-        urlScheme: scheme,
-        multithread: true,
-        multiprocess: options.multiprocess,
-        forwarded: options.forwarded,
-        runOnce: false,
-      });
+      const environ = createOwnedEnviron(variables, this.#queue, false, this.#abort, undefined, scheme === 'https' ? settings.https : settings.http);
       run = runAppEagerly(this.#server.app, environ, this, this.#abort);
     } catch (error) {
       // createEnviron refused the request: answer it without running the app.
