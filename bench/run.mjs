@@ -27,11 +27,16 @@
  *      tsgi-http        `tsgi serve bench/apps/hello.ts --http 127.0.0.1:P`; proxy_pass, HTTP/1.1 keepalive
  *      node-http        plain node:http (bench/apps/node-http-hello.mjs); proxy_pass: the ratio baseline
  *      express-fastcgi  Express 5 through fromNodeHandler (bench/apps/express-hello.ts), tsgi serve --fastcgi
+ *      express-fastcgi-floor  the floor of express-fastcgi: the same Express app behind a minimal bridge
+ *                       (bench/apps/express-floor.mjs), tsgi serve --fastcgi
  *      express-http     the same Express app on node:http (app.listen); proxy_pass
  *      node-http-close  the same node:http server; proxy_pass WITHOUT keepalive (a connection per request,
  *                       as SCGI and uwsgi have): the baseline of tsgi SCGI and uwsgi
  *      fcgi-minimal     a minimal Node FastCGI responder (bench/apps/minimal-fastcgi.mjs, written for the
  *                       bench; its header says what it does and does not do); fastcgi_pass, keep_conn on
+ *      scgi-minimal     a minimal Node SCGI responder (bench/apps/minimal-scgi-uwsgi.mjs scgi, written for the
+ *                       bench; its header says what it does and does not do): the floor of tsgi SCGI
+ *      uwsgi-minimal    the same file's uwsgi responder: the floor of tsgi uwsgi
  *      node-fastcgi     node-fastcgi (devDependency), its README's server; fastcgi_pass
  *      php-fpm          Debian's php-fpm, pm = static, one child per wrk connection (bench/apps/hello.php)
  *      uwsgi-python     uWSGI + python3 plugin, 1 process (bench/apps/hello_wsgi.py); uwsgi_pass
@@ -165,7 +170,7 @@ import { countInstructions, missingInstructionTools } from './lib/instructions.m
 import { profileBackend } from './lib/profile.mjs';
 import { markdownReport, textReport } from './lib/report.mjs';
 import { ALL_PACKAGES, buildGo, buildTsgi, checkNodeModules, describeMachine, ensureTools, findPhpFpm, findUwsgi, nodeModuleVersion } from './lib/setup.mjs';
-import { measureStreaming, waitUntilStreamServing } from './lib/streaming.mjs';
+import { measureStreaming, streamFloorText, waitUntilStreamServing } from './lib/streaming.mjs';
 import { runWrk } from './lib/wrk.mjs';
 import { BIG_BODY, BIG_PATH, HELLO_BODY } from './apps/payload.mjs';
 
@@ -201,11 +206,24 @@ const ISSUE11_GOALS = [
   { kind: 'rps', row: 'direct-express-tsgi', against: 'direct-express', min: 0.9, floor: 'direct-express-floor', label: 'direct: Express via tsgi serve --http / Express on node:http' },
   { kind: 'rps', row: 'tsgi-fastcgi', against: 'fcgi-minimal', min: 0.95, label: 'nginx: tsgi FastCGI / minimal Node FastCGI responder' },
   { kind: 'rps', row: 'tsgi-fastcgi', against: 'node-http', min: 1.0, label: 'nginx: tsgi FastCGI / Node http via proxy' },
-  { kind: 'rps', row: 'express-fastcgi', against: 'express-http', min: 0.9, label: 'nginx: Express via tsgi FastCGI / Express on node:http via proxy' },
-  { kind: 'rps', row: 'tsgi-scgi', against: 'node-http-close', min: 0.95, label: 'nginx: tsgi SCGI / Node http via proxy, no keepalive' },
-  { kind: 'rps', row: 'tsgi-uwsgi', against: 'node-http-close', min: 0.95, label: 'nginx: tsgi uwsgi / Node http via proxy, no keepalive' },
+  { kind: 'rps', row: 'express-fastcgi', against: 'express-http', min: 0.9, floor: 'express-fastcgi-floor', label: 'nginx: Express via tsgi FastCGI / Express on node:http via proxy' },
+  { kind: 'rps', row: 'tsgi-scgi', against: 'node-http-close', min: 0.95, floor: 'scgi-minimal', label: 'nginx: tsgi SCGI / Node http via proxy, no keepalive' },
+  { kind: 'rps', row: 'tsgi-uwsgi', against: 'node-http-close', min: 0.95, floor: 'uwsgi-minimal', label: 'nginx: tsgi uwsgi / Node http via proxy, no keepalive' },
   { kind: 'worker-rss', row: 'direct-tsgi', against: 'direct-node', max: 1.15, label: 'memory: tsgi serve --http worker peak RSS / raw node:http peak RSS (hello)' },
   { kind: 'master-rss', row: 'direct-tsgi', max: 1.1, label: "memory: tsgi serve master RSS / idle node -e 'setInterval(()=>{},1e3)' RSS" },
+];
+/**
+ * Issue 11's goal 5: under the hello load, the `(garbage collector)` share of a tsgi row's serving process
+ * profile (the GC pass) at most GC_GOAL_MAX; a MISS is printed with its floor's share in the same run.
+ */
+const GC_GOAL_MAX = 0.03;
+const GC_GOALS = [
+  { row: 'tsgi-fastcgi', floor: 'fcgi-minimal' },
+  { row: 'tsgi-scgi', floor: 'scgi-minimal' },
+  { row: 'tsgi-uwsgi', floor: 'uwsgi-minimal' },
+  { row: 'tsgi-http', floor: 'direct-floor' },
+  { row: 'direct-tsgi', floor: 'direct-floor' },
+  { row: 'direct-inprocess', floor: 'direct-floor' },
 ];
 /** A 1-minute load average above this at the start makes the run warn: the machine is not quiet. */
 const QUIET_LOADAVG = 1;
@@ -587,8 +605,24 @@ async function runBench(options, argv, prefix) {
         }
       : null;
     if (streamRow) streamRow.url = `http://127.0.0.1:${streamRow.nginxPort}/stream/`;
+    // The streaming floor: the least a correct FastCGI responder does for the same transfers (one process).
+    const streamFloorRow = doStream
+      ? {
+          id: 'stream-floor',
+          name: '`node bench/apps/minimal-fastcgi-stream.mjs P` (streaming floor)',
+          keepalive: true,
+          upstream: 'stream_floor',
+          nginxPort: await findFreePort(),
+          backendPort: await findFreePort(),
+          location: '      return 404;\n',
+          extraLocations: streamFastcgiLocation('stream_floor'),
+          command: (c, port) => [process.execPath, [join(APPS, 'minimal-fastcgi-stream.mjs'), String(port)]],
+        }
+      : null;
+    if (streamFloorRow) streamFloorRow.url = `http://127.0.0.1:${streamFloorRow.nginxPort}/stream/`;
+    const streamRows = streamRow ? [streamRow, streamFloorRow] : [];
     const proxiedRows = rows.filter((row) => row.section === 'nginx');
-    const nginxRows = [...proxiedRows, ...cgiRows, ...(streamRow ? [streamRow] : [])];
+    const nginxRows = [...proxiedRows, ...cgiRows, ...streamRows];
     let nginx = null;
     const nginxLog = join(dir, 'nginx-error.log');
     const logState = { offset: 0 };
@@ -599,7 +633,7 @@ async function runBench(options, argv, prefix) {
       if (test.code !== 0) throw new Error(`nginx -t failed:\n${test.text}`);
       nginx = startProcess('nginx', NGINX, nginxArgs, { cwd: dir });
     }
-    const backendRows = [...rows, ...cgiRows, ...(streamRow ? [streamRow] : [])].filter((row) => row.command);
+    const backendRows = [...rows, ...cgiRows, ...streamRows].filter((row) => row.command);
     for (const row of backendRows) {
       // The ports of every instance, for a row of several (cgi-bin's floor); nodeArgs stays unset.
       const [command, args, env] = row.command(ctx, row.backendPort, undefined, row.backendPorts);
@@ -800,14 +834,26 @@ async function runBench(options, argv, prefix) {
       log(`streaming ${options.streamMib} MiB up and down through nginx`);
       await waitUntilStreamServing(streamRow);
       const s = await measureStreaming(streamRow, options.streamMib);
+      // The same transfers through the floor, and a fresh master floor (the throughput section's is stopped).
+      const streamMasterFloor = startProcess('master floor', process.execPath, [join(APPS, 'master-floor.mjs'), String(await findFreePort())], { cwd: ROOT });
+      await waitUntilStreamServing(streamFloorRow);
+      const floor = await measureStreaming(streamFloorRow, options.streamMib);
+      const masterFloorMemory = await processMemory(streamMasterFloor.child.pid);
+      await stopProcess(streamMasterFloor);
       const logErrors = await readNewLogErrors(nginxLog, logState);
-      results.stream = { name: streamRow.name, ...s };
+      results.stream = { name: streamRow.name, ...s, floor };
       const peak = s.after?.hwm ?? Number.NaN;
       results.goals.push({
         label: `streaming ${s.mib} MiB each way: byte-identical, backend peak RSS < ${STREAM_RSS_GOAL_MIB} MiB`,
-        text: `${s.upOk && s.downOk ? 'byte-identical' : 'NOT byte-identical'}, ${peak.toFixed(1)} MiB over ${s.after?.processes ?? 'n/a'} processes (largest ${s.after?.largestHwm?.toFixed(1) ?? 'n/a'} MiB): ${peak < STREAM_RSS_GOAL_MIB ? 'meets' : 'MISSES'}`,
+        text:
+          `${s.upOk && s.downOk ? 'byte-identical' : 'NOT byte-identical'}, ${peak.toFixed(1)} MiB over ${s.after?.processes ?? 'n/a'} processes (largest ${s.after?.largestHwm?.toFixed(1) ?? 'n/a'} MiB): ${peak < STREAM_RSS_GOAL_MIB ? 'meets' : 'MISSES'}` +
+          `; ${streamFloorText(floor.after?.hwm ?? Number.NaN, masterFloorMemory?.hwm ?? Number.NaN)}`,
       });
       if (logErrors.length) results.errorNotes.push(`streaming: nginx logged ${summarizeLogErrors(logErrors)}`);
+      if (!floor.upOk || !floor.downOk) {
+        exitCode = 1;
+        results.errorNotes.push('FAILED: a transfer through the streaming floor did not arrive byte-identical');
+      }
       if (!s.upOk || !s.downOk) {
         exitCode = 1;
         results.errorNotes.push('FAILED: a streamed transfer did not arrive byte-identical (see the streaming lines)');
@@ -943,11 +989,12 @@ function finishSummary(results) {
         // What the least an implementation does reaches against the same anchor, and how much of it tsgi keeps.
         const floorHello = floor.byPayload.hello.rps / other.byPayload.hello.rps;
         const share = row.byPayload.hello.rps / floor.byPayload.hello.rps;
+        const bigShare = row.byPayload.big.rps / floor.byPayload.big.rps;
         const cpu = (row.byPayload.hello.backendUsPerReq ?? Number.NaN) / (floor.byPayload.hello.backendUsPerReq ?? Number.NaN);
         entry.detail +=
           `; floor (${floor.name}) / ${other.name}: hello ${floorHello.toFixed(2)}x, 64 KiB ` +
           `${(floor.byPayload.big.rps / other.byPayload.big.rps).toFixed(2)}x; tsgi reaches ${share.toFixed(2)}x of the floor ` +
-          `(CPU per request ${Number.isFinite(cpu) ? `${cpu.toFixed(2)}x the floor's` : 'n/a'})`;
+          `(64 KiB ${bigShare.toFixed(2)}x; CPU per request ${Number.isFinite(cpu) ? `${cpu.toFixed(2)}x the floor's` : 'n/a'})`;
       }
       // --instructions: the same comparison in user-space instructions per request (load does not move them).
       const counted = [row, other, floor].filter((r) => r?.instructions?.perRequest);
@@ -981,10 +1028,41 @@ function finishSummary(results) {
     }
     results.summary.push(entry);
   }
-  const gcRows = results.rows.filter((row) => row.gc && !row.gc.error);
+  results.summary.push(...gcSummary(results));
+  // The GC shares of the other Node rows (anchors, floors, other servers), for reference.
+  const goalRows = new Set(GC_GOALS.map((goal) => goal.row));
+  const gcRows = results.rows.filter((row) => row.gc && !row.gc.error && !goalRows.has(row.id));
   if (gcRows.length) {
     results.gcLine = gcRows.map((row) => `${row.name} ${(100 * row.gc.share).toFixed(1)}%`).join(', ');
   }
+}
+
+/**
+ * Goal 5 of issue 11, one entry per tsgi row the GC pass measured: its GC share, PASS or MISS against
+ * GC_GOAL_MAX, and for a MISS the share of its floor in the same run (the least an implementation does).
+ */
+function gcSummary(results) {
+  const find = (id) => results.rows.find((row) => row.id === id);
+  const percent = (share) => `${(100 * share).toFixed(1)}%`;
+  const entries = [];
+  for (const goal of GC_GOALS) {
+    const row = find(goal.row);
+    if (!row?.gc) continue; // Not run, or no GC pass (--no-gc).
+    const entry = { label: `GC share under the hello load: ${row.name}`, bound: `<= ${percent(GC_GOAL_MAX)}`, ratio: Number.NaN, verdict: 'n/a', detail: '' };
+    if (row.gc.error) {
+      entry.detail = `not measured (${row.gc.error})`;
+    } else {
+      entry.ratio = row.gc.share;
+      entry.verdict = row.gc.share <= GC_GOAL_MAX ? 'PASS' : 'MISS';
+      entry.detail = `${percent(row.gc.share)} ${entry.verdict}`;
+      if (entry.verdict === 'MISS') {
+        const floor = find(goal.floor);
+        entry.detail += floor?.gc && !floor.gc.error ? `; floor (${floor.name}) ${percent(floor.gc.share)}` : `; floor (${goal.floor}) not measured`;
+      }
+    }
+    entries.push(entry);
+  }
+  return entries;
 }
 
 function printProfile(profile, options) {

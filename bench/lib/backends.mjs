@@ -88,6 +88,18 @@ export const ROWS = [
     note: `Express 5 (bench/apps/express-app.mjs) wrapped with \`fromNodeHandler\` (bench/apps/express-hello.ts), \`tsgi serve bench/apps/express-hello.ts --fastcgi 127.0.0.1:P --mount /\` (${TSGI_PROCESSES}); as tsgi FastCGI.`,
   },
   {
+    id: 'express-fastcgi-floor',
+    name: 'Express via a minimal bridge, FastCGI (floor)',
+    keepalive: true,
+    node: true,
+    tsgi: true,
+    tools: ['nginx', 'wrk'],
+    modules: ['express'],
+    command: (ctx, port, nodeArgs) => tsgiServe(ctx, 'express-floor.mjs', '--fastcgi', port, nodeArgs),
+    location: () => fastcgiLocation('express_fastcgi_floor'),
+    note: `The same Express app behind bench/apps/express-floor.mjs (the minimal bridge of the direct section's floor row; its header lists what it leaves out), \`tsgi serve bench/apps/express-floor.mjs --fastcgi 127.0.0.1:P --mount /\` (${TSGI_PROCESSES}); as tsgi FastCGI. The floor of "Express via tsgi FastCGI".`,
+  },
+  {
     id: 'express-http',
     name: 'Express on node:http via proxy',
     keepalive: true,
@@ -155,7 +167,7 @@ export const ROWS = [
 /** The bench/apps script `file` with PORT, one Node process (nodeArgs before the script: --cpu-prof). */
 const nodeApp = (file) => (ctx, port, nodeArgs = []) => [process.execPath, [...nodeArgs, join(ctx.apps, file), String(port)]];
 
-/** Rows added for issue 11's goals: FastCGI's floor, HTTP without keepalive, and HTTP with no nginx at all. */
+/** Rows added for issue 11's goals: the FastCGI, SCGI and uwsgi floors, HTTP without keepalive, and HTTP with no nginx at all. */
 ROWS.splice(
   ROWS.findIndex((row) => row.id === 'node-fastcgi'),
   0,
@@ -169,6 +181,16 @@ ROWS.splice(
     location: () => fastcgiLocation('fcgi_minimal'),
     note: 'bench/apps/minimal-fastcgi.mjs: a FastCGI responder on node:net written for the bench (records decoded whatever their fragmentation, every param decoded into a fresh object, one write per response, FCGI_KEEP_CONN honoured; no multiplexing, no STDERR, no abort handling, no limits: see its header), one process; as tsgi FastCGI.',
   },
+  ...['scgi', 'uwsgi'].map((protocol) => ({
+    id: `${protocol}-minimal`,
+    name: `minimal Node ${protocol === 'scgi' ? 'SCGI' : 'uwsgi'} responder`,
+    keepalive: false,
+    node: true,
+    tools: ['nginx', 'wrk'],
+    command: (ctx, port, nodeArgs = []) => [process.execPath, [...nodeArgs, join(ctx.apps, 'minimal-scgi-uwsgi.mjs'), protocol, String(port)]],
+    location: () => gatewayLocation(protocol, `${protocol}_minimal`),
+    note: `bench/apps/minimal-scgi-uwsgi.mjs ${protocol}: a${protocol === 'scgi' ? 'n SCGI' : ' uwsgi'} responder on node:net written for the bench (the head decoded whatever its fragmentation, every variable into a fresh object, the body read and dropped, head and body in one write with the FIN; no checks, no limits, no timeouts, no lingering close: see its header), one process; as tsgi ${protocol === 'scgi' ? 'SCGI' : 'uwsgi'}. The floor of tsgi ${protocol === 'scgi' ? 'SCGI' : 'uwsgi'}.`,
+  })),
 );
 ROWS.splice(
   ROWS.findIndex((row) => row.id === 'express-fastcgi'),

@@ -17,9 +17,9 @@ const SECTIONS = [
   { id: 'direct', title: 'direct HTTP, no nginx (wrk straight at the server)', ratioHeader: 'vs raw node:http' },
 ];
 
-/** GC share of a row's hello profile, as text. */
 /** --instructions: thousands of user-space instructions per hello request of the serving process. */
 const instructionCell = (row) => (!row.instructions ? '-' : row.instructions.error ? 'failed' : (row.instructions.perRequest / 1000).toFixed(1));
+/** GC share of a row's hello profile, as text. */
 const gcCell = (row) => (!row.gc ? '-' : row.gc.error ? 'failed' : `${(100 * row.gc.share).toFixed(1)}`);
 
 /** The columns of a throughput table, as [header, (row, figures) => text, align]. */
@@ -104,10 +104,10 @@ function goalLines(results) {
   return results.goals.map((goal) => `${goal.label}: ${goal.text}`);
 }
 
-/** Issue 11's summary block: goal, bound, measured ratio, PASS/MISS; then the GC shares. */
+/** Issue 11's summary block: goal, bound, measured ratio, PASS/MISS (GC shares of tsgi rows too); then the other rows' GC shares. */
 function summaryLines(results) {
   const lines = results.summary.map((entry) => `${entry.verdict.padEnd(4)}  ${entry.label} ${entry.bound}: ${entry.detail}`);
-  if (results.gcLine) lines.push(`info  GC share of CPU under the hello load: ${results.gcLine}`);
+  if (results.gcLine) lines.push(`info  GC share of CPU under the hello load, other Node rows: ${results.gcLine}`);
   return lines;
 }
 
@@ -119,6 +119,11 @@ function streamLines(stream) {
     `upload ${s.mib} MiB (chunked, fastcgi_request_buffering off): ${num(s.mib / s.up.seconds, 0)} MiB/s, byte-identical: ${s.upOk ? 'yes' : `NO (status ${s.up.status}, sent ${s.up.sent}, app says ${s.up.text.trim().slice(0, 200)})`}`,
     `download ${s.mib} MiB (fastcgi_buffering off): ${num(s.mib / s.down.seconds, 0)} MiB/s, byte-identical: ${s.downOk ? 'yes' : `NO (status ${s.down.status}, received ${s.down.received} of ${s.total}${s.down.complete ? '' : ', cut short'})`}`,
     `backend peak RSS: ${num(s.after?.hwm)} MiB over ${s.after?.processes ?? 'n/a'} processes (largest process ${num(s.after?.largestHwm)} MiB); before the transfers ${num(s.idle?.hwm)} MiB`,
+    ...(s.floor
+      ? [
+          `floor (bench/apps/minimal-fastcgi-stream.mjs, the same transfers through the same kind of location): upload ${num(s.mib / s.floor.up.seconds, 0)} MiB/s, download ${num(s.mib / s.floor.down.seconds, 0)} MiB/s, byte-identical: ${s.floor.upOk && s.floor.downOk ? 'yes' : 'NO'}; peak RSS ${num(s.floor.after?.hwm)} MiB (one process), before the transfers ${num(s.floor.idle?.hwm)} MiB`,
+        ]
+      : []),
   ];
 }
 

@@ -125,7 +125,9 @@ export async function waitUntilStreamServing(row) {
 
 /**
  * Uploads then downloads `mib` MiB through `row.url` (.../upload, .../download); returns the rates, whether
- * each arrived byte-identical, and the backend tree's memory before and after.
+ * each arrived byte-identical, and the backend tree's memory before and after. Any row { name, proc, url }
+ * will do: `tsgi serve bench/apps/stream.ts` (a tree: master and worker) or the streaming floor,
+ * bench/apps/minimal-fastcgi-stream.mjs (one process), behind the same kind of nginx location.
  */
 export async function measureStreaming(row, mib) {
   const total = mib * MIB;
@@ -140,4 +142,15 @@ export async function measureStreaming(row, mib) {
   const upOk = up.status === 200 && up.answer?.bytes === total && up.sent === total && up.answer?.sha256 === up.sha256;
   const downOk = down.status === 200 && down.complete && down.received === total && down.sha256 === expected;
   return { mib, total, idle, after, up, down, expected, upOk, downOk };
+}
+
+/**
+ * The floor part of the streaming goal line: the peak RSS of the minimal streaming FastCGI responder over the
+ * same transfer (measureStreaming's `after.hwm`, one process) plus the master floor's (bench/apps/master-floor.mjs,
+ * its leader's VmHWM), in MiB; "n/a" for a figure that is missing.
+ */
+export function streamFloorText(floorPeakMib, masterFloorMib) {
+  const mib = (value) => (Number.isFinite(value) ? value.toFixed(1) : 'n/a');
+  const total = floorPeakMib + masterFloorMib;
+  return `floor: minimal streaming FastCGI responder ${mib(floorPeakMib)} MiB (one process) + master floor ${mib(masterFloorMib)} MiB = ${mib(total)} MiB`;
 }
