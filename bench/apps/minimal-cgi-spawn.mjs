@@ -31,15 +31,7 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { basename, resolve } from 'node:path';
-
-const VERSION = 1;
-const BEGIN_REQUEST = 1;
-const END_REQUEST = 3;
-const PARAMS = 4;
-const STDIN = 5;
-const STDOUT = 6;
-const KEEP_CONN = 1;
-const MAX_CONTENT = 65535;
+import { BEGIN_REQUEST, END_REQUEST, KEEP_CONN, MAX_CONTENT, PARAMS, STDIN, STDOUT, VERSION } from './floor-fastcgi.mjs';
 
 const [portArgument, scriptArgument] = process.argv.slice(2);
 if (!portArgument || !scriptArgument) {

@@ -31,42 +31,10 @@
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import { generatePattern } from './pattern.mjs';
+import { BEGIN_REQUEST, decodeParams, END_REQUEST, KEEP_CONN, MAX_CONTENT, PARAMS, STDIN, STDOUT, VERSION } from './floor-fastcgi.mjs';
 
-const VERSION = 1;
-const BEGIN_REQUEST = 1;
-const END_REQUEST = 3;
-const PARAMS = 4;
-const STDIN = 5;
-const STDOUT = 6;
-const KEEP_CONN = 1;
 const HEADER_BYTES = 8;
-const MAX_CONTENT = 65535;
 const MAX_DOWNLOAD_BYTES = 2 ** 40;
-
-/** Decodes a complete FCGI_PARAMS stream into a fresh object. */
-function decodeParams(buffer) {
-  const params = {};
-  let at = 0;
-  const length = () => {
-    const first = buffer[at];
-    if (first < 0x80) {
-      at += 1;
-      return first;
-    }
-    const value = buffer.readUInt32BE(at) & 0x7fffffff;
-    at += 4;
-    return value;
-  };
-  while (at < buffer.length) {
-    const nameLength = length();
-    const valueLength = length();
-    const name = buffer.toString('latin1', at, at + nameLength);
-    at += nameLength;
-    params[name] = buffer.toString('latin1', at, at + valueLength);
-    at += valueLength;
-  }
-  return params;
-}
 
 /** An 8-byte record header. */
 function recordHeader(type, requestId, contentLength) {
