@@ -1,6 +1,6 @@
 /**
  * What the bench's minimal FastCGI responders share (minimal-fastcgi.mjs, minimal-fastcgi-stream.mjs,
- * minimal-cgi-spawn.mjs): the protocol's numbers they use and the FCGI_PARAMS decoder. Written for the bench
+ * minimal-cgi-spawn.mjs): the protocol's numbers they use, the FCGI_PARAMS decoder and the record header. Written for the bench
  * (each floor's own header says what it does and does not do); tsgi's codec is src/protocol/fastcgi/.
  */
 export const VERSION = 1;
@@ -36,4 +36,16 @@ export function decodeParams(buffer) {
     at += valueLength;
   }
   return params;
+}
+
+/** An 8-byte record header (no padding). */
+export function recordHeader(type, requestId, contentLength) {
+  const header = Buffer.allocUnsafe(8);
+  header[0] = VERSION;
+  header[1] = type;
+  header.writeUInt16BE(requestId, 2);
+  header.writeUInt16BE(contentLength, 4);
+  header[6] = 0;
+  header[7] = 0;
+  return header;
 }

@@ -31,7 +31,7 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { basename, resolve } from 'node:path';
-import { BEGIN_REQUEST, END_REQUEST, KEEP_CONN, MAX_CONTENT, PARAMS, STDIN, STDOUT, VERSION } from './floor-fastcgi.mjs';
+import { BEGIN_REQUEST, END_REQUEST, KEEP_CONN, MAX_CONTENT, PARAMS, recordHeader, STDIN, STDOUT } from './floor-fastcgi.mjs';
 
 const [portArgument, scriptArgument] = process.argv.slice(2);
 if (!portArgument || !scriptArgument) {
@@ -51,18 +51,6 @@ const scriptEnv = {
   SERVER_PROTOCOL: 'HTTP/1.1',
   PATH: process.env.PATH ?? '/usr/bin:/bin',
 };
-
-/** An 8-byte record header. */
-function recordHeader(type, requestId, contentLength) {
-  const header = Buffer.allocUnsafe(8);
-  header[0] = VERSION;
-  header[1] = type;
-  header.writeUInt16BE(requestId, 2);
-  header.writeUInt16BE(contentLength, 4);
-  header[6] = 0;
-  header[7] = 0;
-  return header;
-}
 
 /** `chunk` of the script's stdout as FCGI_STDOUT records, one Buffer. */
 function stdoutRecords(requestId, chunk) {

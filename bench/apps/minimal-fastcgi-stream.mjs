@@ -31,22 +31,10 @@
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import { generatePattern } from './pattern.mjs';
-import { BEGIN_REQUEST, decodeParams, END_REQUEST, KEEP_CONN, MAX_CONTENT, PARAMS, STDIN, STDOUT, VERSION } from './floor-fastcgi.mjs';
+import { BEGIN_REQUEST, decodeParams, END_REQUEST, KEEP_CONN, MAX_CONTENT, PARAMS, recordHeader, STDIN, STDOUT } from './floor-fastcgi.mjs';
 
 const HEADER_BYTES = 8;
 const MAX_DOWNLOAD_BYTES = 2 ** 40;
-
-/** An 8-byte record header. */
-function recordHeader(type, requestId, contentLength) {
-  const header = Buffer.allocUnsafe(HEADER_BYTES);
-  header[0] = VERSION;
-  header[1] = type;
-  header.writeUInt16BE(requestId, 2);
-  header.writeUInt16BE(contentLength, 4);
-  header[6] = 0;
-  header[7] = 0;
-  return header;
-}
 
 /** Writes `bytes` as FCGI_STDOUT records of at most 65,535 bytes, corked into one write; false when the socket is full. */
 function writeStdout(socket, requestId, bytes) {
