@@ -14,11 +14,16 @@ const PROTOCOL_RE = /^HTTP\/(\d+)(?:\.(\d+))?$/;
 /** Sets url, method and version from the environ, and the environ itself, on a request. */
 export function dressRequest(req: IncomingMessage, environ: Environ, urlMode: 'path-info' | 'request-uri'): void {
   (req as { [ENVIRON]?: Environ })[ENVIRON] = environ;
-  const { url, originalUrl } = buildUrl(environ, urlMode);
-  req.url = url;
-  if (originalUrl !== undefined) (req as { originalUrl?: string }).originalUrl = originalUrl;
+  const plain = urlMode === 'path-info' ? plainUrl(environ) : null;
+  if (plain !== null) {
+    req.url = plain;
+  } else {
+    const { url, originalUrl } = buildUrl(environ, urlMode);
+    req.url = url;
+    if (originalUrl !== undefined) (req as { originalUrl?: string }).originalUrl = originalUrl;
+  }
   if (req.method !== environ.REQUEST_METHOD) req.method = environ.REQUEST_METHOD;
-  const protocol = PROTOCOL_RE.exec(environ.SERVER_PROTOCOL);
+  const protocol = environ.SERVER_PROTOCOL === 'HTTP/1.1' ? null : PROTOCOL_RE.exec(environ.SERVER_PROTOCOL);
   if (protocol && `${protocol[1]}.${protocol[2] ?? '0'}` !== '1.1') {
     req.httpVersionMajor = Number(protocol[1]);
     req.httpVersionMinor = Number(protocol[2] ?? '0');
@@ -28,6 +33,24 @@ export function dressRequest(req: IncomingMessage, environ: Environ, urlMode: 'p
     req.httpVersionMinor = 1;
     req.httpVersion = '1.1';
   }
+}
+
+/**
+ * The common request's url in "path-info" mode, without building anything: REQUEST_URI itself when nothing is
+ * mounted (SCRIPT_NAME empty), its path is PATH_INFO as it is (so nothing in it was percent-encoded) and its query
+ * is QUERY_STRING. buildUrl() gives the same string for such a request; null for any other.
+ */
+export function plainUrl(environ: Environ): string | null {
+  const requestUri = environ.REQUEST_URI;
+  if (environ.SCRIPT_NAME !== '' || typeof requestUri !== 'string') return null;
+  const pathInfo = environ.PATH_INFO;
+  const query = environ.QUERY_STRING;
+  // (A "%" or "?" in PATH_INFO was percent-encoded in the request: buildUrl encodes it again.)
+  if (pathInfo.charCodeAt(0) !== 0x2f || !requestUri.startsWith(pathInfo) || pathInfo.includes('%') || pathInfo.includes('?')) return null;
+  if (requestUri.length === pathInfo.length) return query ? null : requestUri;
+  // "?QUERY_STRING" must be all that follows the path (a "?" with nothing after it is left to buildUrl).
+  if (!query || requestUri.charCodeAt(pathInfo.length) !== 0x3f || requestUri.length !== pathInfo.length + 1 + query.length) return null;
+  return requestUri.endsWith(query) ? requestUri : null;
 }
 
 /**
