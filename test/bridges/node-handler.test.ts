@@ -369,6 +369,29 @@ function suite(engine: NodeHandlerEngine): void {
       expect(drains).toBeGreaterThan(0);
     });
 
+    it('a response written at once is complete when the handler ends it, a 64 KiB one too; a second write waits', async () => {
+      const big = Buffer.alloc(64 * 1024, 'b');
+      const whole = runByHand(fromNodeHandler((_req, res) => res.end(big)));
+      const parts = (await whole.body) as Buffer[];
+      // (An array: the response came whole, no iteration waits on the handler.)
+      expect(Array.isArray(parts)).toBe(true);
+      expect(Buffer.concat(parts).equals(big)).toBe(true);
+      const returns: boolean[] = [];
+      const two = runByHand(
+        fromNodeHandler((_req, res) => {
+          res.writeHead(200, { 'Content-Length': String(2 * big.length) });
+          returns.push(res.write(big), res.write(big));
+          res.once('drain', () => res.end());
+        }),
+      );
+      const body = (await two.body) as AsyncIterable<Uint8Array>;
+      expect(Array.isArray(body)).toBe(false);
+      expect(returns).toEqual([false, false]);
+      let total = 0;
+      for await (const part of body) total += part.length;
+      expect(total).toBe(2 * big.length);
+    });
+
     it('tsgi.signal abort: req emits aborted and close, res emits close, the body fails', async () => {
       const events: string[] = [];
       const run = runByHand(

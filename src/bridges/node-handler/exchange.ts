@@ -262,6 +262,8 @@ export class Exchange implements ExchangeSide, SocketOwner {
       return;
     }
     const reader = this.#headReader;
+    // What the tsgi side had still to take before this write (see the end).
+    const queuedBefore = this.#queuedBytes;
     let rest: Buffer | null;
     try {
       if (reader.head !== null) {
@@ -286,10 +288,13 @@ export class Exchange implements ExchangeSide, SocketOwner {
       else this.#enqueue(rest);
     }
     this.#wakeUp();
-    // Up to a socket buffer's worth is taken at once, as a kernel socket buffer takes small writes (so a
-    // small response is complete as soon as the handler ended it); past that the write is released only when
-    // the tsgi side has taken enough: until then Node's socket buffer fills and res.write() returns false.
-    if (this.#queuedBytes <= this.socket.writableHighWaterMark) callback();
+    // A write is taken at once while less than a socket buffer's worth waits before it, as a kernel socket
+    // buffer takes a write while it has room (so a response written at once, a 64 KiB one too, is complete as
+    // soon as the handler ended it, and no more than one write past that is held); otherwise the write is
+    // released only when the tsgi side has taken enough: until then Node's socket buffer fills and res.write()
+    // returns false.
+    // (A write that queued nothing, Node's empty last one, is taken too.)
+    if (queuedBefore < this.socket.writableHighWaterMark || this.#queuedBytes === queuedBefore) callback();
     else this.#pendingCallback = callback;
   }
 
@@ -316,7 +321,7 @@ export class Exchange implements ExchangeSide, SocketOwner {
       const part = this.#queue.shift();
       if (part !== undefined) {
         this.#queuedBytes -= part.length;
-        if (this.#queuedBytes <= this.socket.writableHighWaterMark) this.#releaseWrite();
+        if (this.#queuedBytes < this.socket.writableHighWaterMark) this.#releaseWrite();
         return { done: false, value: part };
       }
       if (this.#failure !== null) throw this.#failure;
