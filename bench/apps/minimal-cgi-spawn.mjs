@@ -15,8 +15,16 @@
  * - copies the script's stdout as it comes into FCGI_STDOUT records (one socket write per chunk, split at
  *   65,535 bytes), the script's CGI head included as it is (nginx parses it);
  * - when the script's stdout ends: the empty FCGI_STDOUT and FCGI_END_REQUEST in one write (also when the spawn
- *   fails: nginx then answers 502); keeps the connection for the next request when FCGI_KEEP_CONN is set,
- *   closes it otherwise.
+ *   fails, out of file descriptors included: nginx then answers 502); keeps the connection for the next request
+ *   when FCGI_KEEP_CONN is set, closes it otherwise;
+ * - exits with status 1 and one line on stderr when it cannot listen (the port in use).
+ *
+ * Its FastCGI output is framed whatever the timing: one script per connection at a time (nginx sends the next
+ * request only after END_REQUEST), each stdout chunk with its header in one write, END_REQUEST last. (A bench
+ * run's "upstream sent unsupported FastCGI protocol version: 72", twice, is what nginx logs when an instance's
+ * port is one of nginx's own: the instance cannot listen, nginx sends FastCGI to its own HTTP server, which
+ * answers "HTTP/1.1 400", then disables that peer; bench/lib/processes.mjs findFreePort can hand one port out
+ * twice in a run.)
  *
  * What it does not do (tsgi does): no FCGI_PARAMS decoding at all (the request's URL, method, query and headers
  * never reach the script: every request runs the same script with the same environment), no script resolution
@@ -78,11 +86,13 @@ function runScript(socket, requestId, done) {
     if (!socket.destroyed) socket.write(endRecords(requestId));
     done();
   };
-  child.on('error', end); // spawn failed (ENOENT, EACCES): an empty response, nginx answers 502
-  child.stdout.on('data', (chunk) => {
+  // Spawn failed (ENOENT, EACCES, EAGAIN, EMFILE, ENFILE): 'error' on the next tick, an empty response, nginx
+  // answers 502. On EMFILE and ENFILE Node sets up no stdio at all: child.stdout is undefined.
+  child.on('error', end);
+  child.stdout?.on('data', (chunk) => {
     if (!socket.destroyed) socket.write(stdoutRecords(requestId, chunk));
   });
-  child.stdout.on('end', end);
+  child.stdout?.on('end', end);
 }
 
 function serveConnection(socket) {
@@ -129,6 +139,11 @@ function serveConnection(socket) {
 }
 
 const server = createServer(serveConnection);
+server.on('error', (error) => {
+  // A port in use (EADDRINUSE) and the like: said and exit 1, not a stack trace.
+  process.stderr.write(`minimal-cgi-spawn: cannot listen on 127.0.0.1:${port}: ${error.code ?? error.message}\n`);
+  process.exit(1);
+});
 server.listen(port, '127.0.0.1', () => {
   process.stdout.write(`listening on 127.0.0.1:${port} (pid ${process.pid})\n`);
 });
