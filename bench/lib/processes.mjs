@@ -141,16 +141,29 @@ export function runVisible(command, args, { env = process.env, cwd, timeoutMs })
   });
 }
 
-/** Asks the kernel for a free loopback port (released at once; fine for a bench machine). */
+/** Asks the kernel for a free loopback port (released at once; fine for a bench machine), never one it gave before in this run. */
 export async function findFreePort() {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address();
-  server.close();
-  await once(server, 'close');
-  return port;
+  // The kernel may give a port it gave before once that listener closed: a port already handed to another
+  // row (nginx's, say) would then be taken twice, and the second server fail to start. So each port is handed
+  // out once per run.
+  for (let attempt = 0; attempt < MAX_PORT_ATTEMPTS; attempt++) {
+    const server = createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address();
+    server.close();
+    await once(server, 'close');
+    if (!handedOutPorts.has(port)) {
+      handedOutPorts.add(port);
+      return port;
+    }
+  }
+  throw new Error(`findFreePort: no port not handed out before in ${MAX_PORT_ATTEMPTS} attempts`);
 }
+
+/** Ports findFreePort() gave in this run, and how often it asks the kernel for a new one. */
+const handedOutPorts = new Set();
+const MAX_PORT_ATTEMPTS = 100;
 
 export const sleep = (ms) => new Promise((resolveSleep) => setTimeout(resolveSleep, ms));
 
