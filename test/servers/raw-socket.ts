@@ -1,7 +1,9 @@
 /** Raw-socket helpers shared by the SCGI and uwsgi server tests. */
 import { connect, type Socket } from 'node:net';
+import { afterEach } from 'vitest';
 import { parseCgiHead } from '../../src/response/cgi-head-parse.js';
-import type { Header } from '../../src/types.js';
+import type { OneRequestServer } from '../../src/servers/one-request-server.js';
+import type { App, Header } from '../../src/types.js';
 
 /** What came back on one connection. */
 export interface RawReply {
@@ -56,3 +58,20 @@ export function parseReply(reply: RawReply, nph = false): { status: number; head
 
 /** Resolves after `ms` milliseconds. */
 export const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The servers and client sockets a test file opens, closed after each of its tests (call once, at the top of the
+ * file: it registers the afterEach).
+ */
+export function closedAfterEachTest(): { servers: OneRequestServer[]; sockets: Socket[] } {
+  const servers: OneRequestServer[] = [];
+  const sockets: Socket[] = [];
+  afterEach(async () => {
+    for (const socket of sockets.splice(0)) socket.destroy();
+    for (const server of servers.splice(0)) await new Promise((resolve) => server.close(resolve));
+  });
+  return { servers, sockets };
+}
+
+/** The app the SCGI and uwsgi server tests serve: "hello", text/plain. */
+export const hello: App = (_environ, start) => (start('200 OK', [['Content-Type', 'text/plain']]), ['hello']);

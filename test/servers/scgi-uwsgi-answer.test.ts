@@ -9,7 +9,7 @@
  * decides when the connection goes.
  */
 import { connect, type AddressInfo, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encodeScgiRequest } from '../../src/protocol/scgi/netstring.js';
 import { encodeUwsgiPacket } from '../../src/protocol/uwsgi/packet.js';
 import type { OneRequestServer } from '../../src/servers/one-request-server.js';
@@ -17,7 +17,7 @@ import { createScgiServer } from '../../src/servers/scgi.js';
 import { createUwsgiServer } from '../../src/servers/uwsgi.js';
 import { formatCgiHead } from '../../src/response/cgi-head.js';
 import type { App, Header } from '../../src/types.js';
-import { delay, parseReply } from './raw-socket.js';
+import { closedAfterEachTest, delay, parseReply } from './raw-socket.js';
 
 const VARS = { REQUEST_METHOD: 'POST', REQUEST_URI: '/', SERVER_PROTOCOL: 'HTTP/1.1', SERVER_NAME: 'localhost', SERVER_PORT: '80' };
 
@@ -31,12 +31,7 @@ const transports = [
   },
 ];
 
-const servers: OneRequestServer[] = [];
-const sockets: Socket[] = [];
-afterEach(async () => {
-  for (const socket of sockets.splice(0)) socket.destroy();
-  for (const server of servers.splice(0)) await new Promise((resolve) => server.close(resolve));
-});
+const { servers, sockets } = closedAfterEachTest();
 
 /** Echoes the body it read. */
 const echo: App = async (environ, start) => {

@@ -5,15 +5,15 @@
  * then HeadDeadlines alone (pure code, real timers).
  */
 import type { AddressInfo, Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encodeScgiRequest } from '../../src/protocol/scgi/netstring.js';
 import { encodeUwsgiPacket } from '../../src/protocol/uwsgi/packet.js';
 import { HeadDeadlines, type HeadWaiter } from '../../src/servers/one-request/head-deadlines.js';
-import type { OneRequestServer, OneRequestServerOptions } from '../../src/servers/one-request-server.js';
+import type { OneRequestServerOptions } from '../../src/servers/one-request-server.js';
 import { createScgiServer } from '../../src/servers/scgi.js';
 import { createUwsgiServer } from '../../src/servers/uwsgi.js';
 import type { App } from '../../src/types.js';
-import { collect, delay, open, parseReply } from './raw-socket.js';
+import { closedAfterEachTest, collect, delay, hello, open, parseReply } from './raw-socket.js';
 
 const BASE = { REQUEST_METHOD: 'GET', REQUEST_URI: '/', SERVER_PROTOCOL: 'HTTP/1.1', SERVER_NAME: 'localhost', SERVER_PORT: '80' };
 
@@ -32,14 +32,7 @@ const transports = [
   },
 ];
 
-const servers: OneRequestServer[] = [];
-const sockets: Socket[] = [];
-afterEach(async () => {
-  for (const socket of sockets.splice(0)) socket.destroy();
-  for (const server of servers.splice(0)) await new Promise((resolve) => server.close(resolve));
-});
-
-const hello: App = (_environ, start) => (start('200 OK', [['Content-Type', 'text/plain']]), ['hello']);
+const { servers, sockets } = closedAfterEachTest();
 
 /** When `socket` closes, in ms from `from`. */
 const closedAfter = (socket: Socket, from: number): Promise<number> => new Promise((resolve) => socket.once('close', () => resolve(Date.now() - from)));

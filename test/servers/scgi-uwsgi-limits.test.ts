@@ -4,15 +4,15 @@
  * logged through the rate-limited limit log (one line for a flood, not one per connection), and the server
  * serves normal requests again once the hostile peer stops. Real sockets throughout.
  */
-import type { AddressInfo, Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import type { AddressInfo } from 'node:net';
+import { describe, expect, it } from 'vitest';
 import { encodeScgiHeader, encodeScgiRequest } from '../../src/protocol/scgi/netstring.js';
 import { encodeUwsgiPacket } from '../../src/protocol/uwsgi/packet.js';
 import type { OneRequestServer, OneRequestServerOptions } from '../../src/servers/one-request-server.js';
 import { createScgiServer } from '../../src/servers/scgi.js';
 import { createUwsgiServer } from '../../src/servers/uwsgi.js';
 import type { App } from '../../src/types.js';
-import { collect, delay, exchange, open, parseReply, type RawReply } from './raw-socket.js';
+import { closedAfterEachTest, collect, delay, exchange, hello, open, parseReply, type RawReply } from './raw-socket.js';
 
 interface Transport {
   name: 'scgi' | 'uwsgi';
@@ -50,14 +50,7 @@ const transports: Transport[] = [
   },
 ];
 
-const servers: OneRequestServer[] = [];
-const sockets: Socket[] = [];
-afterEach(async () => {
-  for (const socket of sockets.splice(0)) socket.destroy();
-  for (const server of servers.splice(0)) await new Promise((resolve) => server.close(resolve));
-});
-
-const hello: App = (_environ, start) => (start('200 OK', [['Content-Type', 'text/plain']]), ['hello']);
+const { servers, sockets } = closedAfterEachTest();
 
 /** Lines of `log` about the limit `name`. */
 const linesAbout = (log: string[], name: string): string[] => log.join('').split('\n').filter((line) => line.includes(`limit ${name}`));
