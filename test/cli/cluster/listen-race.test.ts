@@ -102,6 +102,20 @@ async function connectUntilOpen(port: number, wanted: number, timeoutMs = WAIT_M
   return responses;
 }
 
+/**
+ * While the worker imports the gated app: a TCP port refuses an intruder's bind (EADDRINUSE), and a client that
+ * connects now (TCP or unix socket) is accepted, then served once the gate opens.
+ */
+async function expectHeldWhileImporting(gate: string, target: { port: number; host: string } | { path: string }): Promise<void> {
+  await waitForFile(`${gate}.importing`);
+  if ('port' in target) expect(await intrude(target.port)).toBe('EADDRINUSE');
+  const early = await connectAndAsk(target);
+  expect(typeof early).toBe('object');
+  await writeFile(gate, '');
+  const response = await (early as { response: Promise<string> }).response;
+  expect(response).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\ngated app$/);
+}
+
 async function stop(child: ResultPromise): Promise<void> {
   if (child.exitCode === null && child.pid !== undefined) child.kill('SIGTERM');
   await child;
@@ -128,13 +142,7 @@ describe.each(LISTEN_PATHS)('tsgi serve holds its socket while the first worker 
     child.all?.on('data', (chunk: Buffer) => (output += chunk.toString()));
     try {
       // The worker is importing the app: it has not listened on anything yet.
-      await waitForFile(`${gate}.importing`);
-      expect(await intrude(port)).toBe('EADDRINUSE');
-      const early = await connectAndAsk({ port, host: '127.0.0.1' });
-      expect(typeof early).toBe('object');
-      await writeFile(gate, '');
-      const response = await (early as { response: Promise<string> }).response;
-      expect(response).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\ngated app$/);
+      await expectHeldWhileImporting(gate, { port, host: '127.0.0.1' });
       await waitForText(() => output, new RegExp(`serving .* at http://127\\.0\\.0\\.1:${port}/ with 2 workers`));
       expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('gated app');
       expect(output).not.toMatch(/cannot listen|listen helper/);
@@ -180,13 +188,7 @@ describe.each(LISTEN_PATHS)('tsgi serve holds its socket while the first worker 
     child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
     try {
-      await waitForFile(`${gate}.importing`);
-      expect(await intrude(port)).toBe('EADDRINUSE');
-      const early = await connectAndAsk({ port, host: '127.0.0.1' });
-      expect(typeof early).toBe('object');
-      await writeFile(gate, '');
-      const response = await (early as { response: Promise<string> }).response;
-      expect(response).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\ngated app$/);
+      await expectHeldWhileImporting(gate, { port, host: '127.0.0.1' });
       expect(output).not.toMatch(/cannot listen|listen helper/);
     } finally {
       if (child.exitCode === null) child.kill('SIGTERM');
@@ -201,12 +203,7 @@ describe.each(LISTEN_PATHS)('tsgi serve holds its socket while the first worker 
     await writeFile(app, gatedApp(gate));
     const child = execa('node', [BIN, 'serve', app, '--http', `unix:${path}`, '--workers', '1'], { env, reject: false });
     try {
-      await waitForFile(`${gate}.importing`);
-      const early = await connectAndAsk({ path });
-      expect(typeof early).toBe('object');
-      await writeFile(gate, '');
-      const response = await (early as { response: Promise<string> }).response;
-      expect(response).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\ngated app$/);
+      await expectHeldWhileImporting(gate, { path });
     } finally {
       await stop(child);
     }
