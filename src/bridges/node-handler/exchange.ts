@@ -288,12 +288,11 @@ export class Exchange implements ExchangeSide, SocketOwner {
       else this.#enqueue(rest);
     }
     this.#wakeUp();
-    // A write is taken at once while less than a socket buffer's worth waits before it, as a kernel socket
-    // buffer takes a write while it has room (so a response written at once, a 64 KiB one too, is complete as
-    // soon as the handler ended it, and no more than one write past that is held); otherwise the write is
-    // released only when the tsgi side has taken enough: until then Node's socket buffer fills and res.write()
-    // returns false.
-    // (A write that queued nothing, Node's empty last one, is taken too.)
+    // A write is taken at once while less than a socket buffer's worth waits before it (as a kernel socket
+    // buffer takes a write while it has room), and so is a write that queued nothing (Node's empty last one):
+    // a response written at once, a 64 KiB one too, is complete as soon as the handler ended it, and no more
+    // than one write past the buffer is held. Otherwise the write is released only when the tsgi side has taken
+    // enough: until then Node's socket buffer fills and res.write() returns false.
     if (queuedBefore < this.socket.writableHighWaterMark || this.#queuedBytes === queuedBefore) callback();
     else this.#pendingCallback = callback;
   }
