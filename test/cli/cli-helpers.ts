@@ -1,17 +1,7 @@
-import { createServer } from 'node:net';
 import type { ResultPromise } from 'execa';
 
-/** A TCP port free on 127.0.0.1 at the time of asking. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
+/** A TCP port on 127.0.0.1 for a `tsgi serve` a test starts (see test/free-port.ts for why not listen(0)). */
+export { freePort } from '../free-port.js';
 
 /** Resolves with the child's stdout so far once it matches `pattern` (bounded; rejects if the child ends first). */
 export function waitForLine(child: ResultPromise, pattern: RegExp, timeoutMs = 30_000): Promise<string> {

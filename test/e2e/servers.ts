@@ -14,12 +14,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'vitest';
 import { buildCgi } from '../../src/cli/build-command.js';
+import { freePort, listenerBelongsTo } from '../free-port.js';
 
 /** The repository root. */
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -69,19 +70,8 @@ export function describeWithServer(title: string, availability: Availability, bo
   describe.skipIf(!availability.available)(`${title}${suffix}`, body);
 }
 
-/** Returns a TCP port on 127.0.0.1 that was free a moment ago (the OS picks it). */
-export function findFreePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolvePort(port) : reject(new Error('e2e: no port assigned'))));
-    });
-  });
-}
+/** A TCP port on 127.0.0.1 for a server this harness starts (see test/free-port.ts for why not listen(0)). */
+export const findFreePort = freePort;
 
 /**
  * Replaces each `{{NAME}}` in `template` with `vars.NAME`. Throws when the template names a placeholder that
@@ -270,7 +260,7 @@ async function launchOnce(spec: LaunchSpec): Promise<ServerHandle> {
   };
 
   try {
-    await waitForPort(port, exited, START_TIMEOUT_MS);
+    await waitForPort(port, child.pid ?? 0, exited, START_TIMEOUT_MS);
   } catch (error) {
     const log = await readErrorLog();
     await cleanup();
@@ -291,14 +281,20 @@ async function launchOnce(spec: LaunchSpec): Promise<ServerHandle> {
   };
 }
 
-/** Resolves once 127.0.0.1:port accepts a connection; rejects when the server exits first or time runs out. */
-async function waitForPort(port: number, exited: Promise<number | string>, timeoutMs: number): Promise<void> {
+/**
+ * Resolves once 127.0.0.1:port accepts a connection from a socket that process `pid` (or a child of it) holds;
+ * rejects when the server exits first, time runs out, or another process answers on the port.
+ */
+async function waitForPort(port: number, pid: number, exited: Promise<number | string>, timeoutMs: number): Promise<void> {
   let exitStatus: number | string | null = null;
   void exited.then((status) => (exitStatus = status));
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (exitStatus !== null) throw new Error(`the server exited (${exitStatus})`);
-    if (await canConnect(port)) return;
+    if (await canConnect(port)) {
+      if (await listenerBelongsTo(port, pid)) return;
+      throw new Error(`port ${port} is in use by another process than the server started (pid ${pid})`);
+    }
     await sleep(50);
   }
   throw new Error(`no connection accepted within ${timeoutMs} ms`);
