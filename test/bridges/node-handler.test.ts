@@ -411,6 +411,25 @@ function suite(engine: NodeHandlerEngine): void {
       expect(events).toEqual(expect.arrayContaining(['res close (destroyed=true)', 'req close']));
     });
 
+    it('a handler that destroys its response half-way: the request is aborted before the response closes, the body fails', async () => {
+      const events: string[] = [];
+      const run = runByHand(
+        fromNodeHandler((req, res) => {
+          req.on('aborted', () => events.push('req aborted'));
+          res.on('close', () => events.push(`res close (finished=${res.writableFinished})`));
+          res.writeHead(200);
+          res.write('started');
+          setTimeout(() => res.destroy(), 10);
+        }),
+      );
+      const body = (await run.body) as AsyncIterable<Uint8Array>;
+      const iterator = body[Symbol.asyncIterator]();
+      expect(Buffer.from((await iterator.next()).value as Uint8Array).toString()).toBe('started');
+      await expect(iterator.next()).rejects.toThrow(/closed before it ended|aborted/);
+      await delay(20);
+      expect(events).toEqual(['req aborted', 'res close (finished=false)']);
+    });
+
     it('HEAD: the head of GET, no body; 204 and 304 carry no body', async () => {
       const app = fromNodeHandler((req, res) => {
         if (req.url === '/204') return void res.writeHead(204).end();

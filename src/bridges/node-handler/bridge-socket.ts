@@ -17,7 +17,7 @@ export interface SocketOwner {
   onOutput(chunk: Buffer | string, encoding: BufferEncoding, callback: (error?: Error | null) => void): void;
   /** Node ended the socket's writable side. */
   onOutputEnd(): void;
-  /** The socket closed. */
+  /** The socket was destroyed (told a tick later, before its 'error' and 'close' events). */
   socketClosed(): void;
 }
 
@@ -120,6 +120,18 @@ export class BridgeSocket extends Duplex {
     else callback();
   }
 
+  /**
+   * Destroying the socket (an abort, a failure, a retired socket) tells the request on it, a tick later and
+   * before the socket's own 'error' and 'close' (as Node's server hears of a closed connection before a
+   * response's 'close'). (A hook rather than a 'close' listener: a listener per socket would turn the 'close'
+   * listener a response adds to its socket into a list built and split again on every request.)
+   */
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    const exchange = this.#exchange;
+    if (exchange !== null) process.nextTick(tellClosed, this, exchange);
+    callback(error);
+  }
+
   override _final(callback: (error?: Error | null) => void): void {
     this.#exchange?.onOutputEnd();
     callback();
@@ -130,6 +142,11 @@ export class BridgeSocket extends Duplex {
     if (bytes) this.bytesRead += bytes.length;
     return this.push(bytes);
   }
+}
+
+function tellClosed(socket: BridgeSocket, exchange: SocketOwner): void {
+  if (socket.exchange === exchange) socket.detach();
+  exchange.socketClosed();
 }
 
 function toPort(value: unknown): number | undefined {

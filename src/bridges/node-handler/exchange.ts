@@ -156,7 +156,9 @@ export class Exchange implements ExchangeSide, SocketOwner {
     // One listener function for every response (no closures per request): the response leads back here.
     (res as ResponseOfExchange)[EXCHANGE] = this;
     res.on('finish', onResponseFinish);
-    res.on('close', onResponseClose);
+    // (Objects engine: a response can only close unfinished when its socket does, and socketClosed() hears of
+    // that; a listener per response would cost more than the rest of the exchange's bookkeeping.)
+    if (!this.settings.objects) res.on('close', onResponseClose);
     try {
       const result = this.settings.handler(req, res);
       if (isThenable(result)) result.then(undefined, (error: unknown) => this.#handlerFailed(error));
@@ -179,7 +181,7 @@ export class Exchange implements ExchangeSide, SocketOwner {
     else if (this.#releaseOnFinish) process.nextTick(releaseExchange, this);
   }
 
-  /** The response's 'close': one that closes before it finished fails the request. */
+  /** The response closed (http-server engine: its 'close'): one that closes before it finished fails the request. */
   responseClosed(res: ServerResponse): void {
     if (!res.writableFinished) this.#fail(this.#abortReason() ?? new AppError('node-handler: the response was closed before it ended'));
   }
@@ -193,10 +195,17 @@ export class Exchange implements ExchangeSide, SocketOwner {
     if (this.#releaseOnFinish) this.release();
   }
 
-  /** Objects engine: the socket closed (abort, failure, a retired socket); a request still in flight is destroyed. */
+  /**
+   * Objects engine: the socket was destroyed (abort, failure, a retired socket). A request still in flight is
+   * destroyed, as Node's server does for a lost connection, and a response that had not finished fails the
+   * exchange (its 'close' follows, from the socket's). (The http-server engine hears of it from Node's server.)
+   */
   socketClosed(): void {
+    if (!this.settings.objects) return;
     const req = this.req;
     if (req !== null && !this.#responseFinished) abortRequest(req);
+    const res = this.res;
+    if (res !== null && !res.writableFinished) this.responseClosed(res);
   }
 
   /** Node's parser refused the request head, or the body failed: answer 400 (or the error's status). */

@@ -31,11 +31,10 @@ export function takeSocket(settings: Settings, https: boolean): BridgeSocket {
   if (socket !== undefined) return socket;
   socket = new BridgeSocket(https);
   // As Node's server, once per connection: a socket 'drain' is the response's 'drain' when a res.write()
-  // returned false; socket errors (a request destroyed with an error destroys its socket with it) are dropped;
-  // a socket that closes aborts the request in flight.
+  // returned false; socket errors (a request destroyed with an error destroys its socket with it) are dropped.
+  // (A socket destroyed under a request in flight tells its exchange itself: Exchange.socketClosed.)
   socket.on('drain', relayDrain);
   socket.on('error', ignoreError);
-  socket.on('close', onSocketClose);
   return socket;
 }
 
@@ -80,10 +79,3 @@ export function abortRequest(req: IncomingMessage): void {
 }
 
 function ignoreError(): void {}
-
-/** Once per socket: the socket closed; the request on it (if any) hears of it. */
-function onSocketClose(this: BridgeSocket): void {
-  const exchange = this.exchange;
-  this.detach();
-  exchange?.socketClosed();
-}

@@ -31,7 +31,8 @@ export function requestHeadOf(environ: Environ): RequestHead {
   let bytes = method.length + 17;
   let clientChunked = false;
   let expect: string | undefined;
-  for (const key of Object.keys(environ)) {
+  // (for...in: no array of keys per request; an environ has no inherited enumerable keys.)
+  for (const key in environ) {
     if (!key.startsWith('HTTP_')) continue;
     const value = environ[key];
     if (typeof value !== 'string' || BAD_HEADER_VALUE_RE.test(value)) continue;
