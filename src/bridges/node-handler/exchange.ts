@@ -18,7 +18,7 @@ import { ResponseHeadReader } from './response-head.js';
 import type { BodyMode, ExchangeSide, Settings } from './settings.js';
 
 const EMPTY = Buffer.alloc(0);
-/** Where a bridged response keeps its exchange (a symbol, invisible to apps), for the listeners below. */
+/** Where a response of the http-server engine keeps its exchange (a symbol, invisible to apps), for the listeners below. */
 const EXCHANGE = Symbol('tsgi.exchange');
 
 /** One request through the bridge (see the top of this file). */
@@ -154,11 +154,17 @@ export class Exchange implements ExchangeSide, SocketOwner {
     this.req = req;
     this.res = res;
     // One listener function for every response (no closures per request): the response leads back here.
-    (res as ResponseOfExchange)[EXCHANGE] = this;
-    res.on('finish', onResponseFinish);
-    // (Objects engine: a response can only close unfinished when its socket does, and socketClosed() hears of
-    // that; a listener per response would cost more than the rest of the exchange's bookkeeping.)
-    if (!this.settings.objects) res.on('close', onResponseClose);
+    // Objects engine: through its socket, which carries it until 'finish' (a property of our own on the
+    // response would give it another shape for Express's code to meet: ~2% of a bridged Express hello). A
+    // response can only close unfinished when its socket does, and socketClosed() hears of that. The
+    // http-server engine's responses lose their socket to Node's server before 'finish' reaches us.
+    if (this.settings.objects) {
+      res.on('finish', onObjectsResponseFinish);
+    } else {
+      (res as ResponseOfExchange)[EXCHANGE] = this;
+      res.on('finish', onResponseFinish);
+      res.on('close', onResponseClose);
+    }
     try {
       const result = this.settings.handler(req, res);
       if (isThenable(result)) result.then(undefined, (error: unknown) => this.#handlerFailed(error));
@@ -407,16 +413,22 @@ export class Exchange implements ExchangeSide, SocketOwner {
   }
 }
 
-/** A response of an exchange: it holds its exchange under EXCHANGE (a symbol, invisible to apps). */
+/** A response of the http-server engine: it holds its exchange under EXCHANGE (a symbol, invisible to apps). */
 type ResponseOfExchange = ServerResponse & { [EXCHANGE]?: Exchange };
 
-/** Every bridged response's 'finish' listener (`this` is the response). */
+/** The 'finish' listener of every response of the objects engine (`this` is the response, still on its socket). */
+function onObjectsResponseFinish(this: ServerResponse): void {
+  const exchange = (this.socket as BridgeSocket | null)?.exchange;
+  if (exchange instanceof Exchange && exchange.res === this && exchange.req) exchange.responseFinished(exchange.req, this);
+}
+
+/** The 'finish' listener of every response of the http-server engine (`this` is the response). */
 function onResponseFinish(this: ServerResponse): void {
   const exchange = (this as ResponseOfExchange)[EXCHANGE];
   if (exchange?.req) exchange.responseFinished(exchange.req, this);
 }
 
-/** Every bridged response's 'close' listener (`this` is the response). */
+/** The 'close' listener of every response of the http-server engine (`this` is the response). */
 function onResponseClose(this: ServerResponse): void {
   (this as ResponseOfExchange)[EXCHANGE]?.responseClosed(this);
 }
