@@ -5,7 +5,7 @@ import { applyForwarded } from './forwarded.js';
 import type { ForwardedPolicy } from './forwarded-policy.js';
 import { hostWithoutPort } from './host.js';
 import { BodyInput } from './input.js';
-import { setVariable } from './variables.js';
+import { newVariables, setVariable } from './variables.js';
 
 /** The largest CONTENT_LENGTH accepted: beyond it, byte counts lose precision in a JS number. */
 export const MAX_CONTENT_LENGTH = Number.MAX_SAFE_INTEGER;
@@ -172,17 +172,8 @@ const VERSION: readonly [1, 0] = Object.freeze([1, 0] as const);
  * the object's shape once more per request. A plain object otherwise (Object.prototype, no visible key).
  */
 export function createVariables(): Record<string, string | undefined> {
-  return new SignalSource(new PlainRecord(), null) as unknown as Record<string, string | undefined>;
+  return new SignalSource(newVariables(), null) as unknown as Record<string, string | undefined>;
 }
-
-/**
- * A constructor of empty plain objects: its prototype is Object.prototype, so what it makes is a `{}` in every
- * way a program can see. V8 gives an object made by `new` more room for properties in the object itself (ten,
- * against a literal's four), and the twenty-odd variables and tsgi.* keys of an environ then need fewer copies
- * of the out-of-object property array as they are added (measured: about 350 bytes less garbage per environ).
- */
-const PlainRecord = function PlainRecord() {} as unknown as new () => object;
-PlainRecord.prototype = Object.prototype;
 
 /** A base class whose constructor returns the object it is given: `super(target)` makes `this` that object. */
 class ReturnTarget {

@@ -18,20 +18,3 @@ export function addRequestVariable(target: Record<string, string>, name: string,
   }
   addVariable(target, name, value);
 }
-
-/**
- * The constructor behind newVariables. A function, not a class: its `prototype` can be Object.prototype, so
- * what it makes is a plain object.
- */
-function RequestVariables(): void {}
-RequestVariables.prototype = Object.prototype;
-
-/**
- * A new, empty object for a request's variables: a plain object (its prototype is Object.prototype; nothing
- * tells it from `{}`) made by a constructor, so that V8 keeps its properties in the object itself (in-object
- * slack tracking) instead of in a separate store reallocated every few properties. For a request's twenty-odd
- * variables, plus what createEnviron adds, that is about 340 bytes less garbage per request (measured).
- */
-export function newVariables(): Record<string, string> {
-  return new (RequestVariables as unknown as new () => Record<string, string>)();
-}

@@ -1,6 +1,7 @@
 import { ProtocolError } from '../../errors.js';
 import { addVariable } from '../../environ/variables.js';
-import { newVariables, type AddVariable } from '../request-variables.js';
+import { newVariables } from '../../environ/variables.js';
+import type { AddVariable } from '../request-variables.js';
 import { MAX_REMEMBERED_PAIRS, PairMemory } from './pair-memory.js';
 
 /** A name-value pair as byte strings (one char per byte, the tsgi byte policy). */

@@ -1,7 +1,8 @@
 import { ProtocolError } from '../../errors.js';
 import { addVariable, hasVariable } from '../../environ/variables.js';
 import { NameValueCache, cachedString } from '../fastcgi/name-value.js';
-import { newVariables, type AddVariable } from '../request-variables.js';
+import { newVariables } from '../../environ/variables.js';
+import type { AddVariable } from '../request-variables.js';
 
 /** Default cap on the header netstring's payload of one request: far above what web servers send (a few KiB). */
 export const DEFAULT_MAX_SCGI_HEADER_BYTES = 1024 * 1024;

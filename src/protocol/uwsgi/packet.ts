@@ -1,7 +1,8 @@
 import { ProtocolError } from '../../errors.js';
 import { addVariable } from '../../environ/variables.js';
 import { NameValueCache, cachedString } from '../fastcgi/name-value.js';
-import { newVariables, type AddVariable } from '../request-variables.js';
+import { newVariables } from '../../environ/variables.js';
+import type { AddVariable } from '../request-variables.js';
 
 /** Bytes of a uwsgi packet header: modifier1 (u8), datasize (u16 little-endian), modifier2 (u8). */
 export const UWSGI_HEADER_BYTES = 4;
