@@ -66,7 +66,7 @@ export function createEnviron(source: EnvironSource): Environ {
   if (source.ownsVariables) {
     vars = source.variables as Record<string, string>;
   } else {
-    vars = {};
+    vars = newVariables();
     for (const key of Object.keys(source.variables)) {
       const value = source.variables[key];
       if (typeof value === 'string') setVariable(vars, key, value);
