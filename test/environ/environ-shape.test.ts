@@ -57,4 +57,9 @@ describe('the shape of an environ', () => {
       expect(hasFastProperties(createEnviron({ variables, errors, ownsVariables: true }))).toBe(true);
     }
   });
+
+  it('createEnviron copying variables it does not own (a CGI script\'s process environment) gives fast properties', () => {
+    const source: Record<string, string> = Object.fromEntries(nginxParams(14).filter(([, value]) => value !== ''));
+    for (let i = 0; i < 20; i++) expect(hasFastProperties(createEnviron({ variables: { ...source, PATH: '/usr/bin' }, errors }))).toBe(true);
+  });
 });
