@@ -38,13 +38,13 @@ export function addVariable(target: Record<string, string>, name: string, value:
  * Object.prototype: what it makes is a plain object that nothing tells from `{}`.
  *
  * V8 gives the objects a constructor makes room for as many properties in the object itself as the
- * constructor's body has `this.x = ...` stores, plus eight, and trims what the first few objects left unused
- * (in-object slack tracking). The stores below never run (nothing passes `reserve`) and add no property; they
- * only make that room: a request's variables (twenty-odd from nginx, its request headers, a dozen tsgi.*
- * keys) then live in the object itself. Without them an object gets ten such slots, and the variables stored
- * by name as they are decoded (`target[name] = value`) turn it into a slow dictionary once more than twelve
- * spill out of it (V8's limit for keyed stores): measured, every FastCGI environ from nginx was one, ~2 KB of
- * garbage per request and a hash lookup for every read the app makes.
+ * constructor's body has `this.x = ...` stores, plus eight: here ROOM_IN_OBJECT. The stores below never run
+ * (nothing passes `reserve`) and add no property; they only make that room, so that a request's variables
+ * (twenty-odd from nginx, its request headers, a dozen tsgi.* keys) live in the object itself. Without them an
+ * object gets ten such slots, and variables stored by name as they are decoded (`target[name] = value`) turn
+ * it into a slow dictionary once more spill out of it than it has slots, or twelve if that is more (V8's limit
+ * for keyed stores): measured, every FastCGI environ from nginx was one, ~2 KB of garbage per request and a
+ * hash lookup for every read. With the room, a request stays fast up to twice ROOM_IN_OBJECT variables.
  */
 function RequestVariables(this: Record<string, string>, reserve?: true): void {
   if (reserve === true) {
@@ -53,8 +53,6 @@ function RequestVariables(this: Record<string, string>, reserve?: true): void {
     this.v16 = ''; this.v17 = ''; this.v18 = ''; this.v19 = ''; this.v20 = ''; this.v21 = ''; this.v22 = ''; this.v23 = '';
     this.v24 = ''; this.v25 = ''; this.v26 = ''; this.v27 = ''; this.v28 = ''; this.v29 = ''; this.v30 = ''; this.v31 = '';
     this.v32 = ''; this.v33 = ''; this.v34 = ''; this.v35 = ''; this.v36 = ''; this.v37 = ''; this.v38 = ''; this.v39 = '';
-    this.v40 = ''; this.v41 = ''; this.v42 = ''; this.v43 = ''; this.v44 = ''; this.v45 = ''; this.v46 = ''; this.v47 = '';
-    this.v48 = ''; this.v49 = ''; this.v50 = ''; this.v51 = ''; this.v52 = ''; this.v53 = ''; this.v54 = ''; this.v55 = '';
   }
 }
 RequestVariables.prototype = Object.prototype;
@@ -63,3 +61,19 @@ RequestVariables.prototype = Object.prototype;
 export function newVariables(): Record<string, string> {
   return new (RequestVariables as unknown as new () => Record<string, string>)();
 }
+
+/** Properties an object from newVariables holds in itself (the stores in RequestVariables, plus V8's eight). */
+export const ROOM_IN_OBJECT = 48;
+
+/**
+ * V8 trims the room of a constructor's objects to what its first seven used (in-object slack tracking): were
+ * those a health check's thirty variables, a request with sixty headers after them would spill more than that
+ * and end up a dictionary again. So the first object is filled to the last slot (with names no request has)
+ * before six more are made: the trimming then finds no room unused, whatever the first requests look like.
+ */
+function keepRoom(): void {
+  const first = newVariables();
+  for (let i = 0; i < ROOM_IN_OBJECT; i++) first[`\0room ${i}`] = '';
+  for (let i = 0; i < 6; i++) newVariables();
+}
+keepRoom();
