@@ -63,7 +63,7 @@ export function newVariables(): Record<string, string> {
 }
 
 /** Properties an object from newVariables holds in itself (the stores in RequestVariables, plus V8's eight). */
-export const ROOM_IN_OBJECT = 48;
+const ROOM_IN_OBJECT = 48;
 
 /**
  * V8 trims the room of a constructor's objects to what its first seven used (in-object slack tracking): were
